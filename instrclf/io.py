@@ -9,6 +9,17 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _normal_mode(path, *, directory: bool) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` result (0600/0700) the permissions ``open``/``mkdir`` would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(path):
     """Build a folder in a sibling temporary folder and move it into place only on success.
@@ -27,6 +38,7 @@ def atomic_dir(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _normal_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:
@@ -58,6 +70,7 @@ def atomic_file(path, mode="w", **kwargs):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    _normal_mode(tmp, directory=False)
     if "b" not in mode:
         kwargs.setdefault("encoding", "utf-8")
     try:

@@ -6,7 +6,7 @@ import sys
 from instrclf import data, evaluate, models, params
 from instrclf.audio import CleanConfig
 from instrclf.errors import InstrclfError
-from instrclf.io import atomic_file, write_json
+from instrclf.io import write_json
 from instrclf.tinysol import N_FOLDS
 
 BATCH_SIZE = 128  # inference only: memory, not results
@@ -37,8 +37,7 @@ def main(argv=None):
         probs = model.predict(x, batch_size=BATCH_SIZE, verbose=2)
         predictions = evaluate.aggregate(index, probs, labels=labels)
         metrics = evaluate.metrics(index, probs, predictions, labels=labels)
-        with atomic_file(args.out, newline="") as f:
-            predictions.to_csv(f, index=False)
+        evaluate.write_predictions(args.out, predictions)
         write_json(args.metrics, metrics)
     except InstrclfError as exc:
         sys.exit(f"error: {exc}")

@@ -1,0 +1,504 @@
+"""Tests of instrclf.sources (dispatcher, layout check) and its ``tinysol`` source.
+
+No network: a local HTTP server on 127.0.0.1 stands in for Zenodo and serves a tiny
+TinySOL-format tarball (top folder ``TinySOL/``) and metadata CSV built here.
+"""
+
+import copy
+import csv
+import hashlib
+import http.server
+import io
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+import yaml
+
+from instrclf import sources
+from instrclf.errors import DataError, DownloadError, ParameterError
+from instrclf.sources import tinysol
+from instrclf.tinysol import METADATA_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Path, Fold, Family, abbr., full name, pitch, dynamics of each tiny note.
+ROWS = (
+    ("Winds/Flute/ordinario/Fl-ord-C4-mf-N-T14d.wav", 0, "Winds", "Fl", "Flute", "C4", "mf"),
+    ("Brass/Horn/ordinario/Hn-ord-A2-ff-N-N.wav", 1, "Brass", "Hn", "Horn", "A2", "ff"),
+    ("Strings/Violin/ordinario/Vn-ord-G3-pp-4c-N.wav", 4, "Strings", "Vn", "Violin", "G3", "pp"),
+)
+PARAMS = {
+    "seed": 1,
+    "data": {"source": "tinysol", "tinysol": {"base_url": "set by the test", "md5": {}}, "soundfont": {}},
+}
+
+
+# --- tiny TinySOL-format data -------------------------------------------------------------
+
+
+def wav_bytes(seed: int) -> bytes:
+    """50 ms of seeded noise as a 16-bit WAV file."""
+    buffer = io.BytesIO()
+    y = 0.1 * np.random.default_rng(seed).standard_normal(400)
+    sf.write(buffer, y, 8000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def metadata_bytes(rows=ROWS, *, columns=METADATA_COLUMNS) -> bytes:
+    """A TinySOL_metadata.csv for ``rows`` with the given columns."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for path, fold, family, abbr, name, pitch, dyn in rows:
+        writer.writerow({
+            "Path": path, "Fold": fold, "Family": family, "Instrument (abbr.)": abbr,
+            "Instrument (in full)": name, "Technique (abbr.)": "ord", "Technique (in full)": "ordinario",
+            "Pitch": pitch, "Pitch ID": 60, "Dynamics": dyn, "Dynamics ID": 2, "Instance ID": 0,
+            "String ID": "", "Resampled": "FALSE",
+        })
+    return buffer.getvalue().encode()
+
+
+def tarball_bytes(*, top="TinySOL/", extra=()) -> bytes:
+    """A gzipped tarball of the tiny notes under ``top``, plus ``extra`` (TarInfo, data) members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        if top:
+            folder = tarfile.TarInfo(top.rstrip("/"))
+            folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(folder)
+        for i, row in enumerate(ROWS):
+            data = wav_bytes(i)
+            info = tarfile.TarInfo(top + row[0])
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info, data in extra:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def member(name, *, kind=tarfile.REGTYPE, link="", data=b"x"):
+    """One extra tarball member and its data."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    return info, data if kind == tarfile.REGTYPE else None
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+# --- a local stand-in for Zenodo ----------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``server.files``; the next ``server.drops[name]`` GETs of a name stop half-way."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        name = self.path.rsplit("/", 1)[-1]
+        self.server.hits[name] += 1
+        body = self.server.files.get(name) if self.path == f"/records/1/files/{name}" else None
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.server.drops[name] > 0:
+            self.server.drops[name] -= 1
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        """Keep the test output quiet."""
+
+
+@pytest.fixture
+def zenodo(monkeypatch):
+    """A local HTTP server holding TinySOL's two files; ``.url`` is its base_url, ``.hits`` counts GETs."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.hits, server.drops = Counter(), Counter()
+    server.url = f"http://127.0.0.1:{server.server_port}/records/1/files"
+    publish(server)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def publish(server, *, archive=None, metadata=None) -> dict:
+    """Serve the given (default: the good tiny) files; return their md5 mapping."""
+    server.files = {
+        tinysol.ARCHIVE: archive if archive is not None else tarball_bytes(),
+        tinysol.METADATA: metadata if metadata is not None else metadata_bytes(),
+    }
+    server.md5 = {name: md5(data) for name, data in server.files.items()}
+    return server.md5
+
+
+def get(server, out, cache, **kwargs):
+    """Run ``tinysol.download`` against ``server`` with fast test settings."""
+    out.mkdir(parents=True, exist_ok=True)
+    options = {"base_url": server.url, "md5": server.md5, "cache_dir": cache, "retries": 1, "wait": 0,
+               "progressbar": False, **kwargs}
+    return tinysol.download(out, **options)
+
+
+def params_for(base_url, md5s, **data) -> dict:
+    params = copy.deepcopy(PARAMS)
+    params["data"]["tinysol"] = {"base_url": base_url, "md5": dict(md5s)}
+    params["data"].update(data)
+    return params
+
+
+def files_in(folder) -> list:
+    return sorted(p.name for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else []
+
+
+def closed_port() -> int:
+    """A local port with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- success and the cache ----------------------------------------------------------------
+
+
+def test_download_lands_every_row_at_audio_path(zenodo, tmp_path, instrclf_cache):
+    stats = get(zenodo, tmp_path / "raw", instrclf_cache)
+    for i, row in enumerate(ROWS):
+        assert (tmp_path / "raw" / "audio" / row[0]).read_bytes() == wav_bytes(i)
+    assert (tmp_path / "raw" / tinysol.METADATA).read_bytes() == metadata_bytes()
+    assert not (tmp_path / "raw" / "audio" / "TinySOL").exists()
+    assert stats == {"files_downloaded": 2, "archive_mb": 0.0, "archive_files": len(ROWS)}
+    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+
+
+@pytest.mark.parametrize("top", ["", "TinySOL-v1.0/", "a/b/"])
+def test_download_finds_any_top_folder(zenodo, tmp_path, instrclf_cache, top):
+    publish(zenodo, archive=tarball_bytes(top=top))
+    get(zenodo, tmp_path / "raw", instrclf_cache)
+    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+
+
+def test_cache_is_reused_without_contacting_the_server(zenodo, tmp_path, instrclf_cache):
+    get(zenodo, tmp_path / "one", instrclf_cache)
+    assert sum(zenodo.hits.values()) == 2
+    stats = get(zenodo, tmp_path / "two", instrclf_cache)
+    assert sum(zenodo.hits.values()) == 2
+    assert stats["files_downloaded"] == 0
+    assert files_in(tmp_path / "one") == files_in(tmp_path / "two")
+
+
+def test_corrupt_cache_entry_is_downloaded_again(zenodo, tmp_path, instrclf_cache):
+    get(zenodo, tmp_path / "one", instrclf_cache)
+    (instrclf_cache / tinysol.METADATA).write_bytes(b"Path\nnot/this.wav\n")
+    assert get(zenodo, tmp_path / "two", instrclf_cache)["files_downloaded"] == 1
+    assert zenodo.hits[tinysol.METADATA] == 2
+
+
+def test_cache_defaults_to_env_var(zenodo, tmp_path, instrclf_cache):
+    get(zenodo, tmp_path / "raw", None)
+    assert files_in(instrclf_cache) == sorted(tinysol.FILES)
+
+
+def test_file_url_works_like_http(tmp_path, instrclf_cache):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes())
+    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
+    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    stats = sources.fetch(params_for(mirror.as_uri(), md5s), tmp_path / "raw")
+    assert stats["rows"] == len(ROWS) and stats["folds"] == 3 and stats["families"] == 3
+
+
+# --- failures: nothing partial, clear messages --------------------------------------------
+
+
+def test_md5_mismatch_names_file_and_both_hashes(zenodo, tmp_path, instrclf_cache):
+    wrong = "0" * 32
+    zenodo.md5 = {**zenodo.md5, tinysol.ARCHIVE: wrong}
+    with pytest.raises(DownloadError) as info:
+        get(zenodo, tmp_path / "raw", instrclf_cache)
+    message = str(info.value)
+    assert tinysol.ARCHIVE in message and wrong in message and md5(zenodo.files[tinysol.ARCHIVE]) in message
+    assert files_in(instrclf_cache) == []  # the archive is fetched first: nothing was kept
+    assert files_in(tmp_path / "raw") == []
+
+
+def test_dropped_connection_is_retried_then_fails_leaving_nothing(zenodo, tmp_path, instrclf_cache):
+    zenodo.drops[tinysol.ARCHIVE] = 99
+    with pytest.raises(DownloadError, match="interrupted") as info:
+        get(zenodo, tmp_path / "raw", instrclf_cache, retries=2)
+    assert "3 attempt" in str(info.value)
+    assert zenodo.hits[tinysol.ARCHIVE] == 3
+    assert tinysol.ARCHIVE not in files_in(instrclf_cache)
+    assert not any(name.startswith("tmp") for name in files_in(instrclf_cache))
+
+
+def test_retry_recovers_when_the_server_comes_back(zenodo, tmp_path, instrclf_cache):
+    zenodo.drops[tinysol.ARCHIVE] = 1
+    get(zenodo, tmp_path / "raw", instrclf_cache)
+    assert zenodo.hits[tinysol.ARCHIVE] == 2
+    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+
+
+def test_404_names_the_url(zenodo, tmp_path, instrclf_cache):
+    with pytest.raises(DownloadError, match="404") as info:
+        get(zenodo, tmp_path / "raw", instrclf_cache, base_url=zenodo.url + "/nowhere")
+    assert f"{zenodo.url}/nowhere/{tinysol.ARCHIVE}" in str(info.value)
+    assert zenodo.hits[tinysol.ARCHIVE] == 1  # a 404 is not retried
+
+
+def no_dns(*args, **kwargs):
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+@pytest.mark.parametrize("failure", ["refused", "dns"])
+def test_unreachable_host_says_how_to_work_offline(tmp_path, monkeypatch, failure):
+    if failure == "dns":  # resolution fails inside this process: no resolver is asked
+        monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+        base_url = "https://zenodo.invalid/records/1/files"
+    else:
+        base_url = f"http://127.0.0.1:{closed_port()}/files"
+    params = params_for(base_url, {n: "a" * 32 for n in tinysol.FILES})
+    with pytest.raises(DownloadError) as info:
+        sources.fetch(params, tmp_path / "raw")
+    message = str(info.value)
+    assert "could not reach the host" in message and "data.source: soundfont" in message
+    assert "dvc exp run -S data.source=soundfont" in message
+    assert not (tmp_path / "raw").exists()
+
+
+def http_error(status):
+    response = requests.Response()
+    response.status_code, response.reason = status, "Reason"
+    return requests.HTTPError(response=response)
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient", "expected"),
+    [
+        (http_error(503), True, "HTTP 503"),
+        (http_error(429), True, "HTTP 429"),
+        (http_error(403), False, "HTTP 403"),
+        (http_error(404), False, "not found"),
+        (requests.ReadTimeout("read timed out"), True, "interrupted"),
+        (requests.ConnectTimeout("connect timed out"), False, "could not reach"),
+        (requests.exceptions.ChunkedEncodingError("Connection broken"), True, "interrupted"),
+    ],
+)
+def test_explain_sorts_transient_from_permanent_failures(exc, transient, expected):
+    error, retry = tinysol.explain(exc, url="https://example.org/TinySOL.tar.gz")
+    assert retry is transient
+    assert expected in str(error) and isinstance(error, DownloadError)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (member("TinySOL/../../evil.wav"), "'..'"),
+        (member("/tmp/evil.wav"), "absolute path"),
+        (member("TinySOL/Winds/link.wav", kind=tarfile.SYMTYPE, link="../../../etc/passwd"), "links outside"),
+        (member("TinySOL/abs.wav", kind=tarfile.SYMTYPE, link="/etc/passwd"), "links outside"),
+        (member("TinySOL/hard.wav", kind=tarfile.LNKTYPE, link="../outside.wav"), "links outside"),
+        (member("TinySOL/null", kind=tarfile.CHRTYPE), "device"),
+    ],
+    ids=["dotdot", "absolute", "symlink", "abs-symlink", "hardlink", "device"],
+)
+def test_unsafe_member_is_refused_by_name(zenodo, tmp_path, instrclf_cache, extra, expected):
+    publish(zenodo, archive=tarball_bytes(extra=[extra]))
+    with pytest.raises(DataError, match=expected) as info:
+        get(zenodo, tmp_path / "raw", instrclf_cache)
+    assert repr(extra[0].name) in str(info.value)
+    assert not (tmp_path / "raw" / "audio").exists()
+    assert not (tmp_path / "evil.wav").exists()
+
+
+def test_symlink_inside_the_archive_is_allowed(zenodo, tmp_path, instrclf_cache):
+    link = member("TinySOL/Winds/copy.wav", kind=tarfile.SYMTYPE, link="Flute/ordinario/Fl-ord-C4-mf-N-T14d.wav")
+    publish(zenodo, archive=tarball_bytes(extra=[link]))
+    get(zenodo, tmp_path / "raw", instrclf_cache)
+    assert (tmp_path / "raw" / "audio" / "Winds" / "copy.wav").read_bytes() == wav_bytes(0)
+
+
+def test_fetch_leaves_existing_raw_untouched_on_failure(zenodo, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "keep.txt").write_text("old run")
+    params = params_for(zenodo.url, {**zenodo.md5, tinysol.METADATA: "f" * 32})
+    with pytest.raises(DownloadError, match="md5"):
+        sources.fetch(params, raw)
+    assert files_in(raw) == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["raw"]  # no temp folder left
+
+
+def test_fetch_replaces_existing_raw_on_success(zenodo, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "stale.txt").write_text("old run")
+    stats = sources.fetch(params_for(zenodo.url, zenodo.md5), raw)
+    assert not (raw / "stale.txt").exists()
+    assert stats["rows"] == len(ROWS) and stats["files_downloaded"] == 2
+
+
+# --- verify_layout ------------------------------------------------------------------------
+
+
+def raw_folder(root, *, rows=ROWS, columns=METADATA_COLUMNS) -> Path:
+    """A raw folder written by hand: metadata + audio for every row."""
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / tinysol.METADATA).write_bytes(metadata_bytes(rows, columns=columns))
+    for i, row in enumerate(rows):
+        (root / "audio" / row[0]).parent.mkdir(parents=True, exist_ok=True)
+        (root / "audio" / row[0]).write_bytes(wav_bytes(i))
+    return root
+
+
+def test_verify_layout_accepts_csv_without_instance_id(tmp_path):
+    columns = [c for c in METADATA_COLUMNS if c != "Instance ID"]
+    stats = sources.verify_layout(raw_folder(tmp_path / "raw", columns=columns))
+    assert stats == {"rows": 3, "instruments": 3, "families": 3, "folds": 3}
+
+
+def test_verify_layout_lists_missing_files(tmp_path):
+    raw = raw_folder(tmp_path / "raw")
+    (raw / "audio" / ROWS[1][0]).unlink()
+    with pytest.raises(DataError, match="1 of 3 files") as info:
+        sources.verify_layout(raw)
+    assert ROWS[1][0] in str(info.value) and ROWS[0][0] not in str(info.value)
+
+
+def test_verify_layout_shortens_a_long_missing_list(tmp_path):
+    rows = [(f"Winds/Flute/ordinario/n{i}.wav", 0, "Winds", "Fl", "Flute", "C4", "mf") for i in range(25)]
+    raw = raw_folder(tmp_path / "raw", rows=rows)
+    for row in rows:
+        (raw / "audio" / row[0]).unlink()
+    with pytest.raises(DataError, match="and 15 more"):
+        sources.verify_layout(raw)
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "expected"),
+    [
+        (ROWS, [c for c in METADATA_COLUMNS if c != "Family"], "Family"),
+        ([(*ROWS[0][:1], 5, *ROWS[0][2:])], METADATA_COLUMNS, "Fold"),
+        ([(*ROWS[0][:1], "x", *ROWS[0][2:])], METADATA_COLUMNS, "Fold"),
+        ([("../outside.wav", *ROWS[0][1:])], METADATA_COLUMNS, "relative path"),
+    ],
+    ids=["no-family-column", "fold-5", "fold-text", "path-escapes"],
+)
+def test_verify_layout_rejects_bad_metadata(tmp_path, rows, columns, expected):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / tinysol.METADATA).write_bytes(metadata_bytes(rows, columns=columns))
+    with pytest.raises(DataError, match=expected):
+        sources.verify_layout(raw)
+
+
+def test_verify_layout_needs_the_csv(tmp_path):
+    with pytest.raises(DataError, match="metadata file not found"):
+        sources.verify_layout(tmp_path)
+
+
+# --- parameters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"source": "zenodo"}, "data.source"),
+        ({"tinysol": {"base_url": "ftp://example.org/files", "md5": {}}}, "data.tinysol.base_url"),
+        ({"tinysol": {"base_url": "https:///files", "md5": {}}}, "data.tinysol.base_url"),
+        ({"tinysol": {"base_url": 42, "md5": {}}}, "data.tinysol.base_url"),
+        ({"tinysol": {"base_url": "https://example.org", "md5": "abc"}}, "data.tinysol.md5"),
+        ({"tinysol": {"base_url": "https://example.org", "md5": {"TinySOL.tar.gz": "a" * 32}}}, "data.tinysol.md5"),
+        (
+            {"tinysol": {"base_url": "https://example.org",
+                         "md5": {"TinySOL.tar.gz": "z" * 32, "TinySOL_metadata.csv": "a" * 32}}},
+            "data.tinysol.md5.TinySOL.tar.gz",
+        ),
+        (
+            {"tinysol": {"base_url": "https://example.org",
+                         "md5": {"TinySOL.tar.gz": "a" * 32, "TinySOL_metadata.csv": "a" * 31}}},
+            "data.tinysol.md5.TinySOL_metadata.csv",
+        ),
+        ({"tinysol": {"base_url": "https://example.org", "md5": {n: "a" * 32 for n in (*tinysol.FILES, "x")}}},
+         "data.tinysol.md5"),
+    ],
+    ids=["source", "ftp", "no-host", "not-str", "md5-str", "md5-missing", "md5-not-hex", "md5-short", "md5-extra"],
+)
+def test_bad_params_raise_naming_the_key_before_any_work(tmp_path, change, key):
+    params = copy.deepcopy(PARAMS)
+    params["data"].update(change)
+    with pytest.raises(ParameterError, match=key.replace(".", r"\.")):
+        sources.fetch(params, tmp_path / "raw")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_soundfont_params_are_checked_before_rendering(tmp_path):
+    params = copy.deepcopy(PARAMS)
+    params["data"].update(source="soundfont", soundfont=["not", "a", "mapping"])
+    with pytest.raises(ParameterError, match="data.soundfont"):
+        sources.fetch(params, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_soundfont_source_is_dispatched_with_seed_and_settings(tmp_path, monkeypatch):
+    from instrclf.sources import soundfont
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    calls = []
+
+    def fake_render(out_dir, *, seed, settings):
+        calls.append((seed, settings))
+        raw_folder(Path(out_dir))
+        return {"notes_rendered": len(ROWS)}
+
+    monkeypatch.setattr(soundfont, "render", fake_render)
+    stats = sources.fetch({**params, "data": {**params["data"], "source": "soundfont"}}, tmp_path / "raw")
+    assert calls == [(params["seed"], params["data"]["soundfont"])]
+    assert stats["notes_rendered"] == stats["rows"] == len(ROWS)
+
+
+# --- the stage script ---------------------------------------------------------------------
+
+
+def run_stage(params, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    command = [sys.executable, str(ROOT / "stages" / "download.py"), "--params", str(path),
+               "--out", str(tmp_path / "raw")]
+    return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+
+
+def test_stage_prints_stats_and_exits_zero(zenodo, tmp_path):
+    done = run_stage(params_for(zenodo.url, zenodo.md5), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "rows: 3" in done.stdout
+    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+
+
+def test_stage_reports_errors_without_traceback(tmp_path):
+    params = params_for(f"http://127.0.0.1:{closed_port()}/files", {n: "a" * 32 for n in tinysol.FILES})
+    done = run_stage(params, tmp_path)
+    assert done.returncode == 1
+    assert "error: could not reach the host" in done.stderr
+    assert "Traceback" not in done.stderr
