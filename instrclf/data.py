@@ -8,10 +8,10 @@ import pandas as pd
 import soundfile as sf
 
 from . import params as P
+from .clean import INDEX_COLUMNS
 from .errors import DataError, ParameterError
 from .tinysol import N_FOLDS
 
-INDEX_COLUMNS = ("window", "Path", "instrument", "family", "label", "fold", "window_index")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ def main(argv=None):
         model, meta = models.load(args.model)
         labels = meta["labels"]
         index = data.select_folds(data.read_index(args.clean), [test_fold])
-        data.encode(index["label"], labels)  # every test label must be one the model knows
         n_samples = CleanConfig(**meta["clean"]).window_length
         x = data.load_windows(args.clean, index, n_samples=n_samples)
         probs = model.predict(x, batch_size=BATCH_SIZE, verbose=2)

@@ -1,0 +1,392 @@
+"""Tests of instrclf.audio: loading, mono, resampling, envelope, windows, prepare, CleanConfig."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from instrclf import audio
+from instrclf.audio import CleanConfig
+from instrclf.errors import DataError, ParameterError
+
+SAMPLE_RATES = [8000, 16000, 22050, 44100, 48000, 96000]
+# WAV allows unsigned 8-bit only (PCM_S8 is refused by libsndfile for WAV).
+SUBTYPES = {"PCM_U8": 1 / 64, "PCM_16": 1e-4, "PCM_24": 1e-6, "PCM_32": 1e-6, "FLOAT": 1e-7, "DOUBLE": 1e-7}
+CONFIG = {"sample_rate": 16000, "threshold_db": -64.3, "envelope_ms": 50, "delta_time": 1.0}
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def tone(seconds, sr, *, freq=440.0, amp=0.5, channels=1):
+    """A sine, shape (n,) for one channel or (n, channels) with a different level per channel."""
+    t = np.arange(round(seconds * sr)) / sr
+    y = amp * np.sin(2 * np.pi * freq * t)
+    if channels == 1:
+        return y
+    return np.stack([y * (1 - 0.1 * c) for c in range(channels)], axis=1)
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", SAMPLE_RATES)
+def test_load_sample_rates(tmp_path, sr):
+    y = tone(0.05, sr)
+    sf.write(tmp_path / "a.wav", y, sr, subtype="PCM_16")
+    got, got_sr = audio.load(tmp_path / "a.wav")
+    assert got_sr == sr and isinstance(got_sr, int)
+    assert got.shape == (len(y), 1) and got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], y, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+@pytest.mark.parametrize("subtype", list(SUBTYPES))
+def test_load_subtypes_and_channels(tmp_path, rng, subtype, channels):
+    y = rng.uniform(-0.9, 0.9, size=(800, channels))
+    sf.write(tmp_path / "a.wav", y, 16000, subtype=subtype)
+    got, sr = audio.load(tmp_path / "a.wav")
+    assert sr == 16000 and got.shape == (800, channels) and got.dtype == np.float32
+    np.testing.assert_allclose(got, y, atol=SUBTYPES[subtype])
+
+
+def _write_bad(path, kind):
+    """Write one kind of broken file at ``path``."""
+    if kind == "empty file":
+        path.write_bytes(b"")
+    elif kind == "text renamed .wav":
+        path.write_text("this is not audio\n" * 20)
+    elif kind == "truncated":
+        sf.write(path, tone(0.5, 16000), 16000, subtype="PCM_16")
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "header only":
+        sf.write(path, tone(0.5, 16000), 16000, subtype="PCM_16")
+        path.write_bytes(path.read_bytes()[:44])
+    elif kind == "zero frames":
+        sf.write(path, np.zeros(0), 16000, subtype="PCM_16")
+    elif kind == "NaN samples":
+        y = tone(0.1, 16000).astype(np.float32)
+        y[100] = np.nan
+        sf.write(path, y, 16000, subtype="FLOAT")
+    elif kind == "inf samples":
+        y = tone(0.1, 16000)
+        y[5] = -np.inf
+        sf.write(path, y, 16000, subtype="DOUBLE")
+    elif kind == "4 kHz":
+        sf.write(path, tone(0.1, 4000), 4000, subtype="PCM_16")
+    elif kind == "192 kHz":
+        sf.write(path, tone(0.1, 192000), 192000, subtype="PCM_16")
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("empty file", "empty"),
+        ("text renamed .wav", "not readable as audio"),
+        ("truncated", "truncated"),
+        ("header only", "truncated"),
+        ("zero frames", "no audio samples"),
+        ("NaN samples", "NaN"),
+        ("inf samples", "infinite"),
+        ("4 kHz", "4000 Hz is outside"),
+        ("192 kHz", "192000 Hz is outside"),
+    ],
+)
+def test_load_bad_files_name_file_and_reason(tmp_path, kind, reason):
+    path = tmp_path / "bad.wav"
+    _write_bad(path, kind)
+    with pytest.raises(DataError) as info:
+        audio.load(path)
+    assert str(path) in str(info.value) and reason in str(info.value)
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(DataError, match="nope.wav"):
+        audio.load(tmp_path / "nope.wav")
+
+
+def test_load_accepts_wav_with_trailing_chunk(tmp_path):
+    # A chunk after "data" (e.g. LIST metadata) is not truncation.
+    sf.write(tmp_path / "a.wav", tone(0.1, 16000), 16000, subtype="PCM_16")
+    data = bytearray((tmp_path / "a.wav").read_bytes())
+    extra = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
+    data[4:8] = (len(data) - 8 + len(extra)).to_bytes(4, "little")
+    (tmp_path / "a.wav").write_bytes(bytes(data) + extra)
+    y, _ = audio.load(tmp_path / "a.wav")
+    assert len(y) == 1600
+
+
+# --- mono and resampling ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_to_mono_is_the_average(rng, channels):
+    y = rng.standard_normal((500, channels)).astype(np.float32)
+    np.testing.assert_allclose(audio.to_mono(y), y.mean(axis=1), rtol=1e-6, atol=1e-7)
+    assert audio.to_mono(y).dtype == np.float32
+
+
+def test_to_mono_stereo_halves_and_passes_1d():
+    y = np.array([[1.0, 0.0], [0.5, -0.5], [0.2, 0.4]], dtype=np.float32)
+    np.testing.assert_allclose(audio.to_mono(y), [0.5, 0.0, 0.3], atol=1e-7)
+    mono = np.arange(4, dtype=np.float32)
+    assert audio.to_mono(mono) is mono
+
+
+@pytest.mark.parametrize("orig_sr", SAMPLE_RATES)
+def test_resample_length_and_frequency(orig_sr):
+    target = 16000
+    y = tone(1.0, orig_sr, freq=440.0).astype(np.float32)
+    out = audio.resample(y, orig_sr=orig_sr, target_sr=target)
+    assert abs(len(out) - len(y) * target / orig_sr) <= 1
+    assert out.dtype == np.float32
+    spectrum = np.abs(np.fft.rfft(out[2000:-2000] * np.hanning(len(out) - 4000)))
+    peak = np.argmax(spectrum) * target / (len(out) - 4000)
+    assert peak == pytest.approx(440.0, abs=2.0)
+    # Amplitude is preserved away from the edges.
+    assert np.abs(out[2000:-2000]).max() == pytest.approx(0.5, abs=0.01)
+
+
+def test_resample_identity_when_rates_equal():
+    y = tone(0.1, 16000).astype(np.float32)
+    assert audio.resample(y, orig_sr=16000, target_sr=16000) is y
+
+
+def test_resample_removes_content_above_new_nyquist():
+    y = tone(1.0, 44100, freq=12000.0).astype(np.float32)
+    out = audio.resample(y, orig_sr=44100, target_sr=16000)
+    assert np.abs(out[1000:-1000]).max() < 1e-3
+
+
+# --- envelope -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [3, 200, 1001])
+@pytest.mark.parametrize("envelope_ms", [1, 4, 5, 50])
+def test_envelope_matches_pandas_centred_rolling_max(rng, n, envelope_ms):
+    sr = 1000  # window of envelope_ms samples: odd, even, and longer than the signal
+    y = rng.standard_normal(n).astype(np.float32)
+    w = round(sr * envelope_ms / 1000)
+    naive = pd.Series(np.abs(y)).rolling(window=w, min_periods=1, center=True).max().to_numpy()
+    got = audio.envelope(y, sample_rate=sr, envelope_ms=envelope_ms)
+    np.testing.assert_array_equal(got, naive.astype(np.float32))
+
+
+def test_envelope_of_empty_signal():
+    assert audio.envelope(np.zeros(0, np.float32), sample_rate=16000, envelope_ms=50).shape == (0,)
+
+
+@pytest.mark.parametrize("level_db, kept", [(-70.0, False), (-64.0, True), (-20.0, True)])
+def test_envelope_mask_threshold_in_dbfs(level_db, kept):
+    y = np.full(1000, 10 ** (level_db / 20), dtype=np.float32)
+    mask = audio.envelope_mask(y, sample_rate=16000, envelope_ms=50, threshold_db=-64.3)
+    assert mask.all() if kept else not mask.any()
+
+
+def test_envelope_mask_keeps_margin_around_a_click():
+    y = np.zeros(16000, dtype=np.float32)
+    y[8000] = 0.5
+    mask = audio.envelope_mask(y, sample_rate=16000, envelope_ms=50, threshold_db=-60)
+    # Centred like pandas: sample i sees [i - 400, i + 399], so the click lights 7601..8400.
+    assert np.array_equal(np.flatnonzero(mask), np.arange(7601, 8401))
+
+
+# --- windows ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", SAMPLE_RATES)
+@pytest.mark.parametrize("seconds, k", [(0.3, 1), (1.0, 1), (2.5, 2), (3.0, 3)])
+def test_windows_count_and_content(rng, sr, seconds, k):
+    n = sr  # delta_time 1 s
+    y = rng.standard_normal(round(seconds * sr)).astype(np.float32)
+    out = audio.windows(y, sample_rate=sr, delta_time=1.0)
+    assert out.shape == (k, n) and out.dtype == np.float32
+    if len(y) < n:
+        np.testing.assert_array_equal(out[0, : len(y)], y)
+        assert not out[0, len(y) :].any()
+    else:
+        np.testing.assert_array_equal(out.ravel(), y[: k * n])
+
+
+def test_windows_empty_and_rounding():
+    assert audio.windows(np.zeros(0, np.float32), sample_rate=16000, delta_time=1.0).shape == (0, 16000)
+    assert audio.windows(np.ones(30000), sample_rate=22050, delta_time=0.5).shape == (2, 11025)
+    assert audio.windows(np.ones(10), sample_rate=16000, delta_time=0.0000625).shape == (10, 1)
+
+
+def test_windows_returns_a_copy():
+    y = np.ones(32000, np.float32)
+    out = audio.windows(y, sample_rate=16000, delta_time=1.0)
+    out[:] = 0
+    assert y.all()
+
+
+@pytest.mark.parametrize("delta_time", [0.0, -1.0, 1e-6])
+def test_windows_refuses_empty_window(delta_time):
+    with pytest.raises(ParameterError, match="clean.delta_time"):
+        audio.windows(np.ones(10), sample_rate=16000, delta_time=delta_time)
+
+
+# --- prepare ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sr", SAMPLE_RATES)
+@pytest.mark.parametrize("channels", [1, 2, 6])
+def test_prepare_shape_for_any_input(sr, channels):
+    y = tone(2.5, sr, channels=channels).astype(np.float32)
+    out = audio.prepare(y, sr, **CONFIG)
+    assert out.shape == (2, 16000) and out.dtype == np.float32
+
+
+def test_prepare_silent_note_gives_no_windows():
+    out = audio.prepare(np.zeros((44100, 2), np.float32), 44100, **CONFIG)
+    assert out.shape == (0, 16000)
+
+
+def test_prepare_short_note_is_padded_to_one_window():
+    y = np.concatenate([np.zeros(22050), tone(0.3, 44100), np.zeros(22050)]).astype(np.float32)
+    out = audio.prepare(y, 44100, **CONFIG)
+    assert out.shape == (1, 16000)
+    loud = np.flatnonzero(np.abs(out[0]) > 1e-3)
+    # 0.3 s of tone plus the envelope's 25 ms margin either side, then zeros.
+    assert 0.3 * 16000 <= loud[-1] + 1 <= 0.36 * 16000
+    assert not out[0, round(0.36 * 16000) :].any()
+
+
+def test_prepare_drops_silent_gaps_and_joins_loud_parts():
+    sr = 16000
+    y = np.concatenate([tone(0.8, sr), np.zeros(sr), tone(0.8, sr), np.zeros(sr)]).astype(np.float32)
+    out = audio.prepare(y, sr, **CONFIG)
+    # 1.6 s of tone + 3 margins of 25 ms (none before the first, which starts at 0) -> one window.
+    assert out.shape == (1, 16000)
+    kept = audio.trim(y, sr, sample_rate=sr, threshold_db=-64.3, envelope_ms=50)
+    assert len(kept) == pytest.approx(1.675 * sr, abs=5)
+
+
+def test_prepare_is_windows_of_trim(rng):
+    y = (rng.standard_normal((70000, 2)) * 0.1).astype(np.float32)
+    y[20000:50000] = 0
+    kept = audio.trim(y, 44100, sample_rate=16000, threshold_db=-64.3, envelope_ms=50)
+    np.testing.assert_array_equal(
+        audio.prepare(y, 44100, **CONFIG), audio.windows(kept, sample_rate=16000, delta_time=1.0)
+    )
+
+
+def test_prepare_stereo_with_equal_channels_equals_mono():
+    y = tone(1.5, 44100).astype(np.float32)
+    np.testing.assert_allclose(
+        audio.prepare(np.stack([y, y], axis=1), 44100, **CONFIG), audio.prepare(y, 44100, **CONFIG), atol=1e-7
+    )
+
+
+def test_prepare_accepts_a_config_as_keywords():
+    config = CleanConfig(sample_rate=8000, delta_time=0.5, threshold_db=-50.0, envelope_ms=20)
+    out = audio.prepare(tone(1.2, 22050), 22050, **dataclasses.asdict(config))
+    assert out.shape == (2, config.window_length) and config.window_length == 4000
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"threshold_db": 3.0}, "clean.threshold_db"),
+        ({"delta_time": 0}, "clean.delta_time"),
+        ({"sample_rate": 4000}, "clean.sample_rate"),
+        ({"envelope_ms": -1}, "clean.envelope_ms"),
+    ],
+)
+def test_prepare_validates_its_values(change, key):
+    with pytest.raises(ParameterError, match=key):
+        audio.prepare(tone(1.0, 16000), 16000, **{**CONFIG, **change})
+
+
+@pytest.mark.parametrize("sr", [0, -16000, 16000.0, "16000"])
+def test_prepare_refuses_bad_input_rate(sr):
+    with pytest.raises(ParameterError, match="sr must be"):
+        audio.prepare(tone(1.0, 16000), sr, **CONFIG)
+
+
+def test_prepare_refuses_nan():
+    y = tone(1.0, 16000)
+    y[10] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        audio.prepare(y, 16000, **CONFIG)
+
+
+# --- CleanConfig --------------------------------------------------------------------------
+
+
+def _params(**clean):
+    return {"clean": {"sample_rate": 16000, "delta_time": 1.0, "threshold_db": -64.3, "envelope_ms": 50, **clean}}
+
+
+def test_clean_config_from_params():
+    config = CleanConfig.from_params(_params())
+    assert config == CleanConfig(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
+    assert config.window_length == 16000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.sample_rate = 8000
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("threshold_db", 0),
+        ("threshold_db", 6.0),
+        ("threshold_db", "loud"),
+        ("delta_time", 0),
+        ("delta_time", -0.5),
+        ("delta_time", None),
+        ("sample_rate", 7999),
+        ("sample_rate", 96001),
+        ("sample_rate", 16000.5),
+        ("sample_rate", True),
+        ("envelope_ms", 0),
+        ("envelope_ms", -50),
+    ],
+)
+def test_clean_config_bad_values_name_the_key(key, value):
+    with pytest.raises(ParameterError) as info:
+        CleanConfig.from_params(_params(**{key: value}))
+    assert f"clean.{key}" in str(info.value) and repr(value) in str(info.value)
+
+
+def test_clean_config_missing_key():
+    params = _params()
+    del params["clean"]["envelope_ms"]
+    with pytest.raises(ParameterError, match="clean.envelope_ms"):
+        CleanConfig.from_params(params)
+
+
+# --- 16-bit output ------------------------------------------------------------------------
+
+
+def test_to_pcm16_round_trips_and_clips(tmp_path):
+    pcm = np.array([-32768, -1, 0, 1, 32767], dtype=np.int16)
+    sf.write(tmp_path / "a.wav", pcm, 16000, subtype="PCM_16")
+    y, _ = audio.load(tmp_path / "a.wav")
+    back, clipped = audio.to_pcm16(y[:, 0])
+    np.testing.assert_array_equal(back, pcm)
+    assert clipped == 0
+    back, clipped = audio.to_pcm16(np.array([1.5, -2.0, 0.5], np.float32))
+    np.testing.assert_array_equal(back, [32767, -32768, 16384])
+    assert clipped == 2
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 44100])
+def test_write_pcm16_matches_soundfile(tmp_path, rng, sr):
+    y = rng.uniform(-1.2, 1.2, 1001).astype(np.float32)
+    clipped = audio.write_pcm16(tmp_path / "ours.wav", y, sample_rate=sr)
+    pcm, expected_clipped = audio.to_pcm16(y)
+    sf.write(tmp_path / "theirs.wav", pcm, sr, subtype="PCM_16")
+    assert (tmp_path / "ours.wav").read_bytes() == (tmp_path / "theirs.wav").read_bytes()
+    assert clipped == expected_clipped > 0
+    back, got_sr = sf.read(tmp_path / "ours.wav", dtype="int16")
+    assert got_sr == sr
+    np.testing.assert_array_equal(back, pcm)

@@ -1,0 +1,365 @@
+"""Tests of instrclf.clean and stages/clean.py on tiny synthetic raw sets in TinySOL's layout."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from instrclf import audio, clean
+from instrclf.audio import CleanConfig
+from instrclf.errors import DataError, ParameterError
+from instrclf.tinysol import METADATA_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = CleanConfig(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
+METRIC_KEYS = {
+    "files_read",
+    "notes_silent",
+    "notes_padded",
+    "windows_written",
+    "classes",
+    "windows_per_class_min",
+    "windows_per_class_max",
+    "seconds_in",
+    "seconds_kept",
+    "samples_clipped",
+}
+INSTRUMENTS = [("Winds/Flute", "Fl", "Winds"), ("Winds/Oboe", "Ob", "Winds"), ("Strings/Violin", "Vn", "Strings")]
+
+
+def _note(rng, seconds, sr, *, channels=1, freq=440.0, onset=0.1):
+    """A seeded decaying tone with a little noise and ``onset`` seconds of near silence before it."""
+    n = round(seconds * sr)
+    t = np.arange(n) / sr
+    y = 0.4 * np.sin(2 * np.pi * freq * t) * np.exp(-t) + 1e-3 * rng.standard_normal(n)
+    y = np.concatenate([np.zeros(round(onset * sr)), y])
+    return np.repeat(y[:, None], channels, axis=1) if channels > 1 else y
+
+
+def make_raw(root, rows, *, seed=0):
+    """Write ``root/TinySOL_metadata.csv`` and ``root/audio/<Path>`` for each row.
+
+    Each row: dict with Path, Fold, Family, Instrument (abbr.) and optionally ``y``
+    (samples), ``sr``, ``subtype``, ``seconds``, ``channels``.
+    """
+    rng = np.random.default_rng(seed)
+    records = []
+    for i, row in enumerate(rows):
+        row = dict(row)
+        sr = row.pop("sr", 44100)
+        subtype = row.pop("subtype", "PCM_16")
+        y = row.pop("y", None)
+        if y is None:
+            y = _note(rng, row.pop("seconds", 1.5), sr, channels=row.pop("channels", 1), freq=200.0 + 37 * i)
+        path = root / "audio" / row["Path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, y, sr, subtype=subtype)
+        records.append({c: row.get(c, "") for c in METADATA_COLUMNS})
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(records, columns=list(METADATA_COLUMNS)).to_csv(root / "TinySOL_metadata.csv", index=False)
+    return root
+
+
+def row(folder, abbr, family, name, fold, **extra):
+    """One metadata row in TinySOL's naming; ``extra`` goes to :func:`make_raw`."""
+    path = f"{folder}/ordinario/{abbr}-ord-{name}-mf-N.wav"
+    return {"Path": path, "Fold": fold, "Family": family, "Instrument (abbr.)": abbr, **extra}
+
+
+def small_rows():
+    """Three instruments x three notes of 0.5, 2.5 and 1.3 s (0.1 s onset included): 1 padded, 2 and 1 windows."""
+    rows = []
+    for k, (folder, abbr, family) in enumerate(INSTRUMENTS):
+        for j, seconds in enumerate([0.4, 2.4, 1.2]):
+            rows.append(row(folder, abbr, family, f"C{j + 3}", (k + j) % 5, seconds=seconds))
+    return rows
+
+
+@pytest.fixture
+def raw(tmp_path):
+    return make_raw(tmp_path / "raw", small_rows())
+
+
+def tree(folder):
+    """{relative path: bytes} of every file under ``folder``."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+def test_run_writes_windows_index_and_metrics(raw, tmp_path):
+    out = tmp_path / "clean"
+    metrics = clean.run(raw, out, config=CONFIG, target="instrument", jobs=1, progress=False)
+    index = pd.read_csv(out / "index.csv")
+    assert tuple(index.columns) == clean.INDEX_COLUMNS
+    rows = list(index.itertuples(index=False))
+    assert rows == sorted(rows, key=lambda r: (r.Path, r.window_index))
+    assert index["fold"].dtype == np.int64 and index["window_index"].dtype == np.int64
+    # 0.5 s (incl. onset) -> 1 padded window, 2.5 s -> 2, 1.3 s -> 1; per instrument 4.
+    assert index.groupby("Path").size().tolist() == [1, 2, 1] * 3
+    assert (index["label"] == index["instrument"]).all()
+    assert (index.groupby("Path")["fold"].nunique() == 1).all()
+    for r in index.itertuples():
+        assert r.window == f"{r.label}/{Path(r.Path).stem}_{r.window_index}.wav"
+        info = sf.info(out / r.window)
+        assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == sorted(index["window"])
+    assert set(metrics) == METRIC_KEYS
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
+    assert metrics["files_read"] == 9 and metrics["windows_written"] == 12 == len(index)
+    assert metrics["notes_padded"] == 3 and metrics["notes_silent"] == 0 and metrics["classes"] == 3
+    assert metrics["windows_per_class_min"] == metrics["windows_per_class_max"] == 4
+    assert metrics["seconds_in"] == pytest.approx(3 * (0.5 + 2.5 + 1.3), abs=1e-3)
+    assert 0 < metrics["seconds_kept"] <= metrics["seconds_in"]
+
+
+@pytest.mark.parametrize(
+    "target, column, labels",
+    [("instrument", "instrument", {"Fl", "Ob", "Vn"}), ("family", "family", {"Winds", "Strings"})],
+)
+def test_target_picks_the_label(raw, tmp_path, target, column, labels):
+    out = tmp_path / "clean"
+    metrics = clean.run(raw, out, config=CONFIG, target=target, jobs=1, progress=False)
+    index = pd.read_csv(out / "index.csv")
+    assert (index["label"] == index[column]).all() and set(index["label"]) == labels
+    assert {p.name for p in out.iterdir() if p.is_dir()} == labels
+    assert metrics["classes"] == len(labels)
+
+
+def test_windows_are_exactly_prepare_of_the_file(raw, tmp_path):
+    out = tmp_path / "clean"
+    clean.run(raw, out, config=CONFIG, target="instrument", jobs=1, progress=False)
+    index = pd.read_csv(out / "index.csv")
+    for path, group in index.groupby("Path"):
+        y, sr = audio.load(raw / "audio" / path)
+        cut = audio.prepare(y, sr, sample_rate=16000, threshold_db=-64.3, envelope_ms=50, delta_time=1.0)
+        expected, _ = audio.to_pcm16(cut)
+        got = np.stack([sf.read(out / w, dtype="int16")[0] for w in group.sort_values("window_index")["window"]])
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_mixed_formats_rates_and_channels(tmp_path):
+    rows = []
+    combos = [
+        (8000, "PCM_U8", 1),
+        (16000, "PCM_16", 2),
+        (22050, "PCM_24", 6),
+        (44100, "PCM_32", 1),
+        (48000, "FLOAT", 2),
+        (96000, "DOUBLE", 1),
+    ]
+    for i, (sr, subtype, channels) in enumerate(combos):
+        folder, abbr, family = INSTRUMENTS[i % 3]
+        rows.append(row(folder, abbr, family, f"D{i}", i % 5, sr=sr, subtype=subtype, channels=channels, seconds=2.4))
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=2, progress=False)
+    assert metrics["files_read"] == 6 and metrics["windows_written"] == 12
+    assert metrics["seconds_in"] == pytest.approx(6 * 2.5, abs=1e-3)
+
+
+def test_silent_note_is_skipped_and_counted(tmp_path):
+    rows = small_rows()
+    rows.append(row("Winds/Flute", "Fl", "Winds", "G9", 2, y=np.full(44100, 1e-5)))  # -100 dBFS
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    index = pd.read_csv(tmp_path / "clean" / "index.csv")
+    assert metrics["notes_silent"] == 1 and metrics["files_read"] == 10 and metrics["windows_written"] == 12
+    assert not index["Path"].str.contains("G9").any()
+
+
+def test_every_note_silent_is_an_error(tmp_path):
+    raw = make_raw(tmp_path / "raw", [row("Winds/Flute", "Fl", "Winds", "C4", 0, y=np.zeros(16000))])
+    with pytest.raises(DataError, match="no windows"):
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    assert not (tmp_path / "clean").exists()
+
+
+def test_a_class_with_only_silent_notes_counts_as_zero(tmp_path):
+    rows = small_rows()[:3] + [row("Strings/Violin", "Vn", "Strings", "C4", 1, y=np.zeros(16000))]
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    assert metrics["windows_per_class_min"] == 0 and metrics["windows_per_class_max"] == 4
+    assert metrics["classes"] == 1
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["Fl", "index.csv"]  # no empty Vn/
+
+
+# --- determinism --------------------------------------------------------------------------
+
+
+def test_byte_identical_across_runs_and_jobs(raw, tmp_path):
+    outputs, metrics = [], []
+    for n, jobs in enumerate([1, 2, 2]):
+        out = tmp_path / f"clean{n}"
+        metrics.append(clean.run(raw, out, config=CONFIG, target="instrument", jobs=jobs, progress=False))
+        outputs.append(tree(out))
+    assert outputs[0] == outputs[1] == outputs[2]
+    assert metrics[0] == metrics[1] == metrics[2]
+
+
+def test_rerun_replaces_previous_output(raw, tmp_path):
+    out = tmp_path / "clean"
+    out.mkdir()
+    (out / "stale.wav").write_bytes(b"old")
+    clean.run(raw, out, config=CONFIG, target="family", jobs=1, progress=False)
+    assert not (out / "stale.wav").exists() and (out / "index.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "raw"]
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def _break(path, kind):
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("not audio at all\n" * 50)
+    elif kind == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    elif kind == "nan":
+        y = np.full(16000, 0.1, dtype=np.float32)
+        y[123] = np.nan
+        sf.write(path, y, 16000, subtype="FLOAT")
+
+
+def test_bad_files_one_error_listing_all_and_nothing_written(raw, tmp_path):
+    out = tmp_path / "clean"
+    out.mkdir()
+    (out / "previous.txt").write_text("keep me")
+    paths = sorted(pd.read_csv(raw / "TinySOL_metadata.csv")["Path"])
+    kinds = {paths[0]: "empty", paths[2]: "text", paths[4]: "truncated", paths[7]: "nan"}
+    for path, kind in kinds.items():
+        _break(raw / "audio" / path, kind)
+    with pytest.raises(DataError) as info:
+        clean.run(raw, out, config=CONFIG, target="instrument", jobs=2, progress=False)
+    message = str(info.value)
+    assert message.startswith("4 of 9 audio file(s) are bad")
+    for path in kinds:
+        assert path in message
+    for reason in ["empty", "not readable as audio", "truncated", "NaN"]:
+        assert reason in message
+    assert tree(out) == {"previous.txt": b"keep me"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "raw"]  # no temporary folder left
+
+
+def test_missing_audio_files_are_named_before_any_work(raw, tmp_path):
+    paths = sorted(pd.read_csv(raw / "TinySOL_metadata.csv")["Path"])
+    (raw / "audio" / paths[1]).unlink()
+    (raw / "audio" / paths[5]).unlink()
+    with pytest.raises(DataError) as info:
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    assert "2 audio file(s)" in str(info.value) and paths[1] in str(info.value) and paths[5] in str(info.value)
+    assert not (tmp_path / "clean").exists()
+
+
+@pytest.mark.parametrize("column", ["Path", "Fold", "Family", "Instrument (abbr.)"])
+def test_missing_metadata_column_is_named(raw, tmp_path, column):
+    csv = raw / "TinySOL_metadata.csv"
+    pd.read_csv(csv).drop(columns=[column]).to_csv(csv, index=False)
+    with pytest.raises(DataError, match=f"missing column.*{column.replace('(', '.').replace(')', '.')}"):
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+
+
+def test_older_metadata_without_instance_id_is_fine(raw, tmp_path):
+    csv = raw / "TinySOL_metadata.csv"
+    pd.read_csv(csv).drop(columns=["Instance ID"]).to_csv(csv, index=False)
+    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    assert metrics["files_read"] == 9
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda df: df.assign(Fold=["x"] + list(df["Fold"][1:])), "Fold must be an integer"),
+        (lambda df: df.assign(Fold=[1.5] + list(df["Fold"][1:])), "Fold must be an integer"),
+        (lambda df: pd.concat([df, df.iloc[:1]]), "listed more than once"),
+        (lambda df: df.assign(Family=[""] + list(df["Family"][1:])), "empty 'Family'"),
+        (lambda df: df.assign(Path=["../escape.wav"] + list(df["Path"][1:])), "without '..'"),
+        (lambda df: df.assign(**{"Instrument (abbr.)": ["../x"] + list(df["Instrument (abbr.)"][1:])}), "folder name"),
+        (lambda df: df.iloc[:0], "no rows"),
+    ],
+)
+def test_bad_metadata_is_named(raw, tmp_path, edit, expected):
+    csv = raw / "TinySOL_metadata.csv"
+    edit(pd.read_csv(csv)).to_csv(csv, index=False)
+    with pytest.raises(DataError, match=expected):
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    assert not (tmp_path / "clean").exists()
+
+
+def test_colliding_window_names_are_refused(tmp_path):
+    rows = [row("Winds/Flute", "Fl", "Winds", "C4", 0), row("Winds/Flute", "Fl", "Winds", "C4", 1)]
+    rows[1]["Path"] = rows[1]["Path"].replace("ordinario", "other")
+    raw = make_raw(tmp_path / "raw", rows)
+    with pytest.raises(DataError, match="would both write Fl/Fl-ord-C4-mf-N_<i>.wav"):
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+
+
+@pytest.mark.parametrize("target", ["Instrument", "pitch", None])
+def test_unknown_target_refused_before_any_work(tmp_path, target):
+    with pytest.raises(ParameterError, match="data.target"):
+        clean.run(tmp_path / "does-not-exist", tmp_path / "clean", config=CONFIG, target=target)
+    assert not (tmp_path / "clean").exists()
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_bad_jobs_refused(raw, tmp_path, jobs):
+    with pytest.raises(ParameterError, match="jobs"):
+        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=jobs)
+
+
+# --- threshold image ----------------------------------------------------------------------
+
+
+def test_pick_notes_is_deterministic_and_spread():
+    notes = [clean.Note(path=f"x/{i:02d}.wav", fold=0, family="F", instrument="A", label="A") for i in range(9)]
+    notes += [clean.Note(path="y/0.wav", fold=0, family="F", instrument="B", label="B")]
+    picked = clean.pick_notes(list(reversed(notes)), per_class=2)
+    assert [n.path for n in picked] == ["x/00.wav", "x/08.wav", "y/0.wav"]
+    assert [n.path for n in clean.pick_notes(notes, per_class=3)][:3] == ["x/00.wav", "x/04.wav", "x/08.wav"]
+
+
+def test_plot_threshold_writes_a_png(raw, tmp_path):
+    path = tmp_path / "plots" / "threshold.png"
+    clean.plot_threshold(raw, path, config=CONFIG, target="instrument")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    clean.plot_threshold(raw, tmp_path / "again.png", config=CONFIG, target="instrument")
+    assert (tmp_path / "again.png").read_bytes() == data
+
+
+# --- stage script -------------------------------------------------------------------------
+
+
+def _stage(tmp_path, raw, **clean_params):
+    clean_params = {"sample_rate": 16000, "delta_time": 1.0, "threshold_db": -64.3, "envelope_ms": 50, **clean_params}
+    params = {"data": {"target": "family"}, "clean": clean_params}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [
+        sys.executable, str(ROOT / "stages" / "clean.py"), "--params", "params.yaml", "--raw", str(raw),
+        "--out", "data/clean", "--metrics", "metrics/clean.json", "--threshold-plot", "plots/images/threshold.png",
+    ]
+    return subprocess.run(cmd, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def test_stage_script_writes_its_outputs(raw, tmp_path):
+    result = _stage(tmp_path, raw)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics" / "clean.json").read_text())
+    assert set(metrics) == METRIC_KEYS and metrics["windows_written"] == 12
+    assert (tmp_path / "data" / "clean" / "index.csv").exists()
+    assert (tmp_path / "plots" / "images" / "threshold.png").stat().st_size > 10_000
+
+
+def test_stage_script_bad_param_exits_1_and_writes_nothing(raw, tmp_path):
+    result = _stage(tmp_path, raw, threshold_db=6)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: clean.threshold_db must be < 0")
+    assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
