@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ..errors import DataError, ParameterError
 from ..io import atomic_file
 from ..params import number, span
-from ..tinysol import DYNAMICS_ID, INSTRUMENTS, METADATA_COLUMNS, N_FOLDS, pitch_name
+from ..tinysol import BY_ABBR, DYNAMICS_ID, INSTRUMENTS, METADATA_COLUMNS, N_FOLDS, pitch_name
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ _F_FLOOR = 40.0
 #: Pivot frequency (Hz) of the EQ tilt: gain is 0 dB here.
 _TILT_PIVOT = 1000.0
 
+#: Body resonances of a violin: (Hz, relative gain, width in octaves): the air mode A0,
+#: the two main wood modes B1- and B1+, and the broad "bridge hill". Gains are scaled so
+#: the largest is ``data.soundfont.body_db``.
+_VIOLIN_BODY = ((275.0, 1.0, 0.12), (460.0, 0.8, 0.10), (540.0, 0.9, 0.10), (2500.0, 0.9, 0.45))
+
+#: Body size relative to a violin: the resonances sit this factor lower. TimGM6mb plays the
+#: viola from the violin's own samples, so without a body the two are the same sound.
+BODY_SCALE = {"Vn": 1.0, "Va": 0.82, "Vc": 0.40, "Cb": 0.25}
+
 #: Every key of ``data.soundfont``; any other key is refused so a typo is not ignored.
 KEYS = (
     "soundfonts",
@@ -79,6 +88,8 @@ KEYS = (
     "snr_db",
     "noise_color",
     "tilt_db_per_octave",
+    "body_db",
+    "body_jitter",
 )
 
 _PREFIX = "data.soundfont"
@@ -108,7 +119,7 @@ class Note:
     @property
     def path(self) -> str:
         """The file's path inside ``audio/``, TinySOL style."""
-        inst = _BY_ABBR[self.abbr]
+        inst = BY_ABBR[self.abbr]
         string = f"{self.string}c" if self.string else "N"
         tag = f"I{self.instance}" if self.instance else "N"
         name = f"{self.abbr}-ord-{pitch_name(self.midi)}-{self.dynamics}-{string}-{tag}.wav"
@@ -120,7 +131,6 @@ class Note:
         return (self.instance, _INDEX[self.abbr], self.midi, DYNAMICS_ID[self.dynamics], self.string)
 
 
-_BY_ABBR = {inst.abbr: inst for inst in INSTRUMENTS}
 _INDEX = {inst.abbr: i for i, inst in enumerate(INSTRUMENTS)}
 
 
@@ -210,6 +220,8 @@ def check_settings(settings: dict) -> dict:
     out["snr_db"] = span(key("snr_db"), settings["snr_db"], low=-20, high=120)
     out["noise_color"] = span(key("noise_color"), settings["noise_color"], low=0, high=2)
     out["tilt_db_per_octave"] = number(key("tilt_db_per_octave"), settings["tilt_db_per_octave"], low=0, high=24)
+    out["body_db"] = number(key("body_db"), settings["body_db"], low=0, high=24)
+    out["body_jitter"] = number(key("body_jitter"), settings["body_jitter"], low=0, high=0.5)
     return out
 
 
@@ -363,7 +375,7 @@ def variation(note: Note, *, seed: int, settings: dict) -> dict:
     """
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, *note.key)))
     sr = settings["sample_rate"]
-    vibrato = _BY_ABBR[note.abbr].vibrato
+    vibrato = BY_ABBR[note.abbr].vibrato
 
     def uniform(name):
         lo, hi = settings[name]
@@ -383,6 +395,8 @@ def variation(note: Note, *, seed: int, settings: dict) -> dict:
         "snr_db": uniform("snr_db"),
         "noise_color": uniform("noise_color"),
         "tilt_db_per_octave": float(rng.uniform(-1, 1)) * settings["tilt_db_per_octave"],
+        "body_scale": BODY_SCALE.get(note.abbr, 0.0) * float(np.exp2(rng.uniform(-1, 1) * settings["body_jitter"])),
+        "body_db": settings["body_db"] if note.abbr in BODY_SCALE else 0.0,
     }
     if not vibrato:
         v["vibrato_cents"] = 0.0
@@ -450,8 +464,33 @@ def time_warp(x: np.ndarray, *, cents: np.ndarray) -> np.ndarray:
     return np.interp(position, np.arange(len(x)), x).astype(np.float32)
 
 
-def room_and_tilt(x: np.ndarray, *, sample_rate: int, rng, reverb_seconds: float, reverb_mix: float, tilt_db_per_octave: float) -> np.ndarray:
-    """Convolve with a synthetic room and apply an EQ tilt, in one FFT, keeping ``len(x)``.
+def body_gain(freqs: np.ndarray, *, scale: float, gain_db: float) -> np.ndarray:
+    """Magnitude response of a bowed string's body: violin resonances moved by ``scale``.
+
+    Parameters
+    ----------
+    freqs : numpy.ndarray
+        Frequencies in Hz.
+    scale : float
+        Body size relative to a violin (resonance frequencies are multiplied by it).
+    gain_db : float
+        Gain of the strongest resonance; 0 gives a flat response.
+
+    Returns
+    -------
+    numpy.ndarray
+        Linear gain per frequency (Gaussian bumps on a log-frequency axis).
+    """
+    octaves = np.log2(np.maximum(freqs, _F_FLOOR))
+    db = np.zeros_like(octaves)
+    if gain_db > 0 and scale > 0:
+        for hz, weight, width in _VIOLIN_BODY:
+            db += gain_db * weight * np.exp(-0.5 * ((octaves - np.log2(hz * scale)) / width) ** 2)
+    return 10.0 ** (db / 20.0)
+
+
+def room_and_tilt(x: np.ndarray, *, sample_rate: int, rng, reverb_seconds: float, reverb_mix: float, tilt_db_per_octave: float, body_scale: float = 0.0, body_db: float = 0.0) -> np.ndarray:
+    """Apply a string body, a synthetic room and an EQ tilt in one FFT, keeping ``len(x)``.
 
     Parameters
     ----------
@@ -467,6 +506,8 @@ def room_and_tilt(x: np.ndarray, *, sample_rate: int, rng, reverb_seconds: float
         Wet share: ``(1 - mix) * dry + mix * wet``, the wet part at the dry part's energy.
     tilt_db_per_octave : float
         Gain slope around 1 kHz.
+    body_scale, body_db : float
+        See :func:`body_gain`; 0 leaves the body out.
 
     Returns
     -------
@@ -481,7 +522,8 @@ def room_and_tilt(x: np.ndarray, *, sample_rate: int, rng, reverb_seconds: float
     n = scipy.fft.next_fast_len(len(x) + length - 1, real=True)
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
     tilt = 10.0 ** (tilt_db_per_octave * np.log2(np.maximum(freqs, _F_FLOOR) / _TILT_PIVOT) / 20.0)
-    spectrum = scipy.fft.rfft(x, n) * scipy.fft.rfft(ir, n) * tilt
+    shape = tilt * body_gain(freqs, scale=body_scale, gain_db=body_db)
+    spectrum = scipy.fft.rfft(x, n) * scipy.fft.rfft(ir, n) * shape
     return scipy.fft.irfft(spectrum, n)[: len(x)]
 
 
@@ -545,6 +587,8 @@ def finish(raw: np.ndarray, *, v: dict, sample_rate: int) -> np.ndarray:
         reverb_seconds=v["reverb_seconds"],
         reverb_mix=v["reverb_mix"],
         tilt_db_per_octave=v["tilt_db_per_octave"],
+        body_scale=v["body_scale"],
+        body_db=v["body_db"],
     )
     fade = min(len(y), max(1, round(_FADE * sample_rate)))
     y[-fade:] *= np.linspace(1.0, 0.0, fade)
@@ -592,7 +636,7 @@ def _render_one(task) -> tuple:
     note, seed, settings, audio_dir = task
     sr = settings["sample_rate"]
     v = variation(note, seed=seed, settings=settings)
-    inst = _BY_ABBR[note.abbr]
+    inst = BY_ABBR[note.abbr]
     # Vibrato can read up to a few % ahead of real time: render a little extra tail.
     extra = math.ceil((np.exp2(v["vibrato_cents"] / 1200.0) - 1.0) * (v["on_frames"] + v["off_frames"])) + 8
     raw = synthesize(
@@ -629,7 +673,7 @@ def metadata_row(note: Note) -> dict:
     dict
         Column -> value, columns as in ``tinysol.METADATA_COLUMNS``.
     """
-    inst = _BY_ABBR[note.abbr]
+    inst = BY_ABBR[note.abbr]
     return {
         "Path": note.path,
         "Fold": note.fold,
