@@ -108,3 +108,10 @@ def test_readme_keeps_its_permissions(project):
     (project / "README.md").chmod(0o644)
     report.main(["--metrics", str(project / "metrics"), "--readme", str(project / "README.md")])
     assert (project / "README.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_committed_readme_shows_the_committed_metrics():
+    """The README's results table is generated from metrics/*.json: regenerate it when they change."""
+    root = Path(__file__).resolve().parents[1]
+    argv = ["--metrics", str(root / "metrics"), "--readme", str(root / "README.md"), "--params", str(root / "params.yaml")]
+    report.main([*argv, "--check"])
