@@ -25,7 +25,7 @@ from .audio import CleanConfig
 from .errors import DataError, ParameterError
 from .io import atomic_dir, atomic_file
 from .params import choice
-from .tinysol import REQUIRED_COLUMNS
+from .tinysol import read_metadata as read_metadata_csv
 
 METADATA_FILE = "TinySOL_metadata.csv"
 AUDIO_DIR = "audio"
@@ -80,17 +80,7 @@ def read_metadata(raw_dir, *, target):
     """
     column = TARGETS[check_target(target)]
     csv = Path(raw_dir) / METADATA_FILE
-    try:
-        df = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"metadata file not found: {csv}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{csv}: not a readable CSV ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{csv}: missing column(s) {missing}; found {list(df.columns)}")
-    if df.empty:
-        raise DataError(f"{csv}: no rows")
+    df = read_metadata_csv(csv, dtype=str, keep_default_na=False)
     problems = []
     for col in ("Path", "Family", "Instrument (abbr.)"):
         for path in df.loc[df[col].str.strip() == "", "Path"]:

@@ -26,7 +26,7 @@ def test_training_is_reproducible_from_the_seed(clean_dir):
     assert meta1 == meta2
     for key in ("best_val_accuracy", "best_epoch", "epochs_run", "n_train_windows", "n_params"):
         assert met1[key] == met2[key]
-    for w1, w2 in zip(m1.get_weights(), m2.get_weights()):
+    for w1, w2 in zip(m1.get_weights(), m2.get_weights(), strict=True):
         np.testing.assert_array_equal(w1, w2)
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 from ..errors import DataError
 from ..io import atomic_dir
 from ..params import choice, get, number
-from ..tinysol import N_FOLDS, REQUIRED_COLUMNS
+from ..tinysol import N_FOLDS
+from ..tinysol import read_metadata as read_metadata_csv
 from . import tinysol
 
 SOURCES = ("soundfont", "tinysol")
@@ -108,18 +109,7 @@ def read_metadata(path) -> pd.DataFrame:
     pandas.DataFrame
         The table, columns by name (older copies lack ``Instance ID``).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"metadata file not found: {path}")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not a readable CSV: {exc}") from None
-    absent = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if absent:
-        raise DataError(f"{path} lacks the column(s) {absent}; it has {list(table.columns)}")
-    if table.empty:
-        raise DataError(f"{path} has no rows")
+    table = read_metadata_csv(path)
     for value in table["Path"]:
         parts = PurePosixPath(str(value)).parts
         if not isinstance(value, str) or not value or value.startswith("/") or ".." in parts:
