@@ -3,13 +3,13 @@
 The one windowing entry point is :func:`prepare`: mono, resample, envelope threshold,
 fixed-length windows (it is ``windows(trim(...))``). The clean stage cuts every window that
 train and predict read this way, and ``instrclf classify`` cuts a new recording with the
-same function and the same four values (:class:`CleanConfig`, stored with each model), so
-a model never sees audio cut differently.
+same function and the same four values (``clean.*``, stored in each model's card), so a
+model never sees audio cut differently. This module holds signal functions and audio file
+reading and writing only; settings live in :mod:`instrclf.settings`.
 """
 
 import numbers
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,72 +18,13 @@ import soxr
 from scipy.ndimage import maximum_filter1d
 
 from .errors import DataError, ParameterError
-from .params import get, number
 
-#: Sample rates accepted on input and for ``clean.sample_rate`` (Hz, inclusive).
-MIN_SAMPLE_RATE = 8000
-MAX_SAMPLE_RATE = 96000
+#: Sample rates accepted on input (Hz, inclusive): anything from telephone to 384 kHz studio audio.
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 384000
 
 #: 16-bit PCM full scale, the same factor libsndfile uses when it reads PCM_16 as float.
 _PCM16_SCALE = 32768
-
-
-@dataclass(frozen=True)
-class CleanConfig:
-    """The four values that define how audio is cut into windows (``clean.*`` in params.yaml).
-
-    Attributes
-    ----------
-    sample_rate : int
-        Rate of the windows in Hz, 8000..96000.
-    delta_time : float
-        Seconds per window, > 0.
-    threshold_db : float
-        Envelope threshold in dBFS, < 0; samples whose envelope is at or below it are dropped.
-    envelope_ms : float
-        Length of the centred rolling-max window of the envelope in milliseconds, > 0.
-
-    Construction validates every field and raises :class:`ParameterError` naming the
-    ``clean.*`` key. ``dataclasses.asdict(config)`` gives the keyword arguments of
-    :func:`prepare`.
-    """
-
-    sample_rate: int
-    delta_time: float
-    threshold_db: float
-    envelope_ms: float
-
-    def __post_init__(self):
-        number("clean.sample_rate", self.sample_rate, low=MIN_SAMPLE_RATE, high=MAX_SAMPLE_RATE, integer=True)
-        number("clean.delta_time", self.delta_time, low=0, low_open=True)
-        number("clean.threshold_db", self.threshold_db, high=0, high_open=True)
-        number("clean.envelope_ms", self.envelope_ms, low=0, low_open=True)
-        window_samples(sample_rate=self.sample_rate, delta_time=self.delta_time)
-
-    @classmethod
-    def from_params(cls, params: dict) -> "CleanConfig":
-        """Build and validate the config from parsed params.yaml.
-
-        Parameters
-        ----------
-        params : dict
-            Parsed params.yaml holding a ``clean`` section.
-
-        Returns
-        -------
-        CleanConfig
-        """
-        return cls(
-            sample_rate=get(params, "clean.sample_rate"),
-            delta_time=get(params, "clean.delta_time"),
-            threshold_db=get(params, "clean.threshold_db"),
-            envelope_ms=get(params, "clean.envelope_ms"),
-        )
-
-    @property
-    def window_length(self) -> int:
-        """Samples per window: ``round(sample_rate * delta_time)``."""
-        return window_samples(sample_rate=self.sample_rate, delta_time=self.delta_time)
 
 
 def window_samples(*, sample_rate, delta_time) -> int:
@@ -143,7 +84,7 @@ def load(path):
     ----------
     path : str or Path
         Any file libsndfile reads: WAV with 8/16/24/32-bit integer or 32/64-bit float
-        samples, any number of channels, 8-96 kHz.
+        samples, FLAC, OGG, any number of channels, 1-384 kHz.
 
     Returns
     -------
@@ -156,7 +97,7 @@ def load(path):
     ------
     DataError
         Naming the file and the reason: unreadable, not audio, empty, truncated,
-        NaN/infinite samples, or a sample rate outside 8-96 kHz.
+        NaN/infinite samples, or a sample rate outside 1-384 kHz.
     """
     path = Path(path)
     try:
@@ -353,7 +294,8 @@ def prepare(y, sr, *, sample_rate, threshold_db, envelope_ms, delta_time):
     sr : int
         Sample rate of ``y`` in Hz.
     sample_rate, threshold_db, envelope_ms, delta_time
-        The fields of :class:`CleanConfig` (validated the same way).
+        The fields of :class:`instrclf.settings.CleanSettings`
+        (``prepare(y, sr, **clean.model_dump())``).
 
     Returns
     -------
@@ -362,7 +304,6 @@ def prepare(y, sr, *, sample_rate, threshold_db, envelope_ms, delta_time):
         end to end. ``k = 0`` for a silent recording; a short one is zero-padded to one
         window.
     """
-    CleanConfig(sample_rate=sample_rate, delta_time=delta_time, threshold_db=threshold_db, envelope_ms=envelope_ms)
     kept = trim(y, sr, sample_rate=sample_rate, threshold_db=threshold_db, envelope_ms=envelope_ms)
     return windows(kept, sample_rate=sample_rate, delta_time=delta_time)
 

@@ -1,4 +1,7 @@
-"""The clean windows as training data: index.csv, fold splits, labels and arrays."""
+"""The clean windows as model data: which windows train, validate and test a fold, as arrays.
+
+Reads only ``index.csv`` (through :mod:`instrclf.layout`) and the windows it lists.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,59 +10,30 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from . import params as P
-from .clean import INDEX_COLUMNS
 from .errors import DataError, ParameterError
-from .tinysol import N_FOLDS
-
+from .settings import SplitSettings
 
 
 @dataclass(frozen=True)
-class Split:
-    """Which TinySOL folds test, validate and train (params ``split.*``)."""
+class FoldSets:
+    """The windows of one cross-validation fold.
 
-    test_fold: int
-    val_fold: int
-
-    @classmethod
-    def from_params(cls, params: dict) -> "Split":
-        """Read and check ``split.test_fold`` and ``split.val_fold``."""
-        folds = list(range(N_FOLDS))
-        test = P.choice("split.test_fold", P.get(params, "split.test_fold"), folds)
-        val = P.choice("split.val_fold", P.get(params, "split.val_fold"), folds)
-        if test == val:
-            raise ParameterError(f"split.val_fold must differ from split.test_fold, both are {test}")
-        return cls(test_fold=test, val_fold=val)
-
-    @property
-    def train_folds(self) -> tuple:
-        return tuple(f for f in range(N_FOLDS) if f not in (self.test_fold, self.val_fold))
-
-
-def read_index(clean_dir) -> pd.DataFrame:
-    """Read ``<clean_dir>/index.csv``, checking its columns.
-
-    Parameters
+    Attributes
     ----------
-    clean_dir : str or Path
-        The clean stage's output folder.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per window, columns :data:`INDEX_COLUMNS`.
+    train, val, test : pandas.DataFrame
+        Windows of the training folds, the validation fold and the test fold, from every
+        library except the unseen one.
+    unseen : pandas.DataFrame
+        Every window of the unseen library (all folds); empty when there is none.
+    unseen_note : str
+        Why ``unseen`` is empty, or ``""``.
     """
-    path = Path(clean_dir) / "index.csv"
-    try:
-        index = pd.read_csv(path, dtype={"label": str, "instrument": str, "family": str})
-    except FileNotFoundError:
-        raise DataError(f"{path} not found: run the clean stage first (dvc repro clean)") from None
-    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
-    if missing:
-        raise DataError(f"{path} lacks columns {missing}")
-    if index.empty:
-        raise DataError(f"{path} lists no windows")
-    return index
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    unseen: pd.DataFrame
+    unseen_note: str = ""
 
 
 def labels_of(index: pd.DataFrame) -> list:
@@ -67,12 +41,51 @@ def labels_of(index: pd.DataFrame) -> list:
     return sorted(index["label"].unique())
 
 
-def select_folds(index: pd.DataFrame, folds) -> pd.DataFrame:
-    """Rows of the given folds, in index order; an empty selection is an error naming the folds."""
-    part = index[index["fold"].isin(list(folds))].reset_index(drop=True)
-    if part.empty:
-        raise DataError(f"no windows in fold(s) {sorted(folds)}; folds present: {sorted(index['fold'].unique())}")
-    return part
+def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSets:
+    """Split the index for one test fold: ``(t + 1) % 5`` validates, the other three train.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame
+        From :func:`instrclf.layout.read_index`.
+    test_fold : int
+        The held-out fold, 0-4.
+    unseen_library : str or None
+        ``split.unseen_library``: the library excluded from every fold's training and
+        validation. With one library in the index (TinySOL, your own set) there is none to
+        hold out and ``unseen`` is empty, with a note; with several, the name must be one
+        of them.
+
+    Returns
+    -------
+    FoldSets
+    """
+    val_fold, train_folds = SplitSettings.folds_of(test_fold)
+    libraries = sorted(index["library"].unique())
+    note = ""
+    if unseen_library is None:
+        note = "split.unseen_library is null: no library is held out"
+    elif len(libraries) == 1:
+        note = f"the data has one library ({libraries[0]}): no unseen-library evaluation"
+    elif unseen_library not in libraries:
+        raise ParameterError(f"split.unseen_library must be one of the data's libraries {libraries}, got {unseen_library!r}")
+    held_out = index["library"] == unseen_library if not note else pd.Series(False, index=index.index)
+    seen = index[~held_out]
+    sets = FoldSets(
+        train=_rows(seen, train_folds),
+        val=_rows(seen, [val_fold]),
+        test=_rows(seen, [test_fold]),
+        unseen=index[held_out].reset_index(drop=True),
+        unseen_note=note,
+    )
+    for name in ("train", "val", "test"):
+        if getattr(sets, name).empty:
+            raise DataError(f"no {name} windows for test fold {test_fold}: the index has folds {sorted(seen['fold'].unique())}")
+    return sets
+
+
+def _rows(index: pd.DataFrame, folds) -> pd.DataFrame:
+    return index[index["fold"].isin(list(folds))].reset_index(drop=True)
 
 
 def encode(labels_column, labels) -> np.ndarray:

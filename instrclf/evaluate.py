@@ -5,23 +5,15 @@ window and the note's probabilities are the mean of its windows'. Metrics are re
 at both levels, flat and numbers only, so ``dvc metrics show`` is one readable table.
 """
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score, roc_auc_score
 
+from . import layout
 from .errors import DataError, ParameterError
-from .io import atomic_file
 
-PROB_PREFIX = "p_"
-"""Prefix of the per-label probability columns of a predictions table (``p_<label>``)."""
-
-INDEX_COLUMNS = ("Path", "fold", "label")
+INDEX_COLUMNS = ("Path", "library", "fold", "label")
 """Columns of the window index that evaluation reads."""
-
-PREDICTION_COLUMNS = ("Path", "fold", "label", "predicted", "n_windows")
-"""Leading columns of a predictions table, followed by one ``p_<label>`` column per label."""
 
 
 def _check_labels(labels) -> list:
@@ -57,7 +49,7 @@ def _check_windows(index, probs, *, labels) -> np.ndarray:
     return probs
 
 
-def aggregate(index, probs, *, labels) -> pd.DataFrame:
+def aggregate(index, probs, *, labels, subset="test") -> pd.DataFrame:
     """Average window probabilities into one prediction per source note.
 
     Parameters
@@ -69,13 +61,16 @@ def aggregate(index, probs, *, labels) -> pd.DataFrame:
         Softmax outputs of the model, columns in the order of ``labels``.
     labels : list of str
         Class names, the model's output order.
+    subset : str
+        What these notes are to the model (``test``: its held-out fold; ``unseen``: the
+        library it never trained on), written in the ``set`` column.
 
     Returns
     -------
     pandas.DataFrame
-        One row per ``Path``, sorted by ``Path``, with the columns ``Path, fold, label,
-        predicted, n_windows`` and then ``p_<label>`` (the mean of the note's window
-        probabilities) for each label. ``predicted`` is the label of the largest mean
+        One row per ``Path``, sorted by ``Path``, with the columns of
+        :data:`instrclf.layout.PREDICTION_COLUMNS` and then ``p_<label>`` (the mean of the
+        note's window probabilities) for each label. ``predicted`` is the label of the largest mean
         probability (the first such label on a tie).
 
     Raises
@@ -86,21 +81,25 @@ def aggregate(index, probs, *, labels) -> pd.DataFrame:
     """
     labels = _check_labels(labels)
     probs = _check_windows(index, probs, labels=labels)
-    frame = pd.DataFrame(probs, columns=[f"{PROB_PREFIX}{x}" for x in labels])
+    columns = layout.probability_columns(labels)
+    frame = pd.DataFrame(probs, columns=columns)
     frame.insert(0, "Path", index["Path"].astype(str).to_numpy())
-    frame.insert(1, "fold", index["fold"].to_numpy())
-    frame.insert(2, "label", index["label"].astype(str).to_numpy())
+    frame.insert(1, "library", index["library"].astype(str).to_numpy())
+    frame.insert(2, "fold", index["fold"].to_numpy())
+    frame.insert(3, "label", index["label"].astype(str).to_numpy())
     groups = frame.groupby("Path", sort=True)
-    for column in ("fold", "label"):
+    for column in ("library", "fold", "label"):
         mixed = groups[column].nunique()
         mixed = mixed[mixed > 1]
         if len(mixed):
             raise DataError(f"window index: note(s) {list(mixed.index[:5])} have windows with different {column}")
-    first = groups[["fold", "label"]].first()
-    mean = groups[[f"{PROB_PREFIX}{x}" for x in labels]].mean()
+    first = groups[["library", "fold", "label"]].first()
+    mean = groups[columns].mean()
     out = pd.DataFrame({
         "Path": first.index.to_numpy(),
+        "library": first["library"].to_numpy(),
         "fold": first["fold"].to_numpy(),
+        "set": subset,
         "label": first["label"].to_numpy(),
         "predicted": np.asarray(labels, dtype=object)[mean.to_numpy().argmax(axis=1)],
         "n_windows": groups.size().to_numpy(),
@@ -118,7 +117,7 @@ def probability_columns(predictions, *, labels) -> np.ndarray:
     labels : list of str
         Class names; one column ``p_<label>`` must exist for each.
     """
-    columns = [f"{PROB_PREFIX}{x}" for x in labels]
+    columns = layout.probability_columns(labels)
     missing = [c for c in columns if c not in predictions.columns]
     if missing:
         raise DataError(f"predictions lack probability column(s) {missing}")
@@ -207,59 +206,3 @@ def metrics(index, probs, predictions, *, labels) -> dict:
     out["n_files"] = int(len(predictions))
     out["n_windows"] = int(len(index))
     return out
-
-
-def write_predictions(path, predictions) -> None:
-    """Write a predictions table as CSV, atomically (floats keep full precision)."""
-    with atomic_file(path, newline="") as f:
-        predictions.to_csv(f, index=False)
-
-
-def read_predictions(path):
-    """Read a predictions CSV written by :func:`write_predictions`.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``data/predictions/<model>.csv``.
-
-    Returns
-    -------
-    predictions : pandas.DataFrame
-        The table, ``Path``, ``label`` and ``predicted`` as strings.
-    labels : list of str
-        Class names, from the ``p_<label>`` columns in file order.
-
-    Raises
-    ------
-    DataError
-        If the file is missing, unreadable, lacks a column, has no probability column,
-        or holds a prediction that is not one of its labels.
-    """
-    path = Path(path)
-    try:
-        predictions = pd.read_csv(
-            path, dtype={"Path": str, "label": str, "predicted": str}, keep_default_na=False
-        )
-    except FileNotFoundError:
-        raise DataError(f"predictions file not found: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not a readable CSV: {exc}") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise DataError(f"{path} lacks column(s) {missing}")
-    labels = [c[len(PROB_PREFIX):] for c in predictions.columns if c.startswith(PROB_PREFIX)]
-    if not labels:
-        raise DataError(f"{path} has no probability columns ({PROB_PREFIX}<label>)")
-    if len(predictions) == 0:
-        raise DataError(f"{path} holds no predictions")
-    try:
-        scores = probability_columns(predictions, labels=labels)
-    except ValueError:
-        raise DataError(f"{path}: probability columns must be numbers") from None
-    if not np.all(np.isfinite(scores)):
-        raise DataError(f"{path}: probability columns hold NaN or infinite values")
-    unknown = sorted(set(predictions["label"]).union(predictions["predicted"]) - set(labels))
-    if unknown:
-        raise DataError(f"{path}: label(s) {unknown} have no {PROB_PREFIX}<label> column")
-    return predictions, labels

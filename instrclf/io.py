@@ -4,9 +4,13 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+#: Temporary siblings are named ``.<name>.tmp-<pid>-<random>``: the PID tells a live writer from a dead one.
+_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^/]*")
 
 
 def _umask() -> int:
@@ -18,6 +22,47 @@ def _umask() -> int:
 def _normal_mode(path, *, directory: bool) -> None:
     """Give a ``mkstemp``/``mkdtemp`` result (0600/0700) the permissions ``open``/``mkdir`` would."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this PID exists (it may belong to another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale(path) -> list:
+    """Remove temporary siblings of ``path`` left by writers that were killed.
+
+    A writer killed with SIGKILL cannot clean up; the next writer of the same output
+    removes every ``.<name>.tmp-<pid>-*`` sibling whose process no longer exists.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        match = _TEMP.fullmatch(entry.name)
+        if match and match["name"] == path.name and not _alive(int(match["pid"])):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.tmp-{os.getpid()}-"
 
 
 @contextlib.contextmanager
@@ -37,7 +82,8 @@ def atomic_dir(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
     _normal_mode(tmp, directory=True)
     try:
         yield tmp
@@ -46,7 +92,8 @@ def atomic_dir(path):
         raise
     old = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old.{os.getpid()}")
+        old = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
+        os.rmdir(old)
         path.rename(old)
     tmp.rename(path)
     if old is not None:
@@ -68,7 +115,8 @@ def atomic_file(path, mode="w", **kwargs):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), dir=path.parent)
     os.close(fd)
     _normal_mode(tmp, directory=False)
     if "b" not in mode:

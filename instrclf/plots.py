@@ -1,10 +1,10 @@
-"""Plot data for DVC's templates, matplotlib figures, and an offline page for ``dvc plots show``.
+"""Plot data for ``dvc plots show``, and an offline page to show it in.
 
-- ROC data: rows of ``{fpr, tpr}``, micro-averaged one-vs-rest over the file-level mean
-  probabilities, thinned to a few hundred points (DVC template ``simple``).
+- ROC data: rows of ``{series, fpr, tpr}``, micro-averaged one-vs-rest over the file-level
+  mean probabilities (series = the model), or one curve per class (series = the class),
+  thinned to a few hundred points (the project's template ``.dvc/plots/series.json``
+  colours by ``series``).
 - Confusion data: one ``{actual, predicted}`` row per file (DVC template ``confusion``).
-- Images: per model, the per-class ROC curves beside the confusion matrix (counts and
-  row-normalised); one comparison of all models.
 - :func:`write_html_template`: DVC's default page pulls Vega from a CDN and is blank
   offline; this writes a page with vl-convert-python's bundle inlined instead. Run
   ``python -m instrclf.plots template .dvc/plots_template.html`` at set-up.
@@ -14,11 +14,11 @@ import argparse
 import sys
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, roc_curve
+from sklearn.metrics import roc_curve
 
 from .errors import DataError, InstrclfError, ParameterError
-from .evaluate import one_hot, probability_columns, roc_auc
-from .io import atomic_file, write_json
+from .evaluate import one_hot, probability_columns
+from .io import atomic_file
 
 MAX_ROC_POINTS = 300
 """Points kept per ROC curve in the plot data: smooth on screen, small in git."""
@@ -93,10 +93,26 @@ def class_rocs(predictions, *, labels) -> dict:
     }
 
 
-def roc_rows(predictions, *, labels, max_points=MAX_ROC_POINTS) -> list:
-    """Rows ``{"fpr": ..., "tpr": ...}`` of the thinned micro-averaged ROC curve (finite floats)."""
+def roc_rows(predictions, *, labels, series: str, max_points=MAX_ROC_POINTS) -> list:
+    """Rows ``{"series", "fpr", "tpr"}`` of the thinned micro-averaged ROC curve (finite floats).
+
+    ``series`` names the curve (the model): the project's ``series`` template gives
+    each its own colour in ``dvc plots show``.
+    """
     fpr, tpr = thin(*micro_roc(predictions, labels=labels), max_points=max_points)
-    return [{"fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)]
+    return _rows(series, fpr, tpr)
+
+
+def class_roc_rows(predictions, *, labels, max_points=MAX_ROC_POINTS) -> list:
+    """Rows ``{"series": <class>, "fpr", "tpr"}``: every class's one-vs-rest ROC curve, thinned."""
+    rows = []
+    for label, (fpr, tpr) in class_rocs(predictions, labels=labels).items():
+        rows += _rows(label, *thin(fpr, tpr, max_points=max_points))
+    return rows
+
+
+def _rows(series, fpr, tpr) -> list:
+    return [{"series": series, "fpr": round(float(f), 6), "tpr": round(float(t), 6)} for f, t in zip(fpr, tpr, strict=True)]
 
 
 def confusion_rows(predictions) -> list:
@@ -105,121 +121,6 @@ def confusion_rows(predictions) -> list:
         {"actual": str(a), "predicted": str(p)}
         for a, p in zip(predictions["label"], predictions["predicted"], strict=True)
     ]
-
-
-def write_plot_data(predictions, *, labels, roc_path, confusion_path) -> None:
-    """Write one model's ROC and confusion plot data as strict JSON, atomically."""
-    write_json(roc_path, roc_rows(predictions, labels=labels), indent=None)
-    write_json(confusion_path, confusion_rows(predictions), indent=None)
-
-
-def _pyplot():
-    """Matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _draw_confusion(ax, matrix, *, labels, normalise, title):
-    """Draw a confusion matrix with a value in each cell."""
-    shown = matrix.astype(float)
-    if normalise:
-        totals = shown.sum(axis=1, keepdims=True)
-        shown = np.divide(shown, totals, out=np.zeros_like(shown), where=totals > 0)
-    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalise else max(1, shown.max()))
-    ticks = np.arange(len(labels))
-    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual", title=title)
-    ax.set_xticklabels(labels, rotation=90, fontsize=7)
-    ax.set_yticklabels(labels, fontsize=7)
-    small = 7 if len(labels) <= 8 else 5
-    for i, j in zip(*np.nonzero(matrix), strict=True):
-        text = f"{shown[i, j]:.2f}" if normalise else str(matrix[i, j])
-        dark = shown[i, j] > 0.6 * (1 if normalise else max(1, shown.max()))
-        ax.text(j, i, text, ha="center", va="center", fontsize=small, color="white" if dark else "black")
-    return image
-
-
-def model_figure(predictions, *, labels, model):
-    """One model's figure: per-class ROC with micro and macro AUC, confusion counts and row shares.
-
-    Parameters
-    ----------
-    predictions : pandas.DataFrame
-        File-level predictions (``label``, ``predicted``, ``p_<label>``).
-    labels : list of str
-        Class names.
-    model : str
-        Name used in the titles.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 6), layout="constrained")
-    auc = roc_auc(predictions, labels=labels)
-    colours = plt.get_cmap("tab20")
-    for k, (label, (fpr, tpr)) in enumerate(class_rocs(predictions, labels=labels).items()):
-        axes[0].plot(fpr, tpr, lw=1, color=colours(k % 20), label=label)
-    fpr, tpr = micro_roc(predictions, labels=labels)
-    micro, macro = auc.get("roc_auc_micro"), auc.get("roc_auc_macro")
-    axes[0].plot(fpr, tpr, "k-", lw=2.5, label=f"micro-average (AUC {micro:.3f})")
-    macro_text = "n/a" if macro is None else f"{macro:.3f}"
-    axes[0].plot([], [], " ", label=f"macro AUC (mean of classes) {macro_text}")
-    axes[0].plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    axes[0].set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
-                title=f"{model}: one-vs-rest ROC per class")
-    axes[0].legend(fontsize=7, loc="lower right")
-    matrix = confusion_matrix(predictions["label"], predictions["predicted"], labels=labels)
-    _draw_confusion(axes[1], matrix, labels=labels, normalise=False, title=f"{model}: notes (n={len(predictions)})")
-    image = _draw_confusion(axes[2], matrix, labels=labels, normalise=True, title=f"{model}: share of each actual")
-    fig.colorbar(image, ax=axes[2], shrink=0.8)
-    return fig
-
-
-def comparison_figure(models):
-    """All models side by side: micro-averaged ROC curves and file-level accuracy.
-
-    Parameters
-    ----------
-    models : dict
-        ``model name -> (predictions, labels)``, in display order.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    if not models:
-        raise ParameterError("comparison_figure needs at least one model, got none")
-    plt = _pyplot()
-    fig, (roc_ax, bar_ax) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
-    accuracies = []
-    for name, (predictions, labels) in models.items():
-        fpr, tpr = micro_roc(predictions, labels=labels)
-        micro = roc_auc(predictions, labels=labels)["roc_auc_micro"]
-        roc_ax.plot(fpr, tpr, lw=1.8, label=f"{name} (micro AUC {micro:.3f})")
-        accuracies.append(float(np.mean(predictions["label"].astype(str) == predictions["predicted"].astype(str))))
-    roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    roc_ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
-               title="micro-averaged one-vs-rest ROC (file level)")
-    roc_ax.legend(loc="lower right")
-    bars = bar_ax.bar(list(models), accuracies, color=[f"C{i}" for i in range(len(models))])
-    bar_ax.bar_label(bars, labels=[f"{a:.3f}" for a in accuracies])
-    bar_ax.set(ylim=(0, 1.05), ylabel="accuracy", title="file-level accuracy on the test fold")
-    return fig
-
-
-def save_figure(fig, path, *, dpi=100) -> None:
-    """Save a figure as PNG atomically and close it."""
-    plt = _pyplot()
-    try:
-        with atomic_file(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-    finally:
-        plt.close(fig)
 
 
 _TEMPLATE = """<!DOCTYPE html>

@@ -1,11 +1,6 @@
 """Facts about TinySOL shared by both data sources: instruments, columns, names."""
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import pandas as pd
-
-from .errors import DataError
 
 #: Columns of TinySOL_metadata.csv, in Zenodo's order (older copies lack "Instance ID";
 #: code reads columns by name).
@@ -26,10 +21,11 @@ METADATA_COLUMNS = (
     "Resampled",
 )
 
-#: Columns every later stage needs; a metadata CSV without them is rejected.
-REQUIRED_COLUMNS = ("Path", "Fold", "Family", "Instrument (abbr.)")
-
+#: TinySOL's official cross-validation folds are 0 .. N_FOLDS - 1.
 N_FOLDS = 5
+
+#: TinySOL's four families.
+FAMILIES = ("Brass", "Keyboards", "Strings", "Winds")
 
 #: TinySOL's dynamics and their IDs.
 DYNAMICS_ID = {"pp": 0, "p": 1, "mf": 2, "f": 3, "ff": 4}
@@ -91,33 +87,3 @@ BY_ABBR = {inst.abbr: inst for inst in INSTRUMENTS}
 def pitch_name(midi: int) -> str:
     """Scientific pitch name of a MIDI note number, TinySOL style (``60 -> "C4"``, ``61 -> "C#4"``)."""
     return f"{_PITCH_CLASSES[midi % 12]}{midi // 12 - 1}"
-
-
-def read_metadata(path, **read_csv) -> pd.DataFrame:
-    """Read a TinySOL metadata CSV, checking it is a CSV with rows and :data:`REQUIRED_COLUMNS`.
-
-    Parameters
-    ----------
-    path : str or Path
-        The CSV file (``TinySOL_metadata.csv``).
-    **read_csv
-        Passed to :func:`pandas.read_csv` (e.g. ``dtype=str``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The table; columns are read by name (older copies lack ``Instance ID``).
-    """
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, **read_csv)
-    except FileNotFoundError:
-        raise DataError(f"metadata file not found: {path}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
-    if table.empty:
-        raise DataError(f"{path}: no rows")
-    return table

@@ -1,6 +1,11 @@
-"""Training: seeding, the distribution strategy, datasets and the fit loop with early stopping."""
+"""Training: seeding, threads, the distribution strategy, cached spectrograms and the fit loop.
 
-import dataclasses
+The kapre front end has no trainable weights, so each window's spectrogram is computed
+once (:func:`spectrograms`) and only the back end is trained, on batches from memory.
+The trained back end is then assembled with the front end into one model that takes raw
+audio (:func:`instrclf.models.assemble`).
+"""
+
 import os
 import random
 import sys
@@ -10,51 +15,39 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import data, models
-from . import params as P
-from .audio import CleanConfig
+from . import data, layout, models
+from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings, TrainSettings
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (params ``train.*``)."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    patience: int
-    distribute: str = "default"
-
-    @classmethod
-    def from_params(cls, params: dict) -> "TrainConfig":
-        """Read and check ``train.*``; errors name the key and the allowed values."""
-        return cls(
-            epochs=P.number("train.epochs", P.get(params, "train.epochs"), low=1, integer=True),
-            batch_size=P.number("train.batch_size", P.get(params, "train.batch_size"), low=1, integer=True),
-            learning_rate=P.number("train.learning_rate", P.get(params, "train.learning_rate"), low=0, low_open=True),
-            patience=P.number("train.patience", P.get(params, "train.patience"), low=0, integer=True),
-            distribute=P.choice("train.distribute", P.get(params, "train.distribute", "default"), STRATEGIES),
-        )
+#: Inference batch for the front end: memory only, never results.
+FRONTEND_BATCH = 256
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy, Keras and TensorFlow, and make TensorFlow's ops deterministic."""
-    P.number("seed", seed, low=0, integer=True)
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
+def set_threads(threads) -> None:
+    """Limit TensorFlow's intra-op threads (``train.threads``; ``None`` keeps every core).
+
+    Must run before TensorFlow executes its first op. Inter-op parallelism is set to 1
+    thread when limited, so N queued jobs with ``threads = cores / N`` use the cores once.
+    """
+    if threads is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy named by ``train.distribute``.
 
-    ``default`` is the one-device strategy; ``mirrored`` replicates over every local GPU
-    (or the CPU when there is none); ``multi_worker`` reads the cluster from ``TF_CONFIG``.
+    ``default`` is the one-device strategy (a visible GPU is used automatically);
+    ``mirrored`` replicates over every local GPU (or the CPU's logical devices);
+    ``multi_worker`` reads the cluster from ``TF_CONFIG``.
     """
-    P.choice("train.distribute", name, STRATEGIES)
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -62,8 +55,15 @@ def strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
-    """Batches of ``(x, y)``; shuffled each epoch with ``seed`` when one is given."""
+def spectrograms(front: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The front end's output for every window, computed once: ``(n, frames, n_mels, 1)`` float32."""
+    if len(x) == 0:
+        return np.zeros((0, *front.output_shape[1:]), dtype=np.float32)
+    return front.predict(x, batch_size=FRONTEND_BATCH, verbose=0).astype(np.float32, copy=False)
+
+
+def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None) -> tf.data.Dataset:
+    """Batches of ``(x, y)`` from memory; shuffled each epoch with ``seed`` when one is given."""
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -72,18 +72,30 @@ def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int | None =
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def compile_model(model: keras.Model, *, learning_rate: float) -> keras.Model:
+def learning_rate(train: TrainSettings, *, steps_per_epoch: int):
+    """Linear warm-up to ``train.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0."""
+    total = max(1, train.epochs * steps_per_epoch)
+    warmup = min(total - 1, round(train.warmup_epochs * steps_per_epoch))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=train.learning_rate / 10 if warmup else train.learning_rate,
+        decay_steps=total - warmup,
+        warmup_target=train.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_model(model: keras.Model, *, rate) -> keras.Model:
     """Adam + sparse categorical cross-entropy, reporting accuracy."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate=rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
     return model
 
 
-def fit(model, train_ds, val_ds, *, config: TrainConfig, live=None) -> dict:
-    """Train with early stopping on validation accuracy, restoring the best weights.
+def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
+    """Train with early stopping on validation accuracy, restoring the best epoch's weights.
 
     Parameters
     ----------
@@ -91,20 +103,23 @@ def fit(model, train_ds, val_ds, *, config: TrainConfig, live=None) -> dict:
         A compiled model.
     train_ds, val_ds : tf.data.Dataset
         Batched training and validation data.
-    config : TrainConfig
-        Epochs, patience.
+    train : TrainSettings
+        Epochs and patience (0: never stop early, still restore the best epoch).
     live : dvclive.Live, optional
         Where per-epoch curves are logged (through dvclive's Keras callback).
 
     Returns
     -------
     dict
-        ``history`` (per-epoch logs), ``epochs_run``, ``best_epoch`` (1-based), ``best_val_accuracy``,
-        ``train_seconds``.
+        ``history`` (per-epoch logs), ``epochs_run``, ``best_epoch`` (1-based),
+        ``best_val_accuracy``, ``train_seconds``.
     """
     callbacks = [
         keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True, verbose=1
+            monitor="val_accuracy",
+            mode="max",
+            patience=train.patience or train.epochs,
+            restore_best_weights=True,
         )
     ]
     if live is not None:
@@ -115,7 +130,7 @@ def fit(model, train_ds, val_ds, *, config: TrainConfig, live=None) -> dict:
     history = model.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=config.epochs,
+        epochs=train.epochs,
         callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() and not os.environ.get("CI") else 2,
     ).history
@@ -131,84 +146,85 @@ def fit(model, train_ds, val_ds, *, config: TrainConfig, live=None) -> dict:
     }
 
 
-def run(params: dict, *, name: str, clean_dir, live_dir=None) -> tuple:
-    """Train model ``name`` on the clean windows, as params.yaml says.
+def run(
+    name: str,
+    *,
+    test_fold: int,
+    clean_dir,
+    clean: CleanSettings,
+    features: FeatureSettings,
+    split: SplitSettings,
+    train: TrainSettings,
+    config: ModelConfig,
+    seed: int,
+    target: str,
+    live_dir=None,
+) -> tuple:
+    """Train model ``name`` for one test fold on the clean windows.
 
-    Every parameter is checked before any data is read. Trains on the folds other than
-    ``split.test_fold`` and ``split.val_fold`` and early-stops on ``split.val_fold``.
-
-    Parameters
-    ----------
-    params : dict
-        The whole params.yaml.
-    name : str
-        A model of :data:`instrclf.models.REGISTRY`.
-    clean_dir : str or Path
-        The clean stage's output (``index.csv`` and the windows).
-    live_dir : str or Path, optional
-        dvclive folder for the per-epoch curves; ``None`` logs nothing.
+    Trains on the three folds other than ``test_fold`` and its validation fold
+    ``(test_fold + 1) % 5``, early-stops on the validation fold, and never sees the
+    unseen library (``split.unseen_library``).
 
     Returns
     -------
     model : keras.Model
-        Trained, best weights restored.
-    meta : dict
+        Front end + trained back end (best weights restored); takes raw audio.
+    card : instrclf.models.ModelCard
         What :func:`instrclf.models.save` stores beside the model.
     metrics : dict
-        Flat numbers for ``metrics/train/<name>.json``.
+        Flat numbers for the training metrics file.
     """
-    P.choice("train.models", name, models.REGISTRY)
-    config = TrainConfig.from_params(params)
-    split = data.Split.from_params(params)
-    features = models.Features.from_params(params)
-    knobs = models.model_config(params, name)
-    clean = CleanConfig.from_params(params)
-    seed = P.get(params, "seed")
+    set_threads(train.threads)
     seed_everything(seed)
-
-    index = data.read_index(clean_dir)
+    index = layout.read_index(clean_dir)
     labels = data.labels_of(index)
+    sets = data.fold_sets(index, test_fold=test_fold, unseen_library=split.unseen_library)
     n_samples = clean.window_length
-    train_idx = data.select_folds(index, split.train_folds)
-    val_idx = data.select_folds(index, [split.val_fold])
-    x_train = data.load_windows(clean_dir, train_idx, n_samples=n_samples)
-    x_val = data.load_windows(clean_dir, val_idx, n_samples=n_samples)
-    y_train = data.encode(train_idx["label"], labels)
-    y_val = data.encode(val_idx["label"], labels)
+    front = models.frontend(clean=clean, features=features)
+    start = time.perf_counter()
+    x_train = spectrograms(front, data.load_windows(clean_dir, sets.train, n_samples=n_samples))
+    x_val = spectrograms(front, data.load_windows(clean_dir, sets.val, n_samples=n_samples))
+    prepare_seconds = time.perf_counter() - start
+    y_train = data.encode(sets.train["label"], labels)
+    y_val = data.encode(sets.val["label"], labels)
 
-    with strategy(config.distribute).scope():
-        model = models.build(name, n_classes=len(labels), n_samples=n_samples, features=features, config=knobs)
-        compile_model(model, learning_rate=config.learning_rate)
-    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed)
-    val_ds = dataset(x_val, y_val, batch_size=config.batch_size)
-
+    train_ds = dataset(x_train, y_train, batch_size=train.batch_size, seed=seed)
+    val_ds = dataset(x_val, y_val, batch_size=train.batch_size)
+    with strategy(train.distribute).scope():
+        back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
+        compile_model(back, rate=learning_rate(train, steps_per_epoch=int(np.ceil(len(x_train) / train.batch_size))))
     if live_dir is None:
-        result = fit(model, train_ds, val_ds, config=config)
+        result = fit(back, train_ds, val_ds, train=train)
     else:
         from dvclive import Live
 
         # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
         with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            result = fit(model, train_ds, val_ds, config=config, live=live)
+            result = fit(back, train_ds, val_ds, train=train, live=live)
 
-    meta = {
-        "model": name,
-        "labels": labels,
-        "target": P.get(params, "data.target", None),
-        "clean": dataclasses.asdict(clean),
-        "features": models.features_dict(features),
-        "config": knobs,
-        "split": {"test_fold": split.test_fold, "val_fold": split.val_fold, "train_folds": list(split.train_folds)},
-        "seed": seed,
-    }
+    model = models.assemble(front, [back], name=name)
+    card = models.ModelCard(
+        format=models.CARD_FORMAT,
+        model=name,
+        labels=labels,
+        target=target,
+        clean=clean,
+        features=features,
+        config=config.model_dump(),
+        test_folds=[test_fold],
+        unseen_library=None if sets.unseen_note else split.unseen_library,
+        seed=seed,
+    )
     metrics = {
         "best_val_accuracy": result["best_val_accuracy"],
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
         "train_seconds": round(result["train_seconds"], 2),
+        "spectrogram_seconds": round(prepare_seconds, 2),
         "samples_per_second": round(len(x_train) * result["epochs_run"] / result["train_seconds"], 1),
         "n_train_windows": len(x_train),
         "n_val_windows": len(x_val),
-        "n_params": model.count_params(),
+        "n_params": back.count_params(),
     }
-    return model, meta, metrics
+    return model, card, metrics

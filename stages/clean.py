@@ -1,45 +1,42 @@
-"""Stage ``clean``: cut every raw note into fixed-length mono windows.
+"""Stage ``clean``: cut every raw note into fixed-length mono windows, plus index.csv.
 
-Reads ``data.target`` and ``clean.*`` from params.yaml, writes the windows and
-``index.csv`` (``--out``), the flat metrics (``--metrics``) and the threshold-tuning
-image (``--threshold-plot``).
+Reads ``data.target`` and ``clean.*``; writes the windows and ``index.csv`` (``--out``),
+the clean figures (``--metrics``) and the threshold-tuning image (``--threshold-plot``).
 """
 
 import argparse
-import sys
 
-from instrclf import clean
-from instrclf.audio import CleanConfig
-from instrclf.errors import InstrclfError
+from instrclf import clean, settings, stage
+from instrclf.figures import save_figure, threshold_figure
 from instrclf.io import write_json
-from instrclf.params import get, load
+from instrclf.settings import CleanSettings, DataSettings
 
 
 def parse_args(argv=None):
     """Command-line paths, exactly as dvc.yaml passes them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", required=True, help="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file")
     parser.add_argument("--raw", required=True, help="download's output: TinySOL_metadata.csv + audio/")
     parser.add_argument("--out", required=True, help="folder of windows + index.csv (replaced on success)")
-    parser.add_argument("--metrics", required=True, help="flat JSON metrics")
-    parser.add_argument("--threshold-plot", required=True, help="PNG: waveform, envelope and threshold per class")
+    parser.add_argument("--metrics", required=True, help="JSON figures of the clean run")
+    parser.add_argument("--threshold-plot", required=True, help="PNG: signal, envelope and threshold per class")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    """Validate params, clean the raw set, write metrics and the threshold image."""
+    """Read params, clean the raw set, write the figures and the threshold image."""
     args = parse_args(argv)
-    try:
-        params = load(args.params)
-        config = CleanConfig.from_params(params)
-        target = clean.check_target(get(params, "data.target"))
-        metrics = clean.run(args.raw, args.out, config=config, target=target)
-        clean.plot_threshold(args.raw, args.threshold_plot, config=config, target=target)
-        write_json(args.metrics, metrics)
-    except InstrclfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    print(", ".join(f"{key} {value}" for key, value in metrics.items()))
+
+    def work():
+        params = settings.load(args.params)
+        config = settings.section(params, CleanSettings)
+        target = settings.section(params, DataSettings).target
+        figures = clean.run(args.raw, args.out, clean=config, target=target)
+        save_figure(threshold_figure(args.raw, clean=config, target=target), args.threshold_plot, dpi=80)
+        write_json(args.metrics, figures)
+        return figures
+
+    stage.run("clean", work)
 
 
 if __name__ == "__main__":

@@ -1,46 +1,48 @@
-"""Stage predict@<model>: classify every window of the test fold, then every note."""
+"""Stage ``predict@<model>``: every fold model on its test fold and on the unseen library.
+
+Writes the per-note predictions, the per-fold figures, and the model users get: the
+fold models' back ends averaged behind one front end (``models/<model>.keras``).
+"""
 
 import argparse
-import sys
+from pathlib import Path
 
-from instrclf import data, evaluate, models, params
-from instrclf.audio import CleanConfig
-from instrclf.errors import InstrclfError
+from instrclf import settings, stage
 from instrclf.io import write_json
-from instrclf.tinysol import N_FOLDS
-
-BATCH_SIZE = 128  # inference only: memory, not results
+from instrclf.settings import SplitSettings
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file")
-    parser.add_argument("--model", required=True, help="trained model (.keras, metadata .json beside it)")
+    """Command-line paths, exactly as dvc.yaml passes them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="the params file")
+    parser.add_argument("--model", required=True, help=f"one of {list(settings.MODEL_NAMES)}")
+    parser.add_argument("--folds", required=True, help="folder of the fold models, <fold>.keras")
     parser.add_argument("--clean", required=True, help="clean stage output folder (index.csv + windows)")
-    parser.add_argument("--out", required=True, help="per-note predictions CSV")
-    parser.add_argument("--metrics", required=True, help="evaluation metrics JSON")
+    parser.add_argument("--out", required=True, help="per-note predictions, CSV")
+    parser.add_argument("--results", required=True, help="per-fold figures, JSON")
+    parser.add_argument("--ensemble", required=True, help="the averaged model, .keras (card beside it)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    """Read params, predict with every fold model, write predictions, figures and the ensemble."""
     args = parse_args(argv)
-    try:
-        test_fold = params.choice(
-            "split.test_fold", params.get(params.load(args.params), "split.test_fold"), range(N_FOLDS)
-        )
-        model, meta = models.load(args.model)
-        labels = meta["labels"]
-        index = data.select_folds(data.read_index(args.clean), [test_fold])
-        n_samples = CleanConfig(**meta["clean"]).window_length
-        x = data.load_windows(args.clean, index, n_samples=n_samples)
-        probs = model.predict(x, batch_size=BATCH_SIZE, verbose=2)
-        predictions = evaluate.aggregate(index, probs, labels=labels)
-        metrics = evaluate.metrics(index, probs, predictions, labels=labels)
-        evaluate.write_predictions(args.out, predictions)
-        write_json(args.metrics, metrics)
-    except InstrclfError as exc:
-        sys.exit(f"error: {exc}")
-    print(", ".join(f"{k}={v}" for k, v in metrics.items()))
+
+    def work():
+        split = settings.section(settings.load(args.params), SplitSettings)
+        from instrclf import layout, models, predict  # TensorFlow loads only once the params are good
+
+        paths = {fold: Path(args.folds) / f"{fold}.keras" for fold in split.test_folds}
+        out = predict.run(args.model, paths=paths, clean_dir=args.clean, unseen_library=split.unseen_library)
+        layout.write_predictions(args.out, out["predictions"])
+        write_json(args.results, out["results"])
+        models.save(out["model"], args.ensemble, card=out["card"])
+        folds = out["results"]["folds"]
+        figures = {f"fold{f}_file_accuracy": v["file_accuracy"] for f, v in folds.items()}
+        return figures | {k: v for k, v in out["results"].get("ensemble", {}).items() if k == "unseen_file_accuracy"}
+
+    stage.run(f"predict@{args.model}", work)
 
 
 if __name__ == "__main__":

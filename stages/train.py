@@ -1,34 +1,64 @@
-"""Stage train@<model>: fit one model on the clean windows of the training folds."""
+"""Stage ``train@<model>-<fold>``: fit one model for one test fold on the clean windows.
+
+Trains on the three folds other than the test fold and its validation fold (the next
+one), never on the unseen library; saves the raw-audio model with its card beside it.
+"""
 
 import argparse
-import sys
 
-from instrclf import models, params
-from instrclf.errors import InstrclfError
+from instrclf import models, settings, stage
 from instrclf.io import write_json
-from instrclf.train import run
+from instrclf.settings import (
+    CleanSettings,
+    DataSettings,
+    FeatureSettings,
+    SplitSettings,
+    TrainSettings,
+)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="params file")
-    parser.add_argument("--model", required=True, help=f"one of {sorted(models.REGISTRY)}")
+    """Command-line paths, exactly as dvc.yaml passes them."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="the params file")
+    parser.add_argument("--model", required=True, help=f"one of {list(settings.MODEL_NAMES)}")
+    parser.add_argument("--fold", required=True, type=int, help="the test fold, 0-4")
     parser.add_argument("--clean", required=True, help="clean stage output folder (index.csv + windows)")
-    parser.add_argument("--out", required=True, help="trained model, .keras (its .json metadata goes beside it)")
-    parser.add_argument("--metrics", required=True, help="training summary JSON")
+    parser.add_argument("--out", required=True, help="trained model, .keras (its card .json goes beside it)")
+    parser.add_argument("--metrics", required=True, help="training figures, JSON")
     parser.add_argument("--live", required=True, help="dvclive folder for per-epoch curves")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    """Read params, train, save the model, its card and the training figures."""
     args = parse_args(argv)
-    try:
-        model, meta, metrics = run(params.load(args.params), name=args.model, clean_dir=args.clean, live_dir=args.live)
-        models.save(model, args.out, meta=meta)
-        write_json(args.metrics, metrics)
-    except InstrclfError as exc:
-        sys.exit(f"error: {exc}")
-    print(", ".join(f"{k}={v}" for k, v in metrics.items()))
+
+    def work():
+        params = settings.load(args.params)
+        config = settings.model_config(params, args.model)
+        split = settings.section(params, SplitSettings)
+        SplitSettings.folds_of(args.fold)
+        from instrclf import train  # TensorFlow loads only once the params are known to be good
+
+        model, card, figures = train.run(
+            args.model,
+            test_fold=args.fold,
+            clean_dir=args.clean,
+            clean=settings.section(params, CleanSettings),
+            features=settings.section(params, FeatureSettings),
+            split=split,
+            train=settings.section(params, TrainSettings),
+            config=config,
+            seed=settings.seed(params),
+            target=settings.section(params, DataSettings).target,
+            live_dir=args.live,
+        )
+        models.save(model, args.out, card=card)
+        write_json(args.metrics, figures)
+        return figures
+
+    stage.run(f"train@{args.model}-{args.fold}", work)
 
 
 if __name__ == "__main__":

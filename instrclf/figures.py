@@ -1,0 +1,208 @@
+"""Matplotlib images: the clean stage's threshold figure, each model's ROC and confusion, and the comparison.
+
+Figures are drawn on the Agg backend and saved atomically as PNG.
+"""
+
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from . import audio, layout
+from .errors import ParameterError
+from .evaluate import roc_auc
+from .io import atomic_file
+from .plots import class_rocs, micro_roc
+from .settings import CleanSettings
+
+
+def _pyplot():
+    """Matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _draw_confusion(ax, matrix, *, labels, normalise, title):
+    """Draw a confusion matrix with a value in each cell."""
+    shown = matrix.astype(float)
+    if normalise:
+        totals = shown.sum(axis=1, keepdims=True)
+        shown = np.divide(shown, totals, out=np.zeros_like(shown), where=totals > 0)
+    image = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalise else max(1, shown.max()))
+    ticks = np.arange(len(labels))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual", title=title)
+    ax.set_xticklabels(labels, rotation=90, fontsize=7)
+    ax.set_yticklabels(labels, fontsize=7)
+    small = 7 if len(labels) <= 8 else 5
+    for i, j in zip(*np.nonzero(matrix), strict=True):
+        text = f"{shown[i, j]:.2f}" if normalise else str(matrix[i, j])
+        dark = shown[i, j] > 0.6 * (1 if normalise else max(1, shown.max()))
+        ax.text(j, i, text, ha="center", va="center", fontsize=small, color="white" if dark else "black")
+    return image
+
+
+def model_figure(predictions, *, labels, model):
+    """One model's figure: per-class ROC with micro and macro AUC, confusion counts and row shares.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        File-level predictions (``label``, ``predicted``, ``p_<label>``).
+    labels : list of str
+        Class names.
+    model : str
+        Name used in the titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6), layout="constrained")
+    auc = roc_auc(predictions, labels=labels)
+    colours = plt.get_cmap("tab20")
+    for k, (label, (fpr, tpr)) in enumerate(class_rocs(predictions, labels=labels).items()):
+        axes[0].plot(fpr, tpr, lw=1, color=colours(k % 20), label=label)
+    fpr, tpr = micro_roc(predictions, labels=labels)
+    micro, macro = auc.get("roc_auc_micro"), auc.get("roc_auc_macro")
+    axes[0].plot(fpr, tpr, "k-", lw=2.5, label=f"micro-average (AUC {micro:.3f})")
+    macro_text = "n/a" if macro is None else f"{macro:.3f}"
+    axes[0].plot([], [], " ", label=f"macro AUC (mean of classes) {macro_text}")
+    axes[0].plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    axes[0].set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
+                title=f"{model}: one-vs-rest ROC per class")
+    axes[0].legend(fontsize=7, loc="lower right")
+    matrix = confusion_matrix(predictions["label"], predictions["predicted"], labels=labels)
+    _draw_confusion(axes[1], matrix, labels=labels, normalise=False, title=f"{model}: notes (n={len(predictions)})")
+    image = _draw_confusion(axes[2], matrix, labels=labels, normalise=True, title=f"{model}: share of each actual")
+    fig.colorbar(image, ax=axes[2], shrink=0.8)
+    return fig
+
+
+def comparison_figure(models: dict, *, fold_accuracy: dict, unseen_accuracy: dict):
+    """All models side by side: ROC over every fold's test notes, and accuracy with its spread.
+
+    Parameters
+    ----------
+    models : dict
+        ``model name -> (test predictions of every fold, labels)``, in display order.
+    fold_accuracy : dict
+        ``model name -> list`` of per-fold file accuracies (drawn as points over the mean).
+    unseen_accuracy : dict
+        ``model name -> list`` of per-fold file accuracies on the unseen library (may be empty).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not models:
+        raise ParameterError("comparison_figure needs at least one model, got none")
+    plt = _pyplot()
+    fig, (roc_ax, bar_ax) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
+    for name, (predictions, labels) in models.items():
+        fpr, tpr = micro_roc(predictions, labels=labels)
+        micro = roc_auc(predictions, labels=labels)["roc_auc_micro"]
+        roc_ax.plot(fpr, tpr, lw=1.8, label=f"{name} (micro AUC {micro:.3f})")
+    roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    roc_ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
+               title="micro-averaged one-vs-rest ROC (every fold's test notes)")
+    roc_ax.legend(loc="lower right")
+    names = list(models)
+    x = np.arange(len(names))
+    sets = [("test folds", fold_accuracy, -0.2, "C0"), ("unseen library", unseen_accuracy, 0.2, "C1")]
+    for title, values, shift, colour in sets:
+        if not any(values.get(n) for n in names):
+            continue
+        means = [float(np.mean(values[n])) if values.get(n) else np.nan for n in names]
+        bars = bar_ax.bar(x + shift, means, width=0.38, color=colour, alpha=0.55, label=f"{title}: mean")
+        bar_ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=8)
+        for i, n in enumerate(names):
+            points = values.get(n) or []
+            bar_ax.plot(np.full(len(points), x[i] + shift), points, "k.", ms=5)
+    bar_ax.plot([], [], "k.", label="one fold")
+    bar_ax.set_xticks(x, names)
+    bar_ax.set(ylim=(0, 1.05), ylabel="file accuracy", title="file-level accuracy per fold and mean")
+    bar_ax.legend(loc="lower left", fontsize=8)
+    return fig
+
+
+def save_figure(fig, path, *, dpi=100) -> None:
+    """Save a figure as PNG atomically and close it."""
+    plt = _pyplot()
+    try:
+        with atomic_file(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+
+
+def threshold_figure(raw_dir, *, clean: CleanSettings, target, per_class=2):
+    """Draw the "test threshold" image: signal level, envelope and threshold for a few notes per class.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The raw layout (metadata CSV + audio).
+    clean : CleanSettings
+        The values clean uses; each note is shown as clean sees it (mono, resampled).
+    target : str
+        ``"instrument"`` or ``"family"``: one row of panels per label.
+    per_class : int
+        Notes (columns) per label, chosen by :func:`pick_notes`.
+    """
+    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
+
+    from .clean import pick_notes, read_notes
+
+    notes = pick_notes(read_notes(raw_dir, target=target), per_class=per_class)
+    labels = sorted({n.label for n in notes})
+    cols = max(sum(n.label == lab for n in notes) for lab in labels)
+    height = 1.7 * len(labels) + 0.7
+    fig = Figure(figsize=(5.5 * cols, height))
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.5 / height, top=1 - 0.8 / height, hspace=0.55, wspace=0.06)
+    axes = fig.subplots(len(labels), cols, squeeze=False, sharey=True)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for row, label in enumerate(labels):
+        for col, note in enumerate(n for n in notes if n.label == label):
+            y, sr = audio.load(Path(raw_dir) / layout.AUDIO_DIR / note.path)
+            mono = audio.resample(audio.to_mono(y), orig_sr=sr, target_sr=clean.sample_rate)
+            _threshold_panel(axes[row, col], mono, clean=clean, title=f"{label}: {PurePosixPath(note.path).name}")
+        axes[row, 0].set_ylabel("dBFS", fontsize=7)
+    axes[0, 0].legend(fontsize=6, loc="upper right")
+    title = f"clean: envelope threshold at {clean.sample_rate} Hz (time in seconds)"
+    fig.suptitle(title, fontsize=10, y=1 - 0.1 / height, va="top")
+    return fig
+
+
+def _threshold_panel(ax, mono, *, clean, title):
+    """One note: 5-ms RMS level, envelope, threshold line and the kept samples shaded, in dBFS."""
+    sr = clean.sample_rate
+    floor = min(-100.0, clean.threshold_db - 20.0)
+    env = audio.envelope(mono, sample_rate=sr, envelope_ms=clean.envelope_ms)
+    keep = env > audio.db_to_amplitude(clean.threshold_db)
+    block = max(1, sr // 200)  # short-term RMS in 5 ms blocks shows the signal's own level
+    blocks = len(mono) // block
+    rms = np.sqrt(np.mean(np.square(mono[: blocks * block], dtype=np.float64).reshape(blocks, block), axis=1))
+    step = max(1, sr // 1000)  # draw the envelope every millisecond: it is piecewise constant
+    t = np.arange(0, len(mono), step) / sr
+    ax.set_visible(True)
+    ax.plot((np.arange(blocks) + 0.5) * block / sr, _db(rms, floor), color="0.6", lw=0.8, label="signal (5 ms RMS)")
+    ax.plot(t, _db(env[::step], floor), color="tab:blue", lw=1.0, label=f"envelope ({clean.envelope_ms} ms max)")
+    ax.axhline(clean.threshold_db, color="tab:red", ls="--", lw=1.0, label=f"threshold {clean.threshold_db} dBFS")
+    ax.fill_between(t, floor, 0, where=keep[::step], color="tab:green", alpha=0.15, lw=0, label="kept")
+    ax.set_ylim(floor, 0)
+    ax.set_xlim(0, max(len(mono) / sr, 1e-3))
+    ax.set_title(f"{title} ({keep.mean():.0%} kept)", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def _db(y, floor):
+    """``20 log10 |y|`` clipped below at ``floor`` dBFS."""
+    return np.maximum(20.0 * np.log10(np.maximum(np.abs(y), 1e-12)), floor)

@@ -1,0 +1,295 @@
+"""Every file that passes between stages: one reader and one writer each.
+
+- **Raw layout** (``download`` -> ``clean``): ``TinySOL_metadata.csv`` plus ``audio/<Path>``
+  for every row, Zenodo's layout. :func:`read_metadata` is the one validation used by
+  download's final check and by clean.
+- **index.csv** (``clean`` -> ``train``/``predict``): one row per window.
+- **Predictions** (``predict`` -> ``summary``/``plot``): one row per note and model.
+
+Every reader fails with one :class:`DataError` that names the file and lists every
+problem found, never with a pandas traceback.
+"""
+
+import re
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .io import atomic_file
+from .tinysol import BY_ABBR, FAMILIES, METADATA_COLUMNS, N_FOLDS
+
+METADATA_FILE = "TinySOL_metadata.csv"
+AUDIO_DIR = "audio"
+INDEX_FILE = "index.csv"
+
+#: Columns every later stage needs; a metadata CSV without them is refused.
+REQUIRED_COLUMNS = ("Path", "Fold", "Family", "Instrument (abbr.)")
+
+#: Optional metadata column naming the sampled library a note was rendered from.
+LIBRARY_COLUMN = "Library"
+
+#: Library of every note when the metadata has no ``Library`` column (TinySOL, your own set).
+DEFAULT_LIBRARY = "default"
+
+#: ``data.target`` -> the metadata column that gives the label.
+TARGETS = {"instrument": "Instrument (abbr.)", "family": "Family"}
+
+#: Columns of index.csv, in order; one row per window.
+INDEX_COLUMNS = ("window", "Path", "instrument", "family", "library", "label", "fold", "window_index")
+
+#: Leading columns of a predictions CSV, followed by one ``p_<label>`` column per label.
+PREDICTION_COLUMNS = ("Path", "library", "fold", "set", "label", "predicted", "n_windows")
+
+#: Prefix of the per-label probability columns of a predictions table.
+PROB_PREFIX = "p_"
+
+#: How many problems an error message lists before giving a count.
+_SHOW = 10
+
+# Labels become folder names: plain names only, nothing that could leave the clean folder.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _+.-]*")
+
+
+def _fail(path, problems, *, what) -> None:
+    """Raise one DataError naming ``path`` and listing (at most ``_SHOW`` of) ``problems``."""
+    if problems:
+        more = f"; and {len(problems) - _SHOW} more" if len(problems) > _SHOW else ""
+        raise DataError(f"{path}: {what}: " + "; ".join(problems[:_SHOW]) + more)
+
+
+def _read_csv(path, *, columns, what, **kwargs) -> pd.DataFrame:
+    """Read a CSV as strings, checking that it exists, parses, has ``columns`` and rows."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
+    except FileNotFoundError:
+        raise DataError(f"{what} not found: {path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({' '.join(str(exc).split())})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
+    if table.empty:
+        raise DataError(f"{path}: no rows")
+    return table
+
+
+def _integers(values: pd.Series, *, low: int, high: int) -> pd.Series:
+    """Parse strings as integers in ``[low, high]``; NaN where that fails."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    ok = numbers.notna() & (numbers == numbers.round()) & (numbers >= low) & (numbers <= high)
+    return numbers.where(ok)
+
+
+def safe_path(path: str) -> bool:
+    """Whether a metadata ``Path`` is a plain relative path inside ``audio/``."""
+    parts = PurePosixPath(path).parts
+    return bool(path) and not path.startswith("/") and "\\" not in path and ".." not in parts
+
+
+# --------------------------------------------------------------------------- raw layout
+
+
+def read_metadata(raw_dir, *, check_audio=True) -> pd.DataFrame:
+    """Read and check the raw layout's metadata CSV.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        Folder with ``TinySOL_metadata.csv`` and ``audio/``.
+    check_audio : bool
+        Also require ``audio/<Path>`` to exist for every row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by Path, columns ``Path``, ``fold`` (int 0-4), ``family``, ``instrument``
+        (TinySOL abbreviation) and ``library``.
+
+    Raises
+    ------
+    DataError
+        One message naming the CSV and listing every problem: unreadable, missing columns,
+        empty fields, unsafe or duplicate paths, folds outside 0-4, instruments not among
+        TinySOL's 14 or families not among its 4, a family that does not match the
+        instrument, or missing audio.
+    """
+    raw_dir = Path(raw_dir)
+    csv = raw_dir / METADATA_FILE
+    table = _read_csv(csv, columns=REQUIRED_COLUMNS, what="metadata file")
+    problems = []
+    paths = table["Path"].str.strip()
+    for path in table.loc[~paths.map(safe_path), "Path"]:
+        problems.append(f"Path {path!r} must be a relative path inside {AUDIO_DIR}/ without '..'")
+    for path in sorted(set(table.loc[table["Path"].duplicated(), "Path"])):
+        problems.append(f"{path} is listed more than once")
+    folds = _integers(table["Fold"], low=0, high=N_FOLDS - 1)
+    for path, fold in zip(table.loc[folds.isna(), "Path"], table.loc[folds.isna(), "Fold"]):
+        problems.append(f"{path}: Fold must be an integer in 0..{N_FOLDS - 1}, got {fold!r}")
+    for path, inst, family in zip(table["Path"], table["Instrument (abbr.)"], table["Family"]):
+        if inst not in BY_ABBR:
+            problems.append(f"{path}: instrument {inst!r} is not one of TinySOL's {sorted(BY_ABBR)}")
+        elif family not in FAMILIES:
+            problems.append(f"{path}: family {family!r} is not one of TinySOL's {list(FAMILIES)}")
+        elif BY_ABBR[inst].family != family:
+            problems.append(f"{path}: instrument {inst} belongs to family {BY_ABBR[inst].family}, not {family!r}")
+    libraries = table[LIBRARY_COLUMN] if LIBRARY_COLUMN in table.columns else pd.Series(DEFAULT_LIBRARY, index=table.index)
+    for path, library in zip(table["Path"], libraries):
+        if not _SAFE_NAME.fullmatch(library):
+            problems.append(f"{path}: {LIBRARY_COLUMN} {library!r} must be a plain name")
+    if check_audio and not problems:
+        audio = raw_dir / AUDIO_DIR
+        problems += [f"{path} is missing under {audio}" for path in table["Path"] if not (audio / path).is_file()]
+    _fail(csv, problems, what="bad metadata")
+    out = pd.DataFrame({
+        "Path": table["Path"],
+        "fold": folds.astype(int),
+        "family": table["Family"],
+        "instrument": table["Instrument (abbr.)"],
+        "library": libraries,
+    })
+    return out.sort_values("Path", kind="stable").reset_index(drop=True)
+
+
+def write_metadata(raw_dir, rows) -> Path:
+    """Write the raw layout's metadata CSV (TinySOL's columns, then ``Library``), atomically.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The raw folder.
+    rows : iterable of dict
+        Column -> value; TinySOL's :data:`METADATA_COLUMNS` and optionally ``Library``.
+
+    Returns
+    -------
+    Path
+        The CSV written.
+    """
+    table = pd.DataFrame(list(rows))
+    columns = [c for c in (*METADATA_COLUMNS, LIBRARY_COLUMN) if c in table.columns]
+    extra = sorted(set(table.columns) - set(columns))
+    if extra or not set(REQUIRED_COLUMNS) <= set(columns):
+        raise DataError(f"metadata rows must have columns among {[*METADATA_COLUMNS, LIBRARY_COLUMN]}; got extra {extra}")
+    path = Path(raw_dir) / METADATA_FILE
+    with atomic_file(path, newline="") as f:
+        table[columns].to_csv(f, index=False, lineterminator="\n")
+    return path
+
+
+def labels_of(metadata: pd.DataFrame, *, target: str) -> pd.Series:
+    """Each note's label: its instrument abbreviation or its family (``data.target``)."""
+    return metadata["instrument" if target == "instrument" else "family"]
+
+
+# --------------------------------------------------------------------------- index.csv
+
+
+def write_index(clean_dir, index: pd.DataFrame) -> Path:
+    """Write ``<clean_dir>/index.csv`` (columns :data:`INDEX_COLUMNS`, in that order)."""
+    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    if missing:
+        raise DataError(f"index rows lack column(s) {missing}")
+    path = Path(clean_dir) / INDEX_FILE
+    with atomic_file(path, newline="") as f:
+        index[list(INDEX_COLUMNS)].to_csv(f, index=False, lineterminator="\n")
+    return path
+
+
+def read_index(clean_dir) -> pd.DataFrame:
+    """Read and check ``<clean_dir>/index.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per window, columns :data:`INDEX_COLUMNS`; ``fold`` and ``window_index``
+        as integers, the rest as strings.
+
+    Raises
+    ------
+    DataError
+        Naming the file: missing (run the clean stage), unreadable, missing columns, no
+        rows, empty fields, folds outside 0-4, unsafe window paths or duplicate windows.
+    """
+    path = Path(clean_dir) / INDEX_FILE
+    index = _read_csv(path, columns=INDEX_COLUMNS, what="index (run the clean stage first: dvc repro clean)")
+    problems = []
+    for column in ("window", "Path", "label", "library"):
+        if (index[column] == "").any():
+            problems.append(f"empty {column!r} in {int((index[column] == '').sum())} row(s)")
+    folds = _integers(index["fold"], low=0, high=N_FOLDS - 1)
+    if folds.isna().any():
+        problems.append(f"fold must be an integer in 0..{N_FOLDS - 1}, got e.g. {index.loc[folds.isna(), 'fold'].iloc[0]!r}")
+    positions = _integers(index["window_index"], low=0, high=10**9)
+    if positions.isna().any():
+        problems.append(f"window_index must be an integer >= 0, got e.g. {index.loc[positions.isna(), 'window_index'].iloc[0]!r}")
+    unsafe = index.loc[~index["window"].map(safe_path), "window"]
+    if len(unsafe):
+        problems.append(f"window {unsafe.iloc[0]!r} is not a relative path inside the folder")
+    if index["window"].duplicated().any():
+        problems.append(f"window {index.loc[index['window'].duplicated(), 'window'].iloc[0]!r} is listed twice")
+    _fail(path, problems, what="bad index")
+    out = index[list(INDEX_COLUMNS)].copy()
+    out["fold"] = folds.astype(int)
+    out["window_index"] = positions.astype(int)
+    return out
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def probability_columns(labels) -> list:
+    """Column names of the per-label probabilities: ``p_<label>``."""
+    return [f"{PROB_PREFIX}{label}" for label in labels]
+
+
+def write_predictions(path, predictions: pd.DataFrame) -> Path:
+    """Write a predictions table (:data:`PREDICTION_COLUMNS` then ``p_<label>``) as CSV, atomically."""
+    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
+    if missing:
+        raise DataError(f"predictions lack column(s) {missing}")
+    with atomic_file(path, newline="") as f:
+        predictions.to_csv(f, index=False, lineterminator="\n")
+    return Path(path)
+
+
+def read_predictions(path) -> tuple:
+    """Read a predictions CSV written by :func:`write_predictions`.
+
+    Returns
+    -------
+    predictions : pandas.DataFrame
+        Strings, except ``fold`` and ``n_windows`` (int) and the probabilities (float).
+    labels : list of str
+        Class names, from the ``p_<label>`` columns in file order.
+
+    Raises
+    ------
+    DataError
+        Naming the file: missing, unreadable, a missing column, no probability columns,
+        non-numeric or non-finite probabilities, or a label without its column.
+    """
+    path = Path(path)
+    table = _read_csv(path, columns=PREDICTION_COLUMNS, what="predictions file")
+    labels = [c[len(PROB_PREFIX):] for c in table.columns if c.startswith(PROB_PREFIX)]
+    if not labels:
+        _fail(path, [f"no probability columns ({PROB_PREFIX}<label>)"], what="bad predictions")
+    problems = []
+    columns = probability_columns(labels)
+    scores = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(scores).all():
+        problems.append("probability columns must hold finite numbers")
+    unknown = sorted(set(table["label"]).union(table["predicted"]) - set(labels))
+    if unknown:
+        problems.append(f"label(s) {unknown} have no {PROB_PREFIX}<label> column")
+    folds = _integers(table["fold"], low=0, high=N_FOLDS - 1)
+    counts = _integers(table["n_windows"], low=1, high=10**9)
+    if folds.isna().any() or counts.isna().any():
+        problems.append("fold must be 0-4 and n_windows an integer >= 1")
+    _fail(path, problems, what="bad predictions")
+    table[columns] = scores
+    table["fold"] = folds.astype(int)
+    table["n_windows"] = counts.astype(int)
+    return table, labels

@@ -1,0 +1,123 @@
+"""Cross-validated prediction: every fold model on its test fold and on the unseen library.
+
+The fold models of one architecture share the front end, so every window's spectrogram is
+computed once and only the back ends run per fold. The same back ends, averaged, are the
+architecture's one model for users (:func:`instrclf.models.assemble`).
+"""
+
+import numpy as np
+import pandas as pd
+
+from . import data, evaluate, layout, models
+from .errors import DataError
+from .train import spectrograms
+
+#: Inference batch: memory only, never results.
+BATCH_SIZE = 256
+
+
+def load_fold_models(paths: dict) -> tuple:
+    """Load the fold models of one architecture and check that their cards agree.
+
+    Parameters
+    ----------
+    paths : dict
+        Test fold -> path of that fold's ``.keras`` model.
+
+    Returns
+    -------
+    front : keras.Model
+        The shared front end (from the first fold's model).
+    backs : dict
+        Test fold -> trained back end.
+    card : ModelCard
+        The first fold's card; the others differ only in ``test_folds``.
+    """
+    backs, cards, front = {}, {}, None
+    for fold, path in sorted(paths.items()):
+        model, card = models.load(path)
+        if card.test_folds != [fold]:
+            raise DataError(f"{path}: its card says test fold(s) {card.test_folds}, expected [{fold}]")
+        cards[fold] = card
+        backs[fold] = model.get_layer(models.backend_name(card.model, fold))
+        front = front or model.get_layer("frontend")
+    first_fold, first = next(iter(cards.items()))
+    for fold, card in cards.items():
+        if card.model_copy(update={"test_folds": first.test_folds}) != first:
+            raise DataError(f"{paths[fold]} was trained with other settings than {paths[first_fold]}: retrain (dvc repro)")
+    return front, backs, first
+
+
+def _probs(back, x: np.ndarray) -> np.ndarray:
+    """The back end's probabilities, batch by batch (eager: no graph retraced per fold model)."""
+    return np.concatenate([np.asarray(back(x[i : i + BATCH_SIZE], training=False)) for i in range(0, len(x), BATCH_SIZE)])
+
+
+def run(name: str, *, paths: dict, clean_dir, unseen_library) -> dict:
+    """Evaluate each fold model of architecture ``name`` and build its averaging ensemble.
+
+    Parameters
+    ----------
+    name : str
+        The architecture.
+    paths : dict
+        Test fold -> the fold model's path (``train@<name>-<fold>``'s output).
+    clean_dir : str or Path
+        The clean windows and index.csv.
+    unseen_library : str or None
+        ``split.unseen_library``; must match what the models were trained without.
+
+    Returns
+    -------
+    dict
+        ``predictions`` (DataFrame: every test note once, by its fold's model, and every
+        unseen-library note once, by the ensemble), ``results`` (per fold: test and unseen
+        figures; the ensemble's unseen figures; flat numbers), ``model`` and ``card`` (the
+        ensemble and its card).
+    """
+    front, backs, card = load_fold_models(paths)
+    index = layout.read_index(clean_dir)
+    labels = card.labels
+    if data.labels_of(index) != labels:
+        raise DataError(f"the models' labels {labels} differ from the clean data's {data.labels_of(index)}: retrain")
+    sets = {f: data.fold_sets(index, test_fold=f, unseen_library=unseen_library) for f in backs}
+    first = sets[min(sets)]
+    expected = None if first.unseen_note else unseen_library
+    if card.unseen_library != expected:
+        raise DataError(f"the models were trained without library {card.unseen_library!r}, not {expected!r}: retrain")
+    unseen = first.unseen
+    per_fold, rows, unseen_probs = {}, [], []
+    n = card.clean.window_length
+    x_unseen = spectrograms(front, data.load_windows(clean_dir, unseen, n_samples=n)) if len(unseen) else None
+    for fold, back in backs.items():
+        test = sets[fold].test
+        probs = _probs(back, spectrograms(front, data.load_windows(clean_dir, test, n_samples=n)))
+        predictions = evaluate.aggregate(test, probs, labels=labels, subset="test")
+        figures = evaluate.metrics(test, probs, predictions, labels=labels)
+        rows.append(predictions)
+        if x_unseen is not None:
+            p = _probs(back, x_unseen)
+            unseen_probs.append(p)
+            figures |= _prefixed("unseen_", unseen, p, labels)
+        per_fold[str(fold)] = figures
+    results = {"folds": per_fold, "unseen_library": expected}
+    if x_unseen is not None:
+        mean = np.mean(unseen_probs, axis=0)
+        results["ensemble"] = _prefixed("unseen_", unseen, mean, labels)
+        rows.append(evaluate.aggregate(unseen, mean, labels=labels, subset="unseen"))
+    else:
+        results["unseen_note"] = first.unseen_note
+    ensemble = models.assemble(front, [backs[f] for f in sorted(backs)], name=name)
+    ensemble_card = card.model_copy(update={"test_folds": sorted(backs)})
+    return {
+        "predictions": pd.concat(rows, ignore_index=True),
+        "results": results,
+        "model": ensemble,
+        "card": ensemble_card,
+    }
+
+
+def _prefixed(prefix: str, index, probs, labels) -> dict:
+    predictions = evaluate.aggregate(index, probs, labels=labels, subset="unseen")
+    figures = evaluate.metrics(index, probs, predictions, labels=labels)
+    return {f"{prefix}{key}": value for key, value in figures.items()}

@@ -1,0 +1,387 @@
+"""Typed, validated settings: one class per section of params.yaml.
+
+A stage reads params.yaml once (:func:`load`), builds the sections it needs with
+:func:`section` (or ``Cls.from_params(value)``) and passes those objects down; no
+package function takes the whole params dict. Every class refuses unknown keys, wrong
+types (a bool is not an int, ``0.0`` is not an int, ``"1e-3"`` is not a number) and
+values outside their bounds, with one line naming the key path, the value and what is
+allowed. This module imports no TensorFlow, so it is cheap to import anywhere.
+"""
+
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ParameterError
+from .tinysol import N_FOLDS
+
+#: Names of the models of :mod:`instrclf.models` (the registry pairs each with its config class).
+MODEL_NAMES = ("conv1d", "conv2d", "lstm", "baseline")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load(path="params.yaml") -> dict:
+    """Read a params file once.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file, usually the repository's ``params.yaml``.
+
+    Returns
+    -------
+    dict
+        The parsed parameters; build sections from it with :func:`section`.
+    """
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as f:
+            params = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ParameterError(f"params file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(params, dict):
+        raise ParameterError(f"{path} must hold a mapping, got {type(params).__name__}")
+    return params
+
+
+def lookup(params: dict, key: str):
+    """Value of a dotted key such as ``"data.target"``; raise naming the key if absent."""
+    value = params
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ParameterError(f"params.yaml has no key {key!r}")
+        value = value[part]
+    return value
+
+
+def section(params: dict, cls):
+    """Build the settings class ``cls`` from its section of ``params`` (at ``cls.KEY``)."""
+    return cls.from_params(lookup(params, cls.KEY))
+
+
+def seed(params: dict) -> int:
+    """The shared ``seed``: an integer in 0 .. 2**32 - 1."""
+    value = lookup(params, "seed")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ParameterError(f"seed must be an integer in 0..{2**32 - 1}, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- base
+
+
+def _describe(error: dict, key: str, allowed) -> str:
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+    path = f"{key}{loc}"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key; allowed: {sorted(allowed)}"
+    if kind == "missing":
+        return f"{path}: missing (required)"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind in ("model_type", "dict_type"):
+        return f"{path} must be a mapping, got {error['input']!r}"
+    return f"{path} = {error['input']!r}: {message}"
+
+
+class Settings(BaseModel):
+    """Base of every section: unknown keys refused, strict types, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    #: Dotted params key of the section, used in error messages.
+    KEY: ClassVar[str] = ""
+
+    @classmethod
+    def from_params(cls, value):
+        """Validate one section's value (a mapping) into this class.
+
+        Raises
+        ------
+        ParameterError
+            One line naming each bad key path, its value and what is allowed.
+        """
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ParameterError(f"{cls.KEY} must be a mapping, got {value!r}")
+        try:
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            raise ParameterError("; ".join(_describe(e, cls.KEY, cls.model_fields) for e in exc.errors())) from None
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _span(low: float, high: float):
+    """A ``[min, max]`` pair of numbers inside ``[low, high]`` with ``min <= max``."""
+
+    def check(pair):
+        lo, hi = pair
+        if not (low <= lo <= high and low <= hi <= high):
+            raise ValueError(f"both ends must lie in [{low}, {high}]")
+        if lo > hi:
+            raise ValueError("min must be <= max")
+        return pair
+
+    return Annotated[tuple[float, float], BeforeValidator(_as_tuple), AfterValidator(check)]
+
+
+def _unique(values):
+    if len(set(values)) != len(values):
+        raise ValueError("entries must be unique")
+    return values
+
+
+Width = Annotated[int, Field(ge=1, le=4096)]
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+L2 = Annotated[float, Field(ge=0, le=1)]
+
+
+# --------------------------------------------------------------------------- data
+
+
+class TinysolSettings(Settings):
+    """``data.tinysol``: where the Zenodo files are and their md5 checksums."""
+
+    KEY: ClassVar[str] = "data.tinysol"
+
+    base_url: Annotated[str, Field(pattern=r"^(https?|file)://\S+$")]
+    md5: dict[str, Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]]
+
+    @model_validator(mode="after")
+    def _files(self):
+        missing = sorted({"TinySOL.tar.gz", "TinySOL_metadata.csv"} - set(self.md5))
+        if missing:
+            raise ValueError(f"md5 lacks {missing}")
+        return self
+
+
+class LocalSettings(Settings):
+    """``data.local``: a folder of your own recordings in TinySOL's layout."""
+
+    KEY: ClassVar[str] = "data.local"
+
+    path: Annotated[str, Field(min_length=1)]
+
+
+class SoundfontSettings(Settings):
+    """``data.soundfont``: the sampled libraries rendered and each note's variation."""
+
+    KEY: ClassVar[str] = "data.soundfont"
+
+    libraries: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=16), AfterValidator(_unique)]
+    max_notes_per_instrument: Annotated[int, Field(ge=1)] | None
+    string_span_semitones: Annotated[int, Field(ge=0, le=60)]
+    jobs: Annotated[int, Field(ge=1, le=256)] | None
+    sample_rate: Annotated[int, Field(ge=8000, le=192000)]
+    note_seconds: _span(0.01, 60)
+    release_seconds: _span(0, 10)
+    onset_seconds: _span(0, 10)
+    detune_cents: Annotated[float, Field(ge=0, le=100)]
+    vibrato_cents: _span(0, 100)
+    vibrato_hz: _span(0.1, 20)
+    level_db: _span(-80, 0)
+    reverb_seconds: _span(0.01, 10)
+    reverb_mix: _span(0, 1)
+    snr_db: _span(-20, 120)
+    noise_color: _span(0, 2)
+    tilt_db_per_octave: Annotated[float, Field(ge=0, le=24)]
+    body_db: Annotated[float, Field(ge=0, le=24)]
+    body_jitter: Annotated[float, Field(ge=0, le=0.5)]
+
+
+class DataSettings(Settings):
+    """``data``: which source builds the raw set, and what a label is."""
+
+    KEY: ClassVar[str] = "data"
+
+    source: Literal["soundfont", "tinysol", "local"]
+    target: Literal["instrument", "family"]
+    tinysol: TinysolSettings
+    soundfont: SoundfontSettings
+    local: LocalSettings
+
+
+# --------------------------------------------------------------------------- clean and features
+
+
+class CleanSettings(Settings):
+    """``clean``: the four values that define how audio is cut into windows.
+
+    Stored in every model card, so the classifier cuts new audio exactly as the
+    training data was cut.
+    """
+
+    KEY: ClassVar[str] = "clean"
+
+    sample_rate: Annotated[int, Field(ge=8000, le=48000)]
+    delta_time: Annotated[float, Field(gt=0, le=10)]
+    threshold_db: Annotated[float, Field(ge=-200, lt=0)]
+    envelope_ms: Annotated[float, Field(gt=0, le=1000)]
+
+    @property
+    def window_length(self) -> int:
+        """Samples per window: ``round(sample_rate * delta_time)``."""
+        return round(self.sample_rate * self.delta_time)
+
+    @model_validator(mode="after")
+    def _one_sample(self):
+        if self.window_length < 1:
+            raise ValueError(f"delta_time {self.delta_time} s gives no sample at {self.sample_rate} Hz")
+        return self
+
+
+class FeatureSettings(Settings):
+    """``features``: the kapre log-mel front end inside every model."""
+
+    KEY: ClassVar[str] = "features"
+
+    n_mels: Annotated[int, Field(ge=8, le=512)]
+    n_fft: Annotated[int, Field(ge=32, le=8192)]
+    win_length: Annotated[int, Field(ge=16, le=8192)]
+    hop_length: Annotated[int, Field(ge=1, le=8192)]
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.win_length > self.n_fft:
+            raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"n_mels ({self.n_mels}) must be <= n_fft // 2 + 1 ({self.n_fft // 2 + 1})")
+        return self
+
+
+# --------------------------------------------------------------------------- split
+
+
+class SplitSettings(Settings):
+    """``split``: which of TinySOL's folds are tested, and the library no model trains on.
+
+    Each test fold ``t`` is validated (early stopping) by fold ``(t + 1) % 5`` and trained
+    on the other three.
+    """
+
+    KEY: ClassVar[str] = "split"
+
+    test_folds: Annotated[
+        list[Annotated[int, Field(ge=0, lt=N_FOLDS)]], Field(min_length=1, max_length=N_FOLDS), AfterValidator(_unique)
+    ]
+    unseen_library: Annotated[str, Field(min_length=1)] | None
+
+    @staticmethod
+    def folds_of(test_fold: int) -> tuple:
+        """``(validation fold, training folds)`` of one test fold."""
+        if isinstance(test_fold, bool) or not isinstance(test_fold, int) or not 0 <= test_fold < N_FOLDS:
+            raise ParameterError(f"test fold must be an integer in 0..{N_FOLDS - 1}, got {test_fold!r}")
+        val = (test_fold + 1) % N_FOLDS
+        return val, tuple(f for f in range(N_FOLDS) if f not in (test_fold, val))
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainSettings(Settings):
+    """``train``: which models are trained and how they are optimised."""
+
+    KEY: ClassVar[str] = "train"
+
+    models: Annotated[list[Literal[MODEL_NAMES]], Field(min_length=1), AfterValidator(_unique)]
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    batch_size: Annotated[int, Field(ge=1, le=8192)]
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    warmup_epochs: Annotated[float, Field(ge=0, le=1000)]
+    patience: Annotated[int, Field(ge=0, le=1000)]
+    distribute: Literal["default", "mirrored", "multi_worker"]
+    threads: Annotated[int, Field(ge=1, le=1024)] | None
+
+    @model_validator(mode="after")
+    def _warmup_fits(self):
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
+        return self
+
+
+# --------------------------------------------------------------------------- models
+
+
+class ModelConfig(Settings):
+    """Base of the per-model knobs (``models.<name>``)."""
+
+    NAME: ClassVar[str] = ""
+
+
+class Conv1dConfig(ModelConfig):
+    """``models.conv1d``: 1-D convolutions over frequency, frame by frame."""
+
+    KEY: ClassVar[str] = "models.conv1d"
+    NAME: ClassVar[str] = "conv1d"
+
+    filters: Annotated[list[Width], Field(min_length=1, max_length=8)]
+    kernel_size: Annotated[int, Field(ge=1, le=64)]
+    dense: Width
+    dropout: Dropout
+    l2: L2
+
+
+class Conv2dConfig(ModelConfig):
+    """``models.conv2d``: 2-D convolutions over time x frequency."""
+
+    KEY: ClassVar[str] = "models.conv2d"
+    NAME: ClassVar[str] = "conv2d"
+
+    filters: Annotated[list[Width], Field(min_length=1, max_length=8)]
+    kernel_sizes: Annotated[list[Annotated[int, Field(ge=1, le=15)]], Field(min_length=1, max_length=8)]
+    dense: Width
+    dropout: Dropout
+    l2: L2
+
+    @model_validator(mode="after")
+    def _same_length(self):
+        if len(self.filters) != len(self.kernel_sizes):
+            raise ValueError(
+                f"filters and kernel_sizes must have the same length, got {len(self.filters)} and {len(self.kernel_sizes)}"
+            )
+        return self
+
+
+class LstmConfig(ModelConfig):
+    """``models.lstm``: per-frame dense, a bidirectional LSTM, skip concatenation."""
+
+    KEY: ClassVar[str] = "models.lstm"
+    NAME: ClassVar[str] = "lstm"
+
+    frame_dense: Width
+    units: Width
+    dense: Annotated[list[Width], Field(min_length=2, max_length=2)]
+    head: Width
+    dropout: Dropout
+    l2: L2
+
+
+class BaselineConfig(ModelConfig):
+    """``models.baseline``: mean log-mel over time into one softmax layer."""
+
+    KEY: ClassVar[str] = "models.baseline"
+    NAME: ClassVar[str] = "baseline"
+
+    l2: L2
+
+
+#: Model name -> its config class.
+MODEL_CONFIGS = {cls.NAME: cls for cls in (Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig)}
+assert tuple(MODEL_CONFIGS) == MODEL_NAMES
+
+
+def model_config(params: dict, name: str) -> ModelConfig:
+    """The typed knobs of model ``name`` from ``models.<name>``."""
+    if name not in MODEL_CONFIGS:
+        raise ParameterError(f"model must be one of {list(MODEL_NAMES)}, got {name!r}")
+    return section(params, MODEL_CONFIGS[name])
