@@ -1,35 +1,58 @@
 # Two entry points: `make repro` (set up, then run the pipeline) and `make test`.
-# Everything lives in a local virtualenv, built once from the exact pins.
-PYTHON ?= python3
+# Everything lives in a local virtualenv, built once from the hashed lock file.
+
+# The first of these that is Python 3.11-3.13 (TensorFlow 2.20 supports them); override with PYTHON=...
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+  command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' 2>/dev/null \
+  && { echo $$p; break; }; done)
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 # Stages call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro test browser
+# The sampled instrument libraries the default data is rendered from (Debian packages).
+SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont
+# Headless Chromium renders `dvc plots show`'s page in the browser test.
+TEST_PACKAGES := chromium
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt pyproject.toml
+.PHONY: setup repro test system test-system lock
+
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing Debian packages: $$missing"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+endef
+
+system:
+	$(call apt_install,$(SOUNDFONTS))
+
+test-system:
+	$(call apt_install,$(SOUNDFONTS) $(TEST_PACKAGES))
+
+$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found; set PYTHON=/path/to/python3.x" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-# `dvc plots show` must work offline: a self-contained page template (generated, never committed).
-.dvc/plots_template.html: $(STAMP)
-	$(BIN)/python -m instrclf.plots template $@
-
-setup: $(STAMP) .dvc/plots_template.html
+setup: system $(STAMP)
 
 repro: setup
 	$(BIN)/dvc repro
 
-# Headless Chromium renders `dvc plots show`'s page in the browser test.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
-
-test: setup browser
+test: test-system $(STAMP)
 	$(BIN)/python -m pytest
+
+# Re-resolve requirements.txt + requirements-dev.txt into the hashed lock (needs PyPI).
+lock: $(STAMP)
+	$(BIN)/python -m pip install -q uv
+	$(BIN)/uv pip compile requirements.txt requirements-dev.txt --universal --python-version 3.11 \
+	  --generate-hashes --no-header -o requirements.lock
+	$(BIN)/uv pip compile requirements-nodeps.in --no-deps --universal --python-version 3.11 \
+	  --generate-hashes --no-header -o requirements-nodeps.txt

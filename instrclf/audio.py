@@ -77,6 +77,27 @@ def _check_riff(path: Path, size: int):
             offset += 8 + chunk_size + (chunk_size & 1)
 
 
+def _open(path) -> sf.SoundFile:
+    """Open an audio file for reading after the checks :func:`load` makes before reading.
+
+    Raises DataError naming the file: missing or unreadable, empty, a truncated WAV, not
+    audio, or a sample rate outside 1-384 kHz.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+        _check_riff(path, size)
+        f = sf.SoundFile(path)
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        raise DataError(f"{path}: not readable as audio ({exc})") from None
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        f.close()
+        raise DataError(f"{path}: sample rate {f.samplerate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    return f
+
+
 def load(path):
     """Read an audio file as float32 samples.
 
@@ -100,16 +121,12 @@ def load(path):
         NaN/infinite samples, or a sample rate outside 1-384 kHz.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            raise DataError(f"{path}: empty file (0 bytes)")
-        _check_riff(path, size)
-        y, sr = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.SoundFileError, RuntimeError, OSError) as exc:
-        raise DataError(f"{path}: not readable as audio ({exc})") from None
-    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
-        raise DataError(f"{path}: sample rate {sr} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    with _open(path) as f:
+        try:
+            y = f.read(dtype="float32", always_2d=True)
+        except (sf.SoundFileError, RuntimeError, OSError) as exc:
+            raise DataError(f"{path}: not readable as audio ({exc})") from None
+        sr = f.samplerate
     if y.shape[0] == 0:
         raise DataError(f"{path}: no audio samples")
     if not np.isfinite(y).all():
@@ -306,6 +323,85 @@ def prepare(y, sr, *, sample_rate, threshold_db, envelope_ms, delta_time):
     """
     kept = trim(y, sr, sample_rate=sample_rate, threshold_db=threshold_db, envelope_ms=envelope_ms)
     return windows(kept, sample_rate=sample_rate, delta_time=delta_time)
+
+
+#: Frames read from a file at a time by :func:`stream_windows` (1.5 s at 44.1 kHz).
+BLOCK_FRAMES = 2**16
+
+
+def stream_windows(path, *, sample_rate, threshold_db, envelope_ms, delta_time, block_frames=BLOCK_FRAMES):
+    """:func:`prepare` of an audio file, read and cut block by block in bounded memory.
+
+    Yields exactly the windows of ``prepare(*load(path), ...)``, bit for bit, however long
+    the file: each block of ``block_frames`` frames is made mono and resampled with soxr's
+    streaming resampler (whose output does not depend on where the blocks end), and each
+    resampled sample is kept or dropped once the envelope window around it has been
+    read, so the threshold sees the same neighbours as on the whole signal.
+    Memory is O(block_frames * channels + window + envelope), not O(file length).
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`load` reads.
+    sample_rate, threshold_db, envelope_ms, delta_time
+        The fields of :class:`instrclf.settings.CleanSettings`.
+    block_frames : int
+        Frames read at a time (>= 1).
+
+    Yields
+    ------
+    np.ndarray, float32, shape (k, round(sample_rate * delta_time))
+        The next ``k >= 1`` windows, in order. Nothing for a silent file; a short one gives
+        one zero-padded window at the end.
+
+    Raises
+    ------
+    DataError
+        As :func:`load` (raised when the bad part is reached: windows may already have
+        been yielded).
+    """
+    if isinstance(block_frames, bool) or not isinstance(block_frames, numbers.Integral) or block_frames < 1:
+        raise ParameterError(f"block_frames must be an integer >= 1, got {block_frames!r}")
+    n = window_samples(sample_rate=sample_rate, delta_time=delta_time)
+    w = max(1, round(sample_rate * envelope_ms / 1000))
+    before, after = w // 2, w - 1 - w // 2  # the envelope of sample i looks at [i - before, i + after]
+    amplitude = db_to_amplitude(threshold_db)
+    path = Path(path)
+    with _open(path) as f:
+        sr = f.samplerate
+        stream = None if sr == sample_rate else soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ")
+        context = np.zeros(0, np.float32)  # up to `before` decided samples: left neighbours of the next ones
+        pending = np.zeros(0, np.float32)  # resampled samples still waiting for their right neighbours
+        kept = np.zeros(0, np.float32)  # loud samples not yet filling a window
+        frames = emitted = 0
+        last = False
+        while not last:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.SoundFileError, RuntimeError, OSError) as exc:
+                raise DataError(f"{path}: not readable as audio ({exc})") from None
+            last = len(block) == 0
+            frames += len(block)
+            if not np.isfinite(block).all():
+                raise DataError(f"{path}: contains NaN or infinite samples")
+            mono = to_mono(block).astype(np.float32, copy=False)
+            if stream is not None:
+                mono = stream.resample_chunk(mono, last=last)
+            if frames == 0:
+                raise DataError(f"{path}: no audio samples")
+            signal = np.concatenate([context, pending, mono])
+            start = len(context)
+            stop = len(signal) if last else max(start, len(signal) - after)
+            loud = envelope(signal, sample_rate=sample_rate, envelope_ms=envelope_ms)[start:stop] > amplitude
+            kept = np.concatenate([kept, signal[start:stop][loud]])
+            context, pending = signal[max(0, stop - before) : stop], signal[stop:]
+            k = len(kept) // n
+            if k:
+                yield kept[: k * n].reshape(k, n).copy()
+                kept = kept[k * n :]
+                emitted += k
+        if emitted == 0 and len(kept):
+            yield windows(kept, sample_rate=sample_rate, delta_time=delta_time)
 
 
 def to_pcm16(y):

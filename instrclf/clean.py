@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 
 from . import audio, layout
-from .errors import DataError
+from .errors import DataError, ParameterError
 from .io import atomic_dir
 from .parallel import process_map
 from .settings import CleanSettings
@@ -53,6 +53,8 @@ def read_notes(raw_dir, *, target: str) -> list:
     Two notes that would write the same window files (same label and file stem) are an
     error naming both.
     """
+    if target not in layout.TARGETS:
+        raise ParameterError(f"data.target must be one of {sorted(layout.TARGETS)}, got {target!r}")
     metadata = layout.read_metadata(raw_dir, check_audio=False)
     labels = layout.labels_of(metadata, target=target)
     notes = [

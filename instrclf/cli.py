@@ -1,90 +1,308 @@
-"""Command line: classify your own recordings with a trained model.
+"""Command line: classify your own recordings with a trained model, compare models.
 
-    instrclf classify --model models/conv2d.keras my_note.wav other.flac
+    instrclf classify --model models/conv2d.keras my_note.wav other.flac recordings/
+    instrclf compare ...
+
+``classify`` never gives up on a batch: every file gets its line (or JSON object), a file
+that cannot be read is reported on its line and the others are still classified; the
+exit status is 1 if any file failed. Only a model that cannot be used stops it, with one
+line ``error: <file>: <reason>``.
 """
 
 import argparse
 import json
+import os
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .errors import InstrclfError
+from .errors import DataError, InstrclfError
+
+#: Suffixes picked up when a directory is given (what libsndfile reads here; MP3 needs libsndfile >= 1.1).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
+
+#: Windows per model call: windows of many files share one call, a long file is split over several.
+BATCH_WINDOWS = 256
 
 
-def classify_file(model, meta: dict, path) -> np.ndarray:
-    """Mean class probabilities over the 1-second windows of one recording.
+@dataclass
+class FileResult:
+    """What classifying one file gave: mean probabilities, silent, or the reason it failed."""
 
-    The recording is cut exactly as the clean stage cut the training data (the settings
-    are stored with the model), classified window by window, and the probabilities averaged.
+    path: str
+    probs: np.ndarray | None = None
+    windows: int = 0
+    error: str | None = None
+    _sum: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def status(self) -> str:
+        return "error" if self.error is not None else "silent" if self.windows == 0 else "ok"
+
+
+def find_audio(paths) -> list:
+    """The files to classify: files as given, directories expanded to their audio files.
+
+    Parameters
+    ----------
+    paths : list of str
+        Files and directories, in command-line order.
+
+    Returns
+    -------
+    list of (str, str or None)
+        ``(path, error)`` in order; a directory contributes its files with a suffix in
+        :data:`AUDIO_SUFFIXES` (any case), recursively, sorted by path. ``error`` is set for
+        a path that does not exist or a directory without audio files.
+    """
+    found = []
+    for arg in paths:
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(
+                (p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()),
+                key=lambda p: p.relative_to(path).as_posix(),
+            )
+            if not files:
+                found.append((arg, f"directory holds no audio files ({', '.join(AUDIO_SUFFIXES)})"))
+            found += [(str(p), None) for p in files]
+        elif path.exists():
+            found.append((arg, None))
+        else:
+            found.append((arg, "no such file or directory"))
+    return found
+
+
+class _Batcher:
+    """Gathers windows of many files into model calls of at most ``size`` windows.
+
+    Each file keeps a running sum of its window probabilities, so memory holds at most
+    ``size`` windows whatever the files' lengths.
+    """
+
+    def __init__(self, model, *, size: int):
+        self.model, self.size = model, size
+        self.windows, self.owners, self.count = [], [], 0
+
+    def add(self, result: FileResult, windows: np.ndarray) -> None:
+        while len(windows):
+            take = windows[: self.size - self.count]
+            windows = windows[len(take) :]
+            self.windows.append(take)
+            self.owners.append(result)
+            self.count += len(take)
+            if self.count == self.size:
+                self.flush()
+
+    def holds(self, result: FileResult) -> bool:
+        return any(owner is result for owner in self.owners)
+
+    def flush(self) -> None:
+        if not self.count:
+            return
+        x = np.concatenate(self.windows)[..., np.newaxis]
+        if len(x) < self.size:  # one input shape for every call: no retracing
+            x = np.concatenate([x, np.zeros((self.size - len(x), *x.shape[1:]), x.dtype)])
+        probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
+        row = 0
+        for owner, part in zip(self.owners, self.windows, strict=True):
+            if owner.error is None:
+                owner._sum = probs[row : row + len(part)].sum(axis=0) + (0 if owner._sum is None else owner._sum)
+                owner.windows += len(part)
+            row += len(part)
+        self.windows, self.owners, self.count = [], [], 0
+
+
+def classify_files(model, card, items, *, batch_windows=BATCH_WINDOWS, block_frames=None):
+    """Classify many files, yielding each file's result in order as soon as it is known.
+
+    Each file is cut exactly as the clean stage cut the training data
+    (:func:`instrclf.audio.stream_windows`, equal to ``audio.prepare`` with the model card's
+    settings), read block by block; windows of consecutive files share model calls of
+    ``batch_windows`` windows, and a file's probabilities are the mean over its windows.
 
     Parameters
     ----------
     model : keras.Model
-        A trained model.
-    meta : dict
-        Its metadata (``labels``, ``clean``).
-    path : str or Path
-        Any audio file soundfile reads.
+        Takes raw windows ``(n, window_length, 1)``.
+    card : instrclf.models.ModelCard
+        Its card (``labels``, ``clean``).
+    items : iterable of (str, str or None)
+        ``(path, error)`` pairs as :func:`find_audio` gives; an item with an error is
+        passed through as a failure.
+    batch_windows : int
+        Windows per model call.
+    block_frames : int or None
+        Frames read at a time (``None``: :data:`instrclf.audio.BLOCK_FRAMES`).
 
-    Returns
-    -------
-    numpy.ndarray or None
-        Probabilities in ``meta["labels"]`` order, or ``None`` if the recording is silent
-        after thresholding.
+    Yields
+    ------
+    FileResult
+        One per item, in order: ``probs`` in ``card.labels`` order, or ``windows == 0``
+        for a silent file, or ``error`` (the reason, without the path).
     """
-    from .audio import load, prepare
+    from . import audio
 
-    y, sr = load(path)
-    windows = prepare(y, sr, **meta["clean"])
-    if len(windows) == 0:
-        return None
-    probs = model.predict(windows[..., np.newaxis], verbose=0)
-    return probs.mean(axis=0)
+    batcher = _Batcher(model, size=batch_windows)
+    blocks = {} if block_frames is None else {"block_frames": block_frames}
+    waiting = []
+    for path, error in items:
+        result = FileResult(path=path, error=error)
+        waiting.append(result)
+        if error is None:
+            try:
+                for windows in audio.stream_windows(path, **card.clean.model_dump(), **blocks):
+                    batcher.add(result, windows)
+            except DataError as exc:
+                result.error = _reason(exc, path)
+                result.windows, result._sum = 0, None
+        while waiting and not batcher.holds(waiting[0]):
+            yield _finish(waiting.pop(0))
+    batcher.flush()
+    for result in waiting:
+        yield _finish(result)
+
+
+def _reason(exc, path) -> str:
+    """An error message without the leading ``<path>: `` (the line names the file already)."""
+    message = str(exc)
+    for prefix in (f"{path}: ", f"{Path(path)}: "):
+        message = message.removeprefix(prefix)
+    return message
+
+
+def _finish(result: FileResult) -> FileResult:
+    if result.error is None and result.windows:
+        result.probs = result._sum / result.windows
+    result._sum = None
+    return result
+
+
+def _line(result: FileResult, *, labels, top_k: int, threshold_db: float) -> str:
+    if result.status == "error":
+        return f"{result.path}: error: {result.error}"
+    if result.status == "silent":
+        return f"{result.path}: silent (nothing above the model's threshold of {threshold_db} dBFS)"
+    return f"{result.path}: " + ", ".join(f"{label} {p:.1%}" for label, p in _ranked(result, labels, top_k))
+
+
+def _json(result: FileResult, *, labels, top_k: int) -> str:
+    ranked = _ranked(result, labels, top_k) if result.status == "ok" else []
+    return json.dumps({
+        "file": result.path,
+        "status": result.status,
+        "windows": result.windows,
+        "top": [{"label": label, "probability": p} for label, p in ranked],
+        "error": result.error,
+    })
+
+
+def _ranked(result, labels, top_k):
+    order = np.argsort(-result.probs, kind="stable")[:top_k]
+    return [(labels[i], float(result.probs[i])) for i in order]
+
+
+def _positive(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def classify(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="instrclf classify", description="Name the instrument playing each recording.")
-    parser.add_argument("--model", required=True, help="a trained model, e.g. models/conv2d.keras")
-    parser.add_argument("--top", type=int, default=3, help="how many labels to show per file (default 3)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file instead of text")
-    parser.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...)")
+    """``instrclf classify``: print the most likely labels of each recording."""
+    from .audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    parser = argparse.ArgumentParser(
+        prog="instrclf classify",
+        allow_abbrev=False,  # --top is not --top-k
+        description=(
+            "Name the instrument playing each recording. Every file gets one line (or one JSON "
+            "object); unreadable files are reported on their line and the rest are still "
+            "classified. Exit status: 0 if every file was classified or found silent, 1 if any "
+            "failed or the model cannot be used, 2 for a bad command line."
+        ),
+        epilog=(
+            f"Any sample rate from {MIN_SAMPLE_RATE // 1000} kHz to {MAX_SAMPLE_RATE // 1000} kHz and any number "
+            "of channels is accepted; audio is cut exactly as the training data was (the settings are in the "
+            f"model's card). Directories are searched recursively for {', '.join(AUDIO_SUFFIXES)} files, "
+            "in sorted order. Long files are read in blocks, so memory does not grow with their length."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="a trained model, e.g. models/conv2d.keras (its card .json beside it)")
+    parser.add_argument("--top-k", type=_positive, default=3, metavar="K", help="how many labels to show per file (default 3)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field) instead of text")
+    parser.add_argument(
+        "--batch-size", type=_positive, default=BATCH_WINDOWS, metavar="N",
+        help=f"windows per model call, shared by consecutive files (default {BATCH_WINDOWS})",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     args = parser.parse_args(argv)
-    if args.top < 1:
-        parser.error(f"--top must be >= 1, got {args.top}")
+
+    items = find_audio(args.paths)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for this command's users
+    from tqdm import tqdm
 
     from .models import load
 
-    model, meta = load(args.model)
-    labels = meta["labels"]
-    for path in args.files:
-        probs = classify_file(model, meta, path)
-        if probs is None:
-            ranked = []
-        else:
-            order = np.argsort(-probs, kind="stable")[: args.top]
-            ranked = [(labels[i], float(probs[i])) for i in order]
-        if args.json:
-            print(json.dumps({"file": str(path), "top": [{"label": k, "probability": p} for k, p in ranked]}))
-        elif not ranked:
-            print(f"{path}: silent (nothing above the model's threshold of {meta['clean']['threshold_db']} dBFS)")
-        else:
-            print(f"{path}: " + ", ".join(f"{k} {p:.1%}" for k, p in ranked))
-    return 0
+    model, card = load(args.model)
+    expected = (None, card.clean.window_length, 1)
+    if tuple(model.input_shape) != expected:
+        raise DataError(f"{args.model}: model takes input {tuple(model.input_shape)}, its card's windows are {expected}")
+    counts = {"ok": 0, "silent": 0, "error": 0}
+    bar = tqdm(total=len(items), unit="file", desc="classify", disable=None, leave=False, file=sys.stderr)
+    with bar:
+        for result in classify_files(model, card, items, batch_windows=args.batch_size):
+            if args.json:
+                line = _json(result, labels=card.labels, top_k=args.top_k)
+            else:
+                line = _line(result, labels=card.labels, top_k=args.top_k, threshold_db=card.clean.threshold_db)
+            bar.write(line, file=sys.stdout)
+            sys.stdout.flush()
+            counts[result.status] += 1
+            bar.update(1)
+    print(
+        f"classify: {len(items)} file(s): {counts['ok']} classified, {counts['silent']} silent, {counts['error']} failed",
+        file=sys.stderr,
+    )
+    return 1 if counts["error"] else 0
 
 
-COMMANDS = {"classify": classify}
+def compare(argv=None) -> int:
+    """``instrclf compare``: see ``instrclf compare --help``."""
+    try:
+        from . import compare as module
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}.compare":
+            raise
+        raise InstrclfError("the compare command is not installed in this version") from None
+    return module.main(argv)
+
+
+COMMANDS = {"classify": classify, "compare": compare}
 
 
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """``instrclf <command> ...``: exit 0 on success, 1 on an error (one line, no traceback), 2 on bad usage."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    usage = f"usage: instrclf {{{','.join(COMMANDS)}}} ...\n{__doc__}"
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        sys.exit(0)
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: instrclf {{{','.join(COMMANDS)}}} ...\n{__doc__}", file=sys.stderr)
+        print(usage, file=sys.stderr)
         sys.exit(2)
     try:
         sys.exit(COMMANDS[argv[0]](argv[1:]))
     except InstrclfError as exc:
         sys.exit(f"error: {exc}")
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSet
     )
     for name in ("train", "val", "test"):
         if getattr(sets, name).empty:
-            raise DataError(f"no {name} windows for test fold {test_fold}: the index has folds {sorted(seen['fold'].unique())}")
+            raise DataError(f"no {name} windows for test fold {test_fold}: the index has folds {sorted(seen['fold'].unique().tolist())}")
     return sets
 
 

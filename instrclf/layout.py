@@ -250,6 +250,8 @@ def write_predictions(path, predictions: pd.DataFrame) -> Path:
     missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
     if missing:
         raise DataError(f"predictions lack column(s) {missing}")
+    labels = [str(c)[len(PROB_PREFIX):] for c in predictions.columns if str(c).startswith(PROB_PREFIX)]
+    _fail(path, _prediction_problems(predictions, labels), what="refusing to write predictions")
     with atomic_file(path, newline="") as f:
         predictions.to_csv(f, index=False, lineterminator="\n")
     return Path(path)
@@ -274,22 +276,27 @@ def read_predictions(path) -> tuple:
     path = Path(path)
     table = _read_csv(path, columns=PREDICTION_COLUMNS, what="predictions file")
     labels = [c[len(PROB_PREFIX):] for c in table.columns if c.startswith(PROB_PREFIX)]
-    if not labels:
-        _fail(path, [f"no probability columns ({PROB_PREFIX}<label>)"], what="bad predictions")
-    problems = []
+    _fail(path, _prediction_problems(table, labels), what="bad predictions")
     columns = probability_columns(labels)
-    scores = table[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    table[columns] = table[columns].apply(pd.to_numeric).to_numpy(dtype=float)
+    table["fold"] = _integers(table["fold"], low=0, high=N_FOLDS - 1).astype(int)
+    table["n_windows"] = _integers(table["n_windows"], low=1, high=10**9).astype(int)
+    return table, labels
+
+
+def _prediction_problems(table: pd.DataFrame, labels: list) -> list:
+    """What is wrong with a predictions table (written or read) whose probability columns give ``labels``."""
+    if not labels:
+        return [f"no probability columns ({PROB_PREFIX}<label>)"]
+    problems = []
+    scores = table[probability_columns(labels)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     if not np.isfinite(scores).all():
         problems.append("probability columns must hold finite numbers")
-    unknown = sorted(set(table["label"]).union(table["predicted"]) - set(labels))
+    unknown = sorted(set(table["label"].astype(str)).union(table["predicted"].astype(str)) - set(labels))
     if unknown:
         problems.append(f"label(s) {unknown} have no {PROB_PREFIX}<label> column")
     folds = _integers(table["fold"], low=0, high=N_FOLDS - 1)
     counts = _integers(table["n_windows"], low=1, high=10**9)
     if folds.isna().any() or counts.isna().any():
-        problems.append("fold must be 0-4 and n_windows an integer >= 1")
-    _fail(path, problems, what="bad predictions")
-    table[columns] = scores
-    table["fold"] = folds.astype(int)
-    table["n_windows"] = counts.astype(int)
-    return table, labels
+        problems.append(f"fold must be 0-{N_FOLDS - 1} and n_windows an integer >= 1")
+    return problems

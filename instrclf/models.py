@@ -18,7 +18,9 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import keras
+from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before keras)
+
+import keras  # noqa: E402
 from kapre.composed import get_melspectrogram_layer
 from keras import layers, regularizers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator

@@ -76,17 +76,31 @@ def seed(params: dict) -> int:
 # --------------------------------------------------------------------------- base
 
 
-def _describe(error: dict, key: str, allowed) -> str:
+def _fields_at(cls, loc) -> list:
+    """Field names of the (possibly nested) settings class at ``loc`` inside ``cls``."""
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        nested = getattr(field, "annotation", None)
+        if not (isinstance(nested, type) and issubclass(nested, BaseModel)):
+            break
+        cls = nested
+    return sorted(cls.model_fields)
+
+
+def _describe(error: dict, key: str, cls) -> str:
     loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
     path = f"{key}{loc}"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key; allowed: {sorted(allowed)}"
+        allowed = _fields_at(cls, error["loc"][:-1])
+        return f"{path} = {error['input']!r}: unknown key; allowed: {allowed}"
     if kind == "missing":
         return f"{path}: missing (required)"
     message = error["msg"].removeprefix("Value error, ")
     if kind in ("model_type", "dict_type"):
-        return f"{path} must be a mapping, got {error['input']!r}"
+        return f"{path} = {error['input']!r}: must be a mapping"
+    if kind == "value_error" and isinstance(error["input"], dict):
+        return f"{path}: {message}"  # a check across keys: the message names them and their values
     return f"{path} = {error['input']!r}: {message}"
 
 
@@ -114,7 +128,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
-            raise ParameterError("; ".join(_describe(e, cls.KEY, cls.model_fields) for e in exc.errors())) from None
+            raise ParameterError("; ".join(_describe(e, cls.KEY, cls) for e in exc.errors())) from None
 
 
 def _as_tuple(value):

@@ -11,11 +11,12 @@ import random
 import sys
 import time
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from . import data, layout, models
+from .runtime import filtered_stderr, tf
+
+import keras  # noqa: E402  (after runtime: TensorFlow imported quietly)
 from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings, TrainSettings
 
 #: Inference batch for the front end: memory only, never results.
@@ -59,7 +60,8 @@ def spectrograms(front: keras.Model, x: np.ndarray) -> np.ndarray:
     """The front end's output for every window, computed once: ``(n, frames, n_mels, 1)`` float32."""
     if len(x) == 0:
         return np.zeros((0, *front.output_shape[1:]), dtype=np.float32)
-    return front.predict(x, batch_size=FRONTEND_BATCH, verbose=0).astype(np.float32, copy=False)
+    with filtered_stderr():
+        return front.predict(x, batch_size=FRONTEND_BATCH, verbose=0).astype(np.float32, copy=False)
 
 
 def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None) -> tf.data.Dataset:
@@ -127,13 +129,14 @@ def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
 
         callbacks.append(DVCLiveCallback(live=live))
     start = time.perf_counter()
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=train.epochs,
-        callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() and not os.environ.get("CI") else 2,
-    ).history
+    with filtered_stderr():
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=train.epochs,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() and not os.environ.get("CI") else 2,
+        ).history
     seconds = time.perf_counter() - start
     val_acc = history["val_accuracy"]
     best = int(np.argmax(val_acc))

@@ -21,6 +21,7 @@ def parse_args(argv=None):
     parser.add_argument("--results", required=True, help="folder of <model>.json per-fold figures from predict")
     parser.add_argument("--out", required=True, help="plot data folder: roc.json, roc_classes/, confusion/")
     parser.add_argument("--images", required=True, help="folder of PNG images: <model>.png and comparison.png")
+    parser.add_argument("--page", required=True, help="the offline HTML template `dvc plots show` uses")
     return parser.parse_args(argv)
 
 
@@ -47,6 +48,7 @@ def main(argv=None):
             write_json(out / "roc.json", rows, indent=None)
             comparison = figures.comparison_figure(loaded, fold_accuracy=folds, unseen_accuracy=unseen)
             figures.save_figure(comparison, images / "comparison.png")
+        plots.write_html_template(args.page)
         return {"models": len(loaded), "notes": sum(len(t) for t, _ in loaded.values())}
 
     stage.run("plot", work)

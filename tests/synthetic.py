@@ -76,3 +76,82 @@ def make_clean_dir(root, *, params=TINY_PARAMS, notes_per_fold=2, windows_per_no
     columns = ["window", "Path", "instrument", "family", "library", "label", "fold", "window_index"]
     pd.DataFrame(rows, columns=columns).to_csv(root / "index.csv", index=False)
     return root
+
+
+def tiny_settings(params=TINY_PARAMS) -> tuple:
+    """``(clean, features)`` settings objects of ``params``."""
+    from instrclf import settings
+
+    return settings.section(params, settings.CleanSettings), settings.section(params, settings.FeatureSettings)
+
+
+def tiny_card(name, *, labels, test_folds, params=TINY_PARAMS, **changes):
+    """A valid :class:`instrclf.models.ModelCard` for model ``name`` built with ``params``; ``changes`` override fields."""
+    from instrclf import models, settings
+
+    clean, features = tiny_settings(params)
+    fields = {
+        "format": models.CARD_FORMAT,
+        "model": name,
+        "labels": list(labels),
+        "target": "instrument",
+        "clean": clean,
+        "features": features,
+        "config": settings.model_config(params, name).model_dump(),
+        "test_folds": list(test_folds),
+        "unseen_library": params["split"]["unseen_library"],
+        "seed": params["seed"],
+    }
+    return models.ModelCard(**(fields | changes))
+
+
+#: Tiny, fast ``data.soundfont`` values: 2 notes per instrument and library, fractions of a second each.
+TINY_SOUNDFONT = {
+    "libraries": ["TimGM6mb", "sf_GMbank"],
+    "max_notes_per_instrument": 2,
+    "string_span_semitones": 24,
+    "jobs": 1,
+    "sample_rate": 22050,
+    "note_seconds": [0.1, 0.2],
+    "release_seconds": [0.02, 0.05],
+    "onset_seconds": [0.02, 0.05],
+    "detune_cents": 20,
+    "vibrato_cents": [10, 30],
+    "vibrato_hz": [4.5, 6.5],
+    "level_db": [-30, -3],
+    "reverb_seconds": [0.05, 0.1],
+    "reverb_mix": [0.0, 0.35],
+    "snr_db": [12, 40],
+    "noise_color": [0.0, 1.0],
+    "tilt_db_per_octave": 4,
+    "body_db": 8,
+    "body_jitter": 0.05,
+}
+
+
+def soundfont_settings(**changes):
+    """A :class:`instrclf.settings.SoundfontSettings` of :data:`TINY_SOUNDFONT` with ``changes``."""
+    from instrclf.settings import SoundfontSettings
+
+    return SoundfontSettings.from_params({**TINY_SOUNDFONT, **changes})
+
+
+#: Path, Fold, Family, instrument abbreviation of the notes of :func:`make_raw_dir`.
+RAW_ROWS = (
+    ("Winds/Flute/ordinario/Fl-ord-C4-mf-N-N.wav", 0, "Winds", "Fl"),
+    ("Brass/Horn/ordinario/Hn-ord-A2-ff-N-N.wav", 1, "Brass", "Hn"),
+    ("Strings/Violin/ordinario/Vn-ord-G3-pp-4c-N.wav", 4, "Strings", "Vn"),
+)
+
+
+def make_raw_dir(root, *, rows=RAW_ROWS, sample_rate=8000, seed=0) -> Path:
+    """A folder in TinySOL's raw layout: ``TinySOL_metadata.csv`` and a short 16-bit tone per row."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    table = []
+    for path, fold, family, abbr in rows:
+        (root / "audio" / path).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / "audio" / path, tone(CLASS_F0.get(abbr, 440.0), sample_rate=sample_rate, seconds=0.05, rng=rng), sample_rate, subtype="PCM_16")
+        table.append({"Path": path, "Fold": fold, "Family": family, "Instrument (abbr.)": abbr})
+    pd.DataFrame(table).to_csv(root / "TinySOL_metadata.csv", index=False)
+    return root

@@ -1,24 +1,28 @@
 """Tests of instrclf.clean and stages/clean.py on tiny synthetic raw sets in TinySOL's layout."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import soundfile as sf
 import yaml
 
-from instrclf import audio, clean
-from instrclf.audio import CleanConfig
+from instrclf import audio, clean, layout
 from instrclf.errors import DataError, ParameterError
+from instrclf.settings import CleanSettings
 from instrclf.tinysol import METADATA_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = CleanConfig(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
+CONFIG = CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
 METRIC_KEYS = {
+    "libraries",
     "files_read",
     "notes_silent",
     "notes_padded",
@@ -96,9 +100,9 @@ def tree(folder):
 
 def test_run_writes_windows_index_and_metrics(raw, tmp_path):
     out = tmp_path / "clean"
-    metrics = clean.run(raw, out, config=CONFIG, target="instrument", jobs=1, progress=False)
+    metrics = clean.run(raw, out, clean=CONFIG, target="instrument", jobs=1, progress=False)
     index = pd.read_csv(out / "index.csv")
-    assert tuple(index.columns) == clean.INDEX_COLUMNS
+    assert tuple(index.columns) == layout.INDEX_COLUMNS
     rows = list(index.itertuples(index=False))
     assert rows == sorted(rows, key=lambda r: (r.Path, r.window_index))
     assert index["fold"].dtype == np.int64 and index["window_index"].dtype == np.int64
@@ -126,7 +130,7 @@ def test_run_writes_windows_index_and_metrics(raw, tmp_path):
 )
 def test_target_picks_the_label(raw, tmp_path, target, column, labels):
     out = tmp_path / "clean"
-    metrics = clean.run(raw, out, config=CONFIG, target=target, jobs=1, progress=False)
+    metrics = clean.run(raw, out, clean=CONFIG, target=target, jobs=1, progress=False)
     index = pd.read_csv(out / "index.csv")
     assert (index["label"] == index[column]).all() and set(index["label"]) == labels
     assert {p.name for p in out.iterdir() if p.is_dir()} == labels
@@ -135,7 +139,7 @@ def test_target_picks_the_label(raw, tmp_path, target, column, labels):
 
 def test_windows_are_exactly_prepare_of_the_file(raw, tmp_path):
     out = tmp_path / "clean"
-    clean.run(raw, out, config=CONFIG, target="instrument", jobs=1, progress=False)
+    clean.run(raw, out, clean=CONFIG, target="instrument", jobs=1, progress=False)
     index = pd.read_csv(out / "index.csv")
     for path, group in index.groupby("Path"):
         y, sr = audio.load(raw / "audio" / path)
@@ -159,7 +163,7 @@ def test_mixed_formats_rates_and_channels(tmp_path):
         folder, abbr, family = INSTRUMENTS[i % 3]
         rows.append(row(folder, abbr, family, f"D{i}", i % 5, sr=sr, subtype=subtype, channels=channels, seconds=2.4))
     raw = make_raw(tmp_path / "raw", rows)
-    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=2, progress=False)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=2, progress=False)
     assert metrics["files_read"] == 6 and metrics["windows_written"] == 12
     assert metrics["seconds_in"] == pytest.approx(6 * 2.5, abs=1e-3)
 
@@ -168,7 +172,7 @@ def test_silent_note_is_skipped_and_counted(tmp_path):
     rows = small_rows()
     rows.append(row("Winds/Flute", "Fl", "Winds", "G9", 2, y=np.full(44100, 1e-5)))  # -100 dBFS
     raw = make_raw(tmp_path / "raw", rows)
-    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     index = pd.read_csv(tmp_path / "clean" / "index.csv")
     assert metrics["notes_silent"] == 1 and metrics["files_read"] == 10 and metrics["windows_written"] == 12
     assert not index["Path"].str.contains("G9").any()
@@ -177,14 +181,14 @@ def test_silent_note_is_skipped_and_counted(tmp_path):
 def test_every_note_silent_is_an_error(tmp_path):
     raw = make_raw(tmp_path / "raw", [row("Winds/Flute", "Fl", "Winds", "C4", 0, y=np.zeros(16000))])
     with pytest.raises(DataError, match="no windows"):
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert not (tmp_path / "clean").exists()
 
 
 def test_a_class_with_only_silent_notes_counts_as_zero(tmp_path):
     rows = small_rows()[:3] + [row("Strings/Violin", "Vn", "Strings", "C4", 1, y=np.zeros(16000))]
     raw = make_raw(tmp_path / "raw", rows)
-    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert metrics["windows_per_class_min"] == 0 and metrics["windows_per_class_max"] == 4
     assert metrics["classes"] == 1
     assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["Fl", "index.csv"]  # no empty Vn/
@@ -197,7 +201,7 @@ def test_byte_identical_across_runs_and_jobs(raw, tmp_path):
     outputs, metrics = [], []
     for n, jobs in enumerate([1, 2, 2]):
         out = tmp_path / f"clean{n}"
-        metrics.append(clean.run(raw, out, config=CONFIG, target="instrument", jobs=jobs, progress=False))
+        metrics.append(clean.run(raw, out, clean=CONFIG, target="instrument", jobs=jobs, progress=False))
         outputs.append(tree(out))
     assert outputs[0] == outputs[1] == outputs[2]
     assert metrics[0] == metrics[1] == metrics[2]
@@ -207,7 +211,7 @@ def test_rerun_replaces_previous_output(raw, tmp_path):
     out = tmp_path / "clean"
     out.mkdir()
     (out / "stale.wav").write_bytes(b"old")
-    clean.run(raw, out, config=CONFIG, target="family", jobs=1, progress=False)
+    clean.run(raw, out, clean=CONFIG, target="family", jobs=1, progress=False)
     assert not (out / "stale.wav").exists() and (out / "index.csv").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "raw"]
 
@@ -238,9 +242,9 @@ def test_bad_files_one_error_listing_all_and_nothing_written(raw, tmp_path):
     for path, kind in kinds.items():
         _break(raw / "audio" / path, kind)
     with pytest.raises(DataError) as info:
-        clean.run(raw, out, config=CONFIG, target="instrument", jobs=2, progress=False)
+        clean.run(raw, out, clean=CONFIG, target="instrument", jobs=2, progress=False)
     message = str(info.value)
-    assert message.startswith("4 of 9 audio file(s) are bad")
+    assert message.startswith("4 of 9 audio file(s) are missing or bad: ")
     for path in kinds:
         assert path in message
     for reason in ["empty", "not readable as audio", "truncated", "NaN"]:
@@ -249,14 +253,18 @@ def test_bad_files_one_error_listing_all_and_nothing_written(raw, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean", "raw"]  # no temporary folder left
 
 
-def test_missing_audio_files_are_named_before_any_work(raw, tmp_path):
+def test_missing_and_bad_files_are_reported_together(raw, tmp_path):
     paths = sorted(pd.read_csv(raw / "TinySOL_metadata.csv")["Path"])
     (raw / "audio" / paths[1]).unlink()
-    (raw / "audio" / paths[5]).unlink()
+    _break(raw / "audio" / paths[5], "text")
     with pytest.raises(DataError) as info:
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
-    assert "2 audio file(s)" in str(info.value) and paths[1] in str(info.value) and paths[5] in str(info.value)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=2, progress=False)
+    message = str(info.value)
+    assert message.startswith("2 of 9 audio file(s) are missing or bad: ")
+    assert f"{paths[1]}: missing (listed in TinySOL_metadata.csv)" in message
+    assert f"{paths[5]}: not readable as audio" in message
     assert not (tmp_path / "clean").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
 @pytest.mark.parametrize("column", ["Path", "Fold", "Family", "Instrument (abbr.)"])
@@ -264,13 +272,13 @@ def test_missing_metadata_column_is_named(raw, tmp_path, column):
     csv = raw / "TinySOL_metadata.csv"
     pd.read_csv(csv).drop(columns=[column]).to_csv(csv, index=False)
     with pytest.raises(DataError, match=f"missing column.*{column.replace('(', '.').replace(')', '.')}"):
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
 
 
 def test_older_metadata_without_instance_id_is_fine(raw, tmp_path):
     csv = raw / "TinySOL_metadata.csv"
     pd.read_csv(csv).drop(columns=["Instance ID"]).to_csv(csv, index=False)
-    metrics = clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert metrics["files_read"] == 9
 
 
@@ -280,9 +288,10 @@ def test_older_metadata_without_instance_id_is_fine(raw, tmp_path):
         (lambda df: df.assign(Fold=["x"] + list(df["Fold"][1:])), "Fold must be an integer"),
         (lambda df: df.assign(Fold=[1.5] + list(df["Fold"][1:])), "Fold must be an integer"),
         (lambda df: pd.concat([df, df.iloc[:1]]), "listed more than once"),
-        (lambda df: df.assign(Family=[""] + list(df["Family"][1:])), "empty 'Family'"),
+        (lambda df: df.assign(Family=[""] + list(df["Family"][1:])), "family '' is not one of TinySOL's"),
         (lambda df: df.assign(Path=["../escape.wav"] + list(df["Path"][1:])), "without '..'"),
-        (lambda df: df.assign(**{"Instrument (abbr.)": ["../x"] + list(df["Instrument (abbr.)"][1:])}), "folder name"),
+        (lambda df: df.assign(**{"Instrument (abbr.)": ["../x"] + list(df["Instrument (abbr.)"][1:])}), "instrument '../x' is not one"),
+        (lambda df: df.assign(Family=["Strings"] + list(df["Family"][1:])), "belongs to family Winds"),
         (lambda df: df.iloc[:0], "no rows"),
     ],
 )
@@ -290,7 +299,7 @@ def test_bad_metadata_is_named(raw, tmp_path, edit, expected):
     csv = raw / "TinySOL_metadata.csv"
     edit(pd.read_csv(csv)).to_csv(csv, index=False)
     with pytest.raises(DataError, match=expected):
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert not (tmp_path / "clean").exists()
 
 
@@ -299,54 +308,54 @@ def test_colliding_window_names_are_refused(tmp_path):
     rows[1]["Path"] = rows[1]["Path"].replace("ordinario", "other")
     raw = make_raw(tmp_path / "raw", rows)
     with pytest.raises(DataError, match="would both write Fl/Fl-ord-C4-mf-N_<i>.wav"):
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=1, progress=False)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
 
 
 @pytest.mark.parametrize("target", ["Instrument", "pitch", None])
 def test_unknown_target_refused_before_any_work(tmp_path, target):
-    with pytest.raises(ParameterError, match="data.target"):
-        clean.run(tmp_path / "does-not-exist", tmp_path / "clean", config=CONFIG, target=target)
+    with pytest.raises(ParameterError, match=f"data.target must be one of .*, got {target!r}"):
+        clean.run(tmp_path / "does-not-exist", tmp_path / "clean", clean=CONFIG, target=target)
     assert not (tmp_path / "clean").exists()
 
 
 @pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
 def test_bad_jobs_refused(raw, tmp_path, jobs):
     with pytest.raises(ParameterError, match="jobs"):
-        clean.run(raw, tmp_path / "clean", config=CONFIG, target="instrument", jobs=jobs)
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=jobs)
 
 
 # --- threshold image ----------------------------------------------------------------------
 
 
 def test_pick_notes_is_deterministic_and_spread():
-    notes = [clean.Note(path=f"x/{i:02d}.wav", fold=0, family="F", instrument="A", label="A") for i in range(9)]
-    notes += [clean.Note(path="y/0.wav", fold=0, family="F", instrument="B", label="B")]
+    notes = [clean.Note(path=f"x/{i:02d}.wav", fold=0, family="F", instrument="A", library="L", label="A") for i in range(9)]
+    notes += [clean.Note(path="y/0.wav", fold=0, family="F", instrument="B", library="L", label="B")]
     picked = clean.pick_notes(list(reversed(notes)), per_class=2)
     assert [n.path for n in picked] == ["x/00.wav", "x/08.wav", "y/0.wav"]
     assert [n.path for n in clean.pick_notes(notes, per_class=3)][:3] == ["x/00.wav", "x/04.wav", "x/08.wav"]
 
 
-def test_plot_threshold_writes_a_png(raw, tmp_path):
-    path = tmp_path / "plots" / "threshold.png"
-    clean.plot_threshold(raw, path, config=CONFIG, target="instrument")
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
-    clean.plot_threshold(raw, tmp_path / "again.png", config=CONFIG, target="instrument")
-    assert (tmp_path / "again.png").read_bytes() == data
-
-
 # --- stage script -------------------------------------------------------------------------
 
 
-def _stage(tmp_path, raw, **clean_params):
-    clean_params = {"sample_rate": 16000, "delta_time": 1.0, "threshold_db": -64.3, "envelope_ms": 50, **clean_params}
-    params = {"data": {"target": "family"}, "clean": clean_params}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    cmd = [
+def _params(tmp_path, **clean_params):
+    """The project's params.yaml with ``data.target = family`` and ``clean`` overridden."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["data"]["target"] = "family"
+    params["clean"] = {"sample_rate": 16000, "delta_time": 1.0, "threshold_db": -64.3, "envelope_ms": 50, **clean_params}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+
+
+def _stage_command(raw):
+    return [
         sys.executable, str(ROOT / "stages" / "clean.py"), "--params", "params.yaml", "--raw", str(raw),
         "--out", "data/clean", "--metrics", "metrics/clean.json", "--threshold-plot", "plots/images/threshold.png",
     ]
-    return subprocess.run(cmd, check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+
+def _stage(tmp_path, raw, **clean_params):
+    _params(tmp_path, **clean_params)
+    return subprocess.run(_stage_command(raw), check=False, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
 def test_stage_script_writes_its_outputs(raw, tmp_path):
@@ -355,11 +364,57 @@ def test_stage_script_writes_its_outputs(raw, tmp_path):
     metrics = json.loads((tmp_path / "metrics" / "clean.json").read_text())
     assert set(metrics) == METRIC_KEYS and metrics["windows_written"] == 12
     assert (tmp_path / "data" / "clean" / "index.csv").exists()
-    assert (tmp_path / "plots" / "images" / "threshold.png").stat().st_size > 10_000
+    assert (tmp_path / "plots" / "images" / "threshold.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert result.stdout.startswith("clean: files_read=9,")
 
 
 def test_stage_script_bad_param_exits_1_and_writes_nothing(raw, tmp_path):
     result = _stage(tmp_path, raw, threshold_db=6)
     assert result.returncode == 1
-    assert result.stderr.startswith("error: clean.threshold_db must be < 0")
+    assert result.stderr.startswith("error: clean: clean.threshold_db = 6:")
     assert not (tmp_path / "data").exists() and not (tmp_path / "metrics").exists()
+
+
+def _alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_killed_stage_leaves_no_worker_and_next_run_removes_its_temporary_folder(tmp_path):
+    """SIGKILL mid-work: the workers die with the stage (PR_SET_PDEATHSIG); a rerun removes the stale folder."""
+    rows = []
+    for k in range(48):
+        folder, abbr, family = INSTRUMENTS[k % 3]
+        rows.append(row(folder, abbr, family, f"K{k}", k % 5, sr=96000, channels=2, seconds=6.0))
+    raw = make_raw(tmp_path / "raw", rows)
+    _params(tmp_path)
+    stage = subprocess.Popen(_stage_command(raw), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        workers = []
+        while time.monotonic() < deadline and stage.poll() is None:
+            workers = psutil.Process(stage.pid).children(recursive=True)
+            if len(workers) >= 2 and list((tmp_path / "data").glob(".clean.tmp-*/*/*.wav")):
+                break  # the pool is up and windows are being written
+            time.sleep(0.02)
+        assert stage.poll() is None and len(workers) >= 2, "the stage finished before it could be killed"
+        stage.send_signal(signal.SIGKILL)
+        stage.wait(timeout=10)
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.wait()
+        stage.stderr.close()
+    deadline = time.monotonic() + 5
+    while any(_alive(w.pid) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [w.pid for w in workers if _alive(w.pid)], "workers outlived the killed stage"
+    stale = list((tmp_path / "data").glob(".clean.tmp-*"))
+    assert stale and not (tmp_path / "data" / "clean").exists()
+
+    result = subprocess.run(_stage_command(raw), cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["clean"]  # no .clean.tmp-* left
+    assert json.loads((tmp_path / "metrics" / "clean.json").read_text())["files_read"] == 48

@@ -1,61 +1,289 @@
+"""Tests of ``instrclf classify``: the real command in a subprocess, and its batching in process."""
+
 import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from synthetic import CLASS_F0, TINY_PARAMS, make_clean_dir, tone
+from synthetic import CLASS_F0, TINY_PARAMS, tone
 
-from instrclf import cli, models, train
+from instrclf import audio, cli, models
+from instrclf.settings import BaselineConfig, CleanSettings, FeatureSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = sorted(CLASS_F0)
+CLEAN = CleanSettings.from_params(TINY_PARAMS["clean"])  # 0.5-s windows at 8 kHz
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def card(**changes):
+    values = {
+        "format": models.CARD_FORMAT, "model": "baseline", "labels": LABELS, "target": "instrument", "clean": CLEAN,
+        "features": FeatureSettings.from_params(TINY_PARAMS["features"]),
+        "config": TINY_PARAMS["models"]["baseline"], "test_folds": [0], "unseen_library": None, "seed": 7,
+    }
+    return models.ModelCard(**{**values, **changes})
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    model, meta, _ = train.run(TINY_PARAMS, name="baseline", clean_dir=make_clean_dir(root / "clean"))
-    path = root / "baseline.keras"
-    models.save(model, path, meta=meta)
+def model_dir(tmp_path_factory):
+    """An untrained tiny model (the CLI's plumbing needs no training) and three broken ones."""
+    import keras
+
+    root = tmp_path_factory.mktemp("models")
+    the_card = card()
+    model = models.build(
+        "baseline", config=BaselineConfig.from_params(TINY_PARAMS["models"]["baseline"]), clean=CLEAN,
+        features=the_card.features, n_classes=len(LABELS),
+    )
+    models.save(model, root / "tiny.keras", card=the_card)
+    (root / "random.keras").write_bytes(np.random.default_rng(0).bytes(4096))
+    shutil.copy(root / "tiny.json", root / "random.json")
+    inputs = keras.Input((CLEAN.window_length, 1))
+    x = keras.layers.Lambda(lambda t: 2 * t)(inputs)
+    outputs = keras.layers.Dense(len(LABELS), activation="softmax")(keras.layers.Flatten()(x))
+    keras.Model(inputs, outputs).save(root / "lambda.keras")
+    shutil.copy(root / "tiny.json", root / "lambda.json")
+    shutil.copy(root / "tiny.keras", root / "nocard.keras")
+    return root
+
+
+def write_tone(path, *, sample_rate, seconds, channels=1, seed=0, subtype=None, **kwargs):
+    y = tone(CLASS_F0["Fl"], sample_rate=sample_rate, seconds=seconds, rng=np.random.default_rng(seed))
+    y = np.stack([y * (1 - 0.3 * c) for c in range(channels)], axis=1) if channels > 1 else y
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, y, sample_rate, subtype=subtype, **kwargs)
     return path
 
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory):
-    """A stereo 44.1-kHz flute-like tone of 1.7 s (three 0.5-s windows) and a silent file."""
-    root = tmp_path_factory.mktemp("rec")
-    rng = np.random.default_rng(3)
-    y = tone(CLASS_F0["Fl"], sample_rate=44100, seconds=1.7, rng=rng)
-    sf.write(root / "note.wav", np.stack([y, 0.5 * y], axis=1), 44100, subtype="PCM_24")
-    sf.write(root / "silence.wav", np.zeros(44100, dtype=np.float32), 44100)
+def inputs(tmp_path_factory):
+    """Good files at 44.1, 96 and 192 kHz, a folder tree, and every kind of bad file."""
+    root = tmp_path_factory.mktemp("inputs")
+    write_tone(root / "note.wav", sample_rate=44100, seconds=1.7, channels=2, subtype="PCM_24")
+    write_tone(root / "high.wav", sample_rate=192000, seconds=1.2)
+    folder = root / "folder"
+    write_tone(folder / "b.flac", sample_rate=22050, seconds=0.7, seed=1)
+    write_tone(folder / "sub" / "a.WAV", sample_rate=96000, seconds=1.1, channels=2, seed=2)
+    write_tone(folder / "sub" / "c.ogg", sample_rate=16000, seconds=0.9, seed=3, format="OGG", subtype="VORBIS")
+    sf.write(folder / "quiet.wav", np.zeros(8000, np.float32), 8000)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.txt").write_text("not audio, and not picked up: wrong suffix")
+    (folder / "text.flac").write_text("not audio at all\n" * 50)
+    whole = (root / "note.wav").read_bytes()
+    (folder / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    (root / "nothing").mkdir()
     return root
 
 
-def test_classify_prints_ranked_labels_as_json(model_path, recordings, capsys):
-    assert cli.classify(["--model", str(model_path), "--top", "2", "--json", str(recordings / "note.wav")]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["file"].endswith("note.wav")
-    probs = [t["probability"] for t in out["top"]]
-    assert [t["label"] for t in out["top"]][0] in CLASS_F0 and len(probs) == 2
-    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+def run_cli(*args, stderr=subprocess.PIPE, console=False):
+    command = [shutil.which("instrclf")] if console else [sys.executable, "-m", "instrclf.cli"]
+    return subprocess.run(
+        [*command, *map(str, args)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=stderr,
+        text=True, timeout=180, check=False,
+    )
 
 
-def test_classify_file_averages_the_windows_cut_like_clean(model_path, recordings):
-    from instrclf.audio import load, prepare
-
-    model, meta = models.load(model_path)
-    probs = cli.classify_file(model, meta, recordings / "note.wav")
-    y, sr = load(recordings / "note.wav")
-    windows = prepare(y, sr, **meta["clean"])
-    assert windows.shape == (3, 4000)
-    np.testing.assert_allclose(probs, model.predict(windows[..., None], verbose=0).mean(axis=0), rtol=1e-6)
+# --- the real command -----------------------------------------------------------------------
 
 
-def test_classify_reports_silent_files(model_path, recordings, capsys):
-    cli.classify(["--model", str(model_path), str(recordings / "silence.wav")])
-    assert "silence.wav: silent" in capsys.readouterr().out
+def test_mixed_batch_json_reports_every_file_in_order(model_dir, inputs):
+    folder = inputs / "folder"
+    result = run_cli(
+        "classify", "--model", model_dir / "tiny.keras", "--json", "--top-k", "2",
+        inputs / "note.wav", folder, inputs / "missing.wav", inputs / "high.wav", inputs / "nothing",
+    )
+    assert result.returncode == 1, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    expected = [
+        (inputs / "note.wav", "ok"),
+        (folder / "b.flac", "ok"),
+        (folder / "empty.wav", "error"),
+        (folder / "quiet.wav", "silent"),
+        (folder / "sub" / "a.WAV", "ok"),
+        (folder / "sub" / "c.ogg", "ok"),
+        (folder / "text.flac", "error"),
+        (folder / "truncated.wav", "error"),
+        (inputs / "missing.wav", "error"),
+        (inputs / "high.wav", "ok"),
+        (inputs / "nothing", "error"),
+    ]
+    assert [(r["file"], r["status"]) for r in rows] == [(str(p), s) for p, s in expected]
+    for row in rows:
+        assert set(row) == {"file", "status", "windows", "top", "error"}
+        if row["status"] == "ok":
+            probs = [t["probability"] for t in row["top"]]
+            assert row["error"] is None and row["windows"] >= 1 and len(probs) == 2
+            assert {t["label"] for t in row["top"]} <= set(LABELS)
+            assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+        else:
+            assert row["top"] == [] and row["windows"] == 0
+            assert (row["error"] is None) == (row["status"] == "silent")
+    by_file = {Path(r["file"]).name: r for r in rows}
+    assert by_file["note.wav"]["windows"] == 3  # 1.7 s of tone -> three 0.5-s windows
+    assert by_file["high.wav"]["windows"] == 2
+    assert by_file["empty.wav"]["error"] == "empty file (0 bytes)"
+    assert "not readable as audio" in by_file["text.flac"]["error"]
+    assert "truncated WAV" in by_file["truncated.wav"]["error"]
+    assert by_file["missing.wav"]["error"] == "no such file or directory"
+    assert "no audio files" in by_file["nothing"]["error"]
+    # stderr is not a terminal: no progress bar, only the summary.
+    assert result.stderr.splitlines() == ["classify: 11 file(s): 5 classified, 1 silent, 5 failed"]
 
 
-def test_main_reports_errors_in_one_line(tmp_path, recordings):
-    with pytest.raises(SystemExit, match="error: model .*absent.keras not found"):
-        cli.main(["classify", "--model", str(tmp_path / "absent.keras"), str(recordings / "note.wav")])
-    with pytest.raises(SystemExit) as exc:
+def test_text_output_and_exit_0_when_nothing_failed(model_dir, inputs):
+    folder = inputs / "folder"
+    good = [inputs / "high.wav", folder / "quiet.wav", folder / "sub", inputs / "note.wav"]
+    result = run_cli("classify", "--model", model_dir / "tiny.keras", "--top-k", "5", *good, console=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[0] for line in lines] == [
+        str(p) for p in (inputs / "high.wav", folder / "quiet.wav", folder / "sub" / "a.WAV", folder / "sub" / "c.ogg", inputs / "note.wav")
+    ]
+    assert lines[1] == f"{folder / 'quiet.wav'}: silent (nothing above the model's threshold of {CLEAN.threshold_db} dBFS)"
+    for line in lines[:1] + lines[2:]:
+        ranked = line.split(": ", 1)[1].split(", ")
+        assert len(ranked) == len(LABELS)  # --top-k larger than the label count shows them all
+        assert sorted(r.split()[0] for r in ranked) == LABELS and all(r.endswith("%") for r in ranked)
+    assert result.stderr.splitlines() == ["classify: 5 file(s): 4 classified, 1 silent, 0 failed"]
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("random.keras", "not a loadable Keras model"),
+        ("lambda.keras", "Lambda"),
+        ("nocard.keras", "model card not found"),
+        ("absent.keras", "model not found"),
+    ],
+)
+def test_a_bad_model_is_one_line_and_exit_1(model_dir, inputs, name, reason):
+    result = run_cli("classify", "--model", model_dir / name, inputs / "note.wav")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    named = model_dir / (name.replace(".keras", ".json") if name == "nocard.keras" else name)
+    assert line.startswith(f"error: {named}: ") and reason in line
+
+
+def test_progress_bar_shows_on_a_terminal(model_dir, inputs):
+    """On a terminal stderr carries a tqdm bar (off when stderr is a pipe: see the JSON test)."""
+    main, child = pty.openpty()
+    try:
+        result = run_cli("classify", "--model", model_dir / "tiny.keras", inputs / "note.wav", inputs / "high.wav", stderr=child)
+    finally:
+        os.close(child)
+    seen = b""
+    while select.select([main], [], [], 0.5)[0]:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the terminal's other end is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert result.returncode == 0
+    assert b"classify:" in seen and b"file" in seen and b"\r" in seen  # the bar redraws in place
+    assert "%|" not in result.stdout and len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("args", [["--top-k", "0"], ["--top", "2"], ["--batch-size", "-1"], []])
+def test_bad_command_lines_exit_2(args, inputs, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["classify", "--model", "m.keras", *args, *([str(inputs / "note.wav")] if args else [])])
+    assert exit_.value.code == 2
+
+
+def test_main_usage_help_and_unknown_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["frobnicate"])
-    assert exc.value.code == 2
+    assert exit_.value.code == 2 and "classify" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0 and "compare" in capsys.readouterr().out
+
+
+def test_help_names_the_sample_rates_and_top_k(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["classify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 kHz to 384 kHz" in text and "--top-k" in text and "--top " not in text
+
+
+def test_compare_is_dispatched_to_its_module(monkeypatch):
+    module = pytest.importorskip("instrclf.compare")
+    seen = []
+    monkeypatch.setattr(module, "main", lambda argv: seen.append(argv) or 3)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["compare", "a", "--b"])
+    assert exit_.value.code == 3 and seen == [["a", "--b"]]
+
+
+# --- in process: discovery and batching ------------------------------------------------------
+
+
+def test_find_audio_expands_folders_sorted_and_recursive(inputs):
+    folder = inputs / "folder"
+    found = cli.find_audio([str(folder), str(inputs / "none.wav"), str(inputs / "note.wav"), str(inputs / "nothing")])
+    assert [Path(p).relative_to(inputs).as_posix() for p, _ in found] == [
+        "folder/b.flac", "folder/empty.wav", "folder/quiet.wav", "folder/sub/a.WAV", "folder/sub/c.ogg",
+        "folder/text.flac", "folder/truncated.wav", "none.wav", "note.wav", "nothing",
+    ]
+    errors = {Path(p).name: e for p, e in found if e}
+    assert errors == {"none.wav": "no such file or directory", "nothing": errors["nothing"]}
+    assert "no audio files" in errors["nothing"]
+
+
+class CountingModel:
+    """A model stand-in that counts its calls and checks the shape it is given."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def predict_on_batch(self, x):
+        self.calls.append(x.shape)
+        return self.model.predict_on_batch(x)
+
+
+@pytest.mark.parametrize("batch_windows, block_frames", [(1, 500), (3, 1000), (256, None)])
+def test_batched_probabilities_equal_one_predict_per_file(model_dir, inputs, tmp_path, batch_windows, block_frames):
+    model, the_card = models.load(model_dir / "tiny.keras")
+    long = write_tone(tmp_path / "long.flac", sample_rate=44100, seconds=4.2, channels=2, seed=5)
+    paths = [inputs / "note.wav", inputs / "folder" / "empty.wav", long, inputs / "folder" / "quiet.wav", inputs / "high.wav"]
+    counting = CountingModel(model)
+    results = list(cli.classify_files(
+        counting, the_card, [(str(p), None) for p in paths], batch_windows=batch_windows, block_frames=block_frames
+    ))
+    assert [r.path for r in results] == [str(p) for p in paths]
+    assert [r.status for r in results] == ["ok", "error", "ok", "silent", "ok"]
+    for path, result in zip(paths, results, strict=True):
+        if result.status != "ok":
+            continue
+        windows = audio.prepare(*audio.load(path), **the_card.clean.model_dump())
+        assert result.windows == len(windows)
+        np.testing.assert_allclose(result.probs, model.predict(windows[..., None], verbose=0).mean(axis=0), rtol=1e-5, atol=1e-7)
+    total = sum(r.windows for r in results)
+    assert len(counting.calls) == -(-total // batch_windows)  # every call full but the last
+    assert set(counting.calls) == {(batch_windows, CLEAN.window_length, 1)}  # one shape: no retracing
+
+
+def test_a_file_failing_midway_loses_its_windows_only(model_dir, tmp_path):
+    model, the_card = models.load(model_dir / "tiny.keras")
+    y = tone(CLASS_F0["Vn"], sample_rate=8000, seconds=3.0, rng=np.random.default_rng(0))
+    y[-100] = np.nan  # found only in the last block
+    sf.write(tmp_path / "nan.wav", y, 8000, subtype="FLOAT")
+    good = write_tone(tmp_path / "good.wav", sample_rate=8000, seconds=1.0)
+    results = list(cli.classify_files(
+        model, the_card, [(str(tmp_path / "nan.wav"), None), (str(good), None)], batch_windows=4, block_frames=2000
+    ))
+    assert [r.status for r in results] == ["error", "ok"]
+    assert "NaN" in results[0].error and results[0].windows == 0 and results[0].probs is None
+    assert results[1].windows == 2

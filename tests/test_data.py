@@ -1,12 +1,26 @@
-import copy
+"""Fold sets, labels and window loading (instrclf.data)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
-from synthetic import TINY_PARAMS, make_clean_dir
+from synthetic import make_clean_dir
 
-from instrclf import data
+from instrclf import data, layout
 from instrclf.errors import DataError, ParameterError
+
+
+def index_of(libraries=("A", "B", "C"), labels=("Vn", "Fl", "Tbn"), notes_per_fold=2, windows_per_note=2):
+    """A window index (no audio): every label x fold x note x library, labels in the given order."""
+    rows = []
+    for label in labels:
+        for fold in range(5):
+            for n in range(notes_per_fold):
+                for library in libraries:
+                    path = f"{label}/{label}-{fold}{n}-{library}.wav"
+                    for w in range(windows_per_note):
+                        rows.append((f"{path[:-4]}_{w}.wav", path, label, "F", library, label, fold, w))
+    return pd.DataFrame(rows, columns=list(layout.INDEX_COLUMNS))
 
 
 @pytest.fixture(scope="module")
@@ -14,61 +28,93 @@ def clean_dir(tmp_path_factory):
     return make_clean_dir(tmp_path_factory.mktemp("clean"))
 
 
-def test_split_defaults_train_on_the_other_three_folds():
-    split = data.Split.from_params(TINY_PARAMS)
-    assert (split.test_fold, split.val_fold, split.train_folds) == (0, 1, (2, 3, 4))
+@pytest.mark.parametrize("test_fold", range(5))
+@pytest.mark.parametrize("unseen", ["B", "C"])
+def test_fold_sets_of_every_test_fold(test_fold, unseen):
+    index = index_of()
+    sets = data.fold_sets(index, test_fold=test_fold, unseen_library=unseen)
+    val_fold = (test_fold + 1) % 5
+    train_folds = set(range(5)) - {test_fold, val_fold}
+    assert set(sets.test["fold"]) == {test_fold}
+    assert set(sets.val["fold"]) == {val_fold}
+    assert set(sets.train["fold"]) == train_folds and len(train_folds) == 3
+    # Disjoint, by window and by note, and the unseen library nowhere but in unseen.
+    parts = {name: getattr(sets, name) for name in ("train", "val", "test", "unseen")}
+    notes = {name: set(part["Path"]) for name, part in parts.items()}
+    for a in parts:
+        for b in parts:
+            if a < b:
+                assert not notes[a] & notes[b], (a, b)
+    for name in ("train", "val", "test"):
+        assert unseen not in set(parts[name]["library"])
+        assert set(parts[name]["library"]) == {"A", "B", "C"} - {unseen}
+    # unseen: every window of that library, all five folds; the rest covers everything else.
+    expected = index[index["library"] == unseen].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sets.unseen, expected)
+    assert set(sets.unseen["fold"]) == set(range(5))
+    assert sum(len(p) for p in parts.values()) == len(index)
+    assert sets.unseen_note == ""
+    assert all(list(p.index) == list(range(len(p))) for p in parts.values())  # positions pair with arrays
 
 
-@pytest.mark.parametrize(
-    ("test_fold", "val_fold", "match"),
-    [(5, 1, "split.test_fold must be one of"), (0, -1, "split.val_fold must be one of"), (2, 2, "must differ")],
-)
-def test_split_rejects_bad_folds(test_fold, val_fold, match):
-    params = copy.deepcopy(TINY_PARAMS)
-    params["split"] = {"test_fold": test_fold, "val_fold": val_fold}
-    with pytest.raises(ParameterError, match=match):
-        data.Split.from_params(params)
+def test_one_library_means_no_unseen_set_and_a_note():
+    index = index_of(libraries=("default",))
+    sets = data.fold_sets(index, test_fold=2, unseen_library="sf_GMbank")
+    assert sets.unseen.empty
+    assert "one library (default)" in sets.unseen_note
+    assert len(sets.train) + len(sets.val) + len(sets.test) == len(index)
 
 
-def test_folds_never_share_a_note(clean_dir):
-    index = data.read_index(clean_dir)
-    split = data.Split.from_params(TINY_PARAMS)
-    parts = [set(data.select_folds(index, f)["Path"]) for f in ([split.test_fold], [split.val_fold], split.train_folds)]
-    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
-    assert sum(map(len, parts)) == index["Path"].nunique()
+def test_no_unseen_library_keeps_every_library_and_says_so():
+    index = index_of(libraries=("A", "B"))
+    sets = data.fold_sets(index, test_fold=0, unseen_library=None)
+    assert sets.unseen.empty and "split.unseen_library is null" in sets.unseen_note
+    assert set(sets.train["library"]) == {"A", "B"}
 
 
-def test_labels_are_sorted_from_the_data(clean_dir):
-    index = data.read_index(clean_dir)
+def test_unknown_unseen_library_names_the_key_and_the_libraries():
+    with pytest.raises(ParameterError, match=r"split.unseen_library .*\['A', 'B', 'C'\], got 'Z'"):
+        data.fold_sets(index_of(), test_fold=0, unseen_library="Z")
+
+
+@pytest.mark.parametrize("test_fold", [5, -1, True, 1.0])
+def test_bad_test_fold(test_fold):
+    with pytest.raises(ParameterError, match="test fold must be an integer in 0..4"):
+        data.fold_sets(index_of(), test_fold=test_fold, unseen_library="B")
+
+
+def test_a_missing_fold_names_what_is_missing():
+    index = index_of()
+    with pytest.raises(DataError, match=r"no val windows for test fold 0: the index has folds \[0, 2, 3, 4\]"):
+        data.fold_sets(index[index["fold"] != 1], test_fold=0, unseen_library="B")
+
+
+def test_labels_are_sorted_not_in_order_of_appearance():
+    index = index_of(labels=("Vn", "Fl", "Tbn"))
+    assert list(dict.fromkeys(index["label"])) == ["Vn", "Fl", "Tbn"]
     assert data.labels_of(index) == ["Fl", "Tbn", "Vn"]
-    np.testing.assert_array_equal(data.encode(["Vn", "Fl"], ["Fl", "Tbn", "Vn"]), [2, 0])
-    with pytest.raises(DataError, match=r"\['Ob'\]"):
-        data.encode(["Ob"], ["Fl", "Tbn", "Vn"])
+    assert data.labels_of(index.iloc[::-1]) == ["Fl", "Tbn", "Vn"]
+    np.testing.assert_array_equal(data.encode(["Vn", "Fl", "Vn"], ["Fl", "Tbn", "Vn"]), [2, 0, 2])
+    with pytest.raises(DataError, match=r"\['Ob'\] are not among the model's labels"):
+        data.encode(["Ob", "Fl"], ["Fl", "Tbn", "Vn"])
 
 
 def test_load_windows_shape_and_values(clean_dir):
-    index = data.read_index(clean_dir).head(4)
+    index = layout.read_index(clean_dir).iloc[[5, 0, 9]]
     x = data.load_windows(clean_dir, index, n_samples=4000)
-    assert x.shape == (4, 4000, 1) and x.dtype == np.float32
-    y, _ = sf.read(clean_dir / index["window"][0], dtype="float32")
-    np.testing.assert_array_equal(x[0, :, 0], y)
+    assert x.shape == (3, 4000, 1) and x.dtype == np.float32
+    for row, rel in enumerate(index["window"]):
+        y, _ = sf.read(clean_dir / rel, dtype="float32")
+        np.testing.assert_array_equal(x[row, :, 0], y)
 
 
 def test_load_windows_names_a_window_of_the_wrong_length(clean_dir):
-    index = data.read_index(clean_dir).head(2)
-    with pytest.raises(DataError, match=index["window"][0]):
+    index = layout.read_index(clean_dir).head(2)
+    with pytest.raises(DataError, match=rf"{index['window'].iloc[0]} has shape \(4000, 1\), expected \(8000, 1\)"):
         data.load_windows(clean_dir, index, n_samples=8000)
 
 
-def test_read_index_errors(tmp_path):
-    with pytest.raises(DataError, match="index.csv not found"):
-        data.read_index(tmp_path)
-    (tmp_path / "index.csv").write_text("window,Path\na.wav,b.wav\n")
-    with pytest.raises(DataError, match="lacks columns"):
-        data.read_index(tmp_path)
-
-
-def test_select_missing_fold_is_an_error(clean_dir):
-    index = data.read_index(clean_dir)
-    with pytest.raises(DataError, match=r"no windows in fold\(s\) \[7\]"):
-        data.select_folds(index, [7])
+def test_load_windows_names_an_unreadable_window(clean_dir, tmp_path):
+    index = layout.read_index(clean_dir).head(1)
+    with pytest.raises(DataError, match=f"cannot read window {tmp_path}"):
+        data.load_windows(tmp_path, index, n_samples=4000)

@@ -1,10 +1,35 @@
+"""instrclf.io: outputs appear whole or not at all, and dead writers' leftovers are removed."""
+
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from instrclf.io import atomic_dir, atomic_file, write_json
+from instrclf.io import atomic_dir, atomic_file, remove_stale, write_json
+
+
+@pytest.fixture(scope="module")
+def dead_pid():
+    """The PID of a process that has exited (started and waited for here)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def live_pid():
+    """The PID of a running process other than this one."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def names(folder):
+    return sorted(p.name for p in folder.iterdir())
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -13,38 +38,103 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
     (out / "old.txt").write_text("old")
     with pytest.raises(RuntimeError):
         with atomic_dir(out) as tmp:
+            assert tmp.parent == tmp_path and tmp != out
             (tmp / "new.txt").write_text("new")
             raise RuntimeError("boom")
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert names(tmp_path) == ["out"] and names(out) == ["old.txt"]
     with atomic_dir(out) as tmp:
         (tmp / "new.txt").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["new.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+        assert names(out) == ["old.txt"]  # the old folder stays whole until the new one is done
+    assert names(out) == ["new.txt"] and names(tmp_path) == ["out"]
 
 
-def test_atomic_file_leaves_nothing_on_failure(tmp_path):
+def test_atomic_dir_leaves_nothing_when_there_was_nothing(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(tmp_path / "a" / "out") as tmp:
+            (tmp / "x").write_text("x")
+            raise KeyboardInterrupt  # also on interruption, not only on Exception
+    assert names(tmp_path / "a") == []
+
+
+@pytest.mark.parametrize(("mode", "data"), [("w", "partial"), ("wb", b"partial")])
+def test_atomic_file_leaves_nothing_on_failure(tmp_path, mode, data):
     path = tmp_path / "a" / "f.json"
     with pytest.raises(ValueError):
-        with atomic_file(path) as f:
-            f.write("partial")
+        with atomic_file(path, mode) as f:
+            f.write(data)
             raise ValueError
-    assert list(path.parent.iterdir()) == []
+    assert names(path.parent) == []
 
 
-def test_outputs_get_the_usual_permissions(tmp_path):
-    mask = os.umask(0o022)
+def test_atomic_file_keeps_the_old_file_on_failure(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+    with pytest.raises(ValueError):
+        with atomic_file(path) as f:
+            f.write("new")
+            raise ValueError
+    assert path.read_text() == "old" and names(tmp_path) == ["f.txt"]
+    with atomic_file(path) as f:
+        f.write("née")
+    assert path.read_text(encoding="utf-8") == "née" and names(tmp_path) == ["f.txt"]
+
+
+def test_dead_writers_leftovers_are_removed_on_next_write(tmp_path, dead_pid, live_pid):
+    stale_dir = tmp_path / f".out.tmp-{dead_pid}-x"
+    stale_dir.mkdir()
+    (stale_dir / "half.wav").write_bytes(b"RIFF")
+    stale_file = tmp_path / f".m.json.tmp-{dead_pid}-abc"
+    stale_file.write_text("{")
+    live_dir = tmp_path / f".out.tmp-{live_pid}-y"
+    live_dir.mkdir()
+    other = tmp_path / f".other.tmp-{dead_pid}-z"  # another output's leftover: its own writer's business
+    other.write_text("")
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("x")
+    assert not stale_dir.exists() and live_dir.is_dir() and stale_file.exists() and other.exists()
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert names(tmp_path) == sorted(["out", "m.json", live_dir.name, other.name])
+
+
+def test_remove_stale_reports_and_spares_symlink_targets(tmp_path, dead_pid):
+    target = tmp_path / "keep"
+    target.mkdir()
+    (target / "data").write_text("precious")
+    link = tmp_path / f".out.tmp-{dead_pid}-l"
+    link.symlink_to(target)
+    own = tmp_path / f".out.tmp-{os.getpid()}-mine"
+    own.mkdir()
+    assert remove_stale(tmp_path / "out") == [link]
+    assert (target / "data").read_text() == "precious" and own.is_dir()
+    assert remove_stale(tmp_path / "missing" / "out") == []
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)])
+def test_outputs_get_the_usual_permissions(tmp_path, umask, file_mode, dir_mode):
+    mask = os.umask(umask)
     try:
         write_json(tmp_path / "m.json", {"a": 1})
+        with atomic_file(tmp_path / "b.bin", "wb") as f:
+            f.write(b"x")
         with atomic_dir(tmp_path / "d"):
             pass
     finally:
         os.umask(mask)
-    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == dir_mode
 
 
 def test_write_json_is_strict(tmp_path):
-    write_json(tmp_path / "m.json", {"auc": float("nan"), "n": [1.0, float("inf")]})
+    write_json(tmp_path / "m.json", {"auc": float("nan"), "n": [1.0, float("inf"), (float("-inf"), 2)], "d": {"x": float("nan")}})
     text = (tmp_path / "m.json").read_text()
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {"auc": None, "n": [1.0, None]}
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}")) == {
+        "auc": None, "n": [1.0, None, [None, 2]], "d": {"x": None},
+    }
+    assert text.endswith("}\n")
+
+
+def test_write_json_refuses_what_json_cannot_hold(tmp_path):
+    with pytest.raises(TypeError):
+        write_json(tmp_path / "m.json", {"a": object()})
+    assert names(tmp_path) == []

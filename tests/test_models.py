@@ -1,110 +1,326 @@
-import copy
+"""Front end, registry back ends, assembly, saving and the model card (instrclf.models)."""
 
+import json
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
-from synthetic import TINY_PARAMS
+from keras import layers, regularizers
+from synthetic import TINY_PARAMS, tiny_card, tiny_settings
 
-from instrclf import models
+from instrclf import models, settings, train
 from instrclf.errors import DataError, ParameterError
+from instrclf.settings import BaselineConfig, Conv1dConfig, Conv2dConfig, LstmConfig
 
-TINY_FEATURES = models.Features.from_params(TINY_PARAMS)
-N_TINY = 4000
+LABELS = ["Fl", "Tbn", "Vn"]
+CLEAN, FEATURES = tiny_settings()
+N_SAMPLES = CLEAN.window_length  # 4000: 0.5 s at 8 kHz
 
 
-def tiny_model(name, *, n_classes):
-    knobs = models.model_config(TINY_PARAMS, name)
-    return models.build(name, n_classes=n_classes, n_samples=N_TINY, features=TINY_FEATURES, config=knobs)
+def tiny_config(name):
+    return settings.model_config(TINY_PARAMS, name)
+
+
+@pytest.fixture(scope="module")
+def front():
+    return models.frontend(clean=CLEAN, features=FEATURES)
+
+
+@pytest.fixture(scope="module")
+def spec_shape(front):
+    return tuple(front.output_shape[1:])
+
+
+@pytest.fixture(scope="module")
+def audio():
+    """Six 0.5-s windows: tones and noise at different levels (the front end works in dB)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(N_SAMPLES) / CLEAN.sample_rate
+    x = [0.3 * np.sin(2 * np.pi * f * t) for f in (110, 330, 660)]
+    x += [a * rng.standard_normal(N_SAMPLES) for a in (0.01, 0.1, 0.5)]
+    return np.stack(x).astype("float32")[..., None]
+
+
+def tiny_back(name, spec_shape, *, fold=0, seed=0, config=None):
+    keras.utils.set_random_seed(seed)
+    return models.backend(
+        name, config=config or tiny_config(name), input_shape=spec_shape, n_classes=len(LABELS), fold=fold
+    )
+
+
+def call(model, x):
+    return np.asarray(model(x, training=False))
+
+
+# --------------------------------------------------------------------------- sizes
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    # The classic stacks' sizes with 14 classes at the default front end (checked against the notebooks).
-    [("conv1d", 53_222), ("conv2d", 135_742), ("lstm", 95_374), ("baseline", 128 * 2 + 128 * 14 + 14)],
+    # With 14 classes, 1-s 16 kHz windows, 128 mels, n_fft 512, hop 160 (100 x 128 spectrograms)
+    # and the default knobs of params.yaml. The classic models' totals were conv1d 53,222,
+    # conv2d 135,742, lstm 95,374, counted with their LayerNormalization(axis=2) over 128 mels
+    # (2 x 128 = 256 weights) inside. That layer now opens the back end and the kapre front end
+    # has no weights at all, so each back end alone has exactly the classic total; without
+    # its LayerNormalization: conv1d 52,966, conv2d 135,486, lstm 95,118.
+    # baseline: 256 (LayerNormalization) + 128 x 14 + 14 (softmax) = 2,062.
+    [("conv1d", 53_222), ("conv2d", 135_742), ("lstm", 95_374), ("baseline", 2_062)],
 )
 def test_classic_parameter_counts(name, expected):
-    model = models.build(name, n_classes=14, n_samples=16000, features=models.Features())
-    assert model.count_params() == expected
+    params = settings.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    clean = settings.CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
+    features = settings.FeatureSettings(n_mels=128, n_fft=512, win_length=400, hop_length=160)
+    front = models.frontend(clean=clean, features=features)
+    assert front.output_shape == (None, 100, 128, 1)
+    assert front.count_params() == 0 and not front.trainable_weights
+    back = models.backend(
+        name, config=settings.model_config(params, name), input_shape=front.output_shape[1:], n_classes=14, fold=0
+    )
+    assert back.count_params() == expected
+    assert back.get_layer("mel_norm").count_params() == 2 * 128
+    assert models.assemble(front, [back], name=name).count_params() == expected
+
+
+# --------------------------------------------------------------------------- build, save, reload
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY))
-def test_front_end_is_shared_and_outputs_probabilities(name):
-    model = tiny_model(name, n_classes=3)
-    assert model.get_layer("melspectrogram") is not None
-    assert model.get_layer("mel_norm") is not None
-    x = np.random.default_rng(0).standard_normal((2, N_TINY, 1)).astype("float32") * 0.1
-    p = model.predict(x, verbose=0)
-    assert p.shape == (2, 3)
-    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
-def test_save_load_roundtrip_without_custom_objects(tmp_path, name):
-    model = tiny_model(name, n_classes=3)
-    meta = {"labels": ["a", "b", "c"], "clean": {"sample_rate": 8000}}
+def test_every_model_saves_and_reloads_with_plain_keras(tmp_path, name, front, spec_shape, audio):
+    model = models.assemble(front, [tiny_back(name, spec_shape, fold=3)], name=name)
+    probs = call(model, audio)
+    assert probs.shape == (len(audio), len(LABELS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     path = tmp_path / f"{name}.keras"
-    models.save(model, path, meta=meta)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.keras"]
-    loaded, loaded_meta = models.load(path)
-    assert loaded_meta == meta
-    x = np.random.default_rng(1).standard_normal((3, N_TINY, 1)).astype("float32") * 0.1
-    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    card = tiny_card(name, labels=LABELS, test_folds=[3])
+    models.save(model, path, card=card)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.json", f"{name}.keras"]  # no temporary left
+    plain = keras.models.load_model(path)  # no custom_objects
+    np.testing.assert_array_equal(call(plain, audio), probs)
+    loaded, loaded_card = models.load(path)
+    assert loaded_card == card
+    np.testing.assert_array_equal(call(loaded, audio), probs)
+    assert loaded.get_layer(models.backend_name(name, 3)) is not None
+    assert loaded.get_layer("frontend") is not None
 
 
-def test_load_checks_metadata(tmp_path):
-    model = tiny_model("baseline", n_classes=3)
+def test_conv1d_as_conv2d_computes_what_time_distributed_conv1d_computes(spec_shape):
+    """The conv1d stack written with Conv2D(w, (1, k)) is the classic TimeDistributed(Conv1D(w, k)) stack."""
+    config = Conv1dConfig(filters=[4, 8, 16], kernel_size=3, dense=16, dropout=0.1, l2=0.001)
+    new = tiny_back("conv1d", spec_shape, config=config)
+
+    inputs = keras.Input(spec_shape)
+    x = layers.LayerNormalization(axis=2)(inputs)
+    for i, width in enumerate(config.filters):
+        x = layers.TimeDistributed(layers.Conv1D(width, config.kernel_size, activation="tanh" if i == 0 else "relu"))(x)
+        if i < len(config.filters) - 1:
+            x = layers.MaxPooling2D((2, 2))(x)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dropout(config.dropout)(x)
+    x = layers.Dense(config.dense, activation="relu", activity_regularizer=regularizers.l2(config.l2))(x)
+    classic = keras.Model(inputs, layers.Dense(len(LABELS), activation="softmax")(x))
+
+    assert classic.count_params() == new.count_params()
+    new_weights, classic_weights = new.get_weights(), classic.get_weights()
+    assert [w.size for w in new_weights] == [w.size for w in classic_weights]
+    # Conv1D kernels are (k, ch, w), Conv2D (1, k) kernels (1, k, ch, w): the same numbers.
+    classic.set_weights([w.reshape(c.shape) for w, c in zip(new_weights, classic_weights, strict=True)])
+    rng = np.random.default_rng(1)
+    spec = rng.uniform(-100, 0, size=(4, *spec_shape)).astype("float32")
+    np.testing.assert_allclose(call(classic, spec), call(new, spec), rtol=1e-5, atol=1e-6)
+    # And the first convolution's feature maps, before any pooling hides a difference.
+    first_new = keras.Model(new.input, new.get_layer("conv1d_0").output)
+    first_classic = keras.Model(classic.input, classic.layers[2].output)
+    np.testing.assert_allclose(call(first_classic, spec), call(first_new, spec), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_raw_audio_model_equals_back_end_on_cached_spectrograms(name, front, spec_shape, audio):
+    """What train.run fits (back end on front-end output computed once) is what the saved model computes."""
+    back = tiny_back(name, spec_shape)
+    model = models.assemble(front, [back], name=name)
+    cached = train.spectrograms(front, audio)
+    assert cached.shape == (len(audio), *spec_shape) and cached.dtype == np.float32
+    np.testing.assert_allclose(model.predict(audio, verbose=0), back.predict(cached, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_ensemble_is_the_mean_of_its_back_ends(front, spec_shape, audio):
+    backs = [tiny_back("conv1d", spec_shape, fold=0, seed=1), tiny_back("conv1d", spec_shape, fold=1, seed=2)]
+    ensemble = models.assemble(front, backs, name="conv1d")
+    spec = train.spectrograms(front, audio)
+    outputs = [call(back, spec) for back in backs]
+    assert not np.allclose(outputs[0], outputs[1])  # two different models, or the test proves nothing
+    np.testing.assert_allclose(call(ensemble, audio), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- knobs
+
+
+def _conv_layers(model, prefix):
+    return [layer for layer in model.layers if layer.name.startswith(prefix)]
+
+
+def _check_conv1d(model, c):
+    convs = _conv_layers(model, "conv1d_")
+    assert [layer.filters for layer in convs] == list(c.filters)
+    assert {layer.kernel_size for layer in convs} == {(1, c.kernel_size)}
+
+
+def _check_conv2d(model, c):
+    convs = _conv_layers(model, "conv2d_")
+    assert [layer.filters for layer in convs] == list(c.filters)
+    assert [layer.kernel_size for layer in convs] == [(k, k) for k in c.kernel_sizes]
+
+
+def _check_lstm(model, c):
+    assert model.get_layer("frame_dense").units == c.frame_dense
+    assert model.get_layer("bilstm").forward_layer.units == c.units
+    assert [model.get_layer("dense_0").units, model.get_layer("dense_1").units] == list(c.dense)
+
+
+def _check_head(model, c, dense):
+    assert model.get_layer("dropout").rate == pytest.approx(c.dropout)
+    assert model.get_layer("dense").units == dense
+    assert float(model.get_layer("dense").activity_regularizer.l2) == pytest.approx(c.l2)
+
+
+KNOBS = {
+    "conv1d": (Conv1dConfig(filters=[3, 5], kernel_size=5, dense=11, dropout=0.37, l2=0.0123), _check_conv1d),
+    "conv2d": (Conv2dConfig(filters=[3, 5], kernel_sizes=[5, 3], dense=11, dropout=0.37, l2=0.0123), _check_conv2d),
+    "lstm": (LstmConfig(frame_dense=9, units=7, dense=[13, 6], head=11, dropout=0.37, l2=0.0123), _check_lstm),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KNOBS))
+def test_every_knob_reaches_the_model(name, spec_shape):
+    config, check = KNOBS[name]
+    assert config != tiny_config(name)
+    model = tiny_back(name, spec_shape, config=config)
+    check(model, config)
+    _check_head(model, config, config.head if name == "lstm" else config.dense)
+
+
+def test_baseline_knob_reaches_the_model(spec_shape):
+    model = tiny_back("baseline", spec_shape, config=BaselineConfig(l2=0.0123))
+    assert float(model.get_layer("softmax").kernel_regularizer.l2) == pytest.approx(0.0123)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "n_classes", "match"),
+    [
+        ("vgg", BaselineConfig(l2=0.0), 3, r"model must be one of \['baseline', 'conv1d', 'conv2d', 'lstm'\], got 'vgg'"),
+        ("conv1d", BaselineConfig(l2=0.0), 3, "model conv1d needs a Conv1dConfig, got BaselineConfig"),
+        ("baseline", BaselineConfig(l2=0.0), 1, "at least 2 classes, got 1"),
+        (
+            "conv1d",
+            Conv1dConfig(filters=[4] * 8, kernel_size=3, dense=8, dropout=0.1, l2=0.0),
+            3,
+            r"models.conv1d does not fit the input spectrogram \(50, 32, 1\)",
+        ),
+    ],
+)
+def test_backend_refuses_bad_arguments(name, config, n_classes, match, spec_shape):
+    assert spec_shape == (50, 32, 1)
+    with pytest.raises(ParameterError, match=match):
+        models.backend(name, config=config, input_shape=spec_shape, n_classes=n_classes, fold=0)
+
+
+def test_assemble_needs_a_back_end(front):
+    with pytest.raises(ParameterError, match="at least one back end"):
+        models.assemble(front, [], name="x")
+
+
+# --------------------------------------------------------------------------- the card and bad files
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, front, spec_shape):
+    """A saved baseline model with its card: (folder, card)."""
+    folder = tmp_path_factory.mktemp("saved")
+    card = tiny_card("baseline", labels=LABELS, test_folds=[0])
+    models.save(models.assemble(front, [tiny_back("baseline", spec_shape)], name="baseline"), folder / "m.keras", card=card)
+    return folder, card
+
+
+def test_card_round_trips(saved):
+    folder, card = saved
+    assert models.card_path(folder / "m.keras") == folder / "m.json"
+    back = models.read_card(folder / "m.json")
+    assert back == card
+    assert back.typed_config == tiny_config("baseline")
+    assert back.clean == CLEAN and back.features == FEATURES
+    assert json.loads((folder / "m.json").read_text())["labels"] == LABELS
+
+
+def _copy_model(saved, tmp_path, card_text=None):
+    folder, _ = saved
     path = tmp_path / "m.keras"
-    models.save(model, path, meta={"labels": ["a", "b"], "clean": {}})
-    with pytest.raises(DataError, match="3 outputs but .* 2 labels"):
-        models.load(path)
-    models.meta_path(path).unlink()
-    with pytest.raises(DataError, match="m.json not found"):
-        models.load(path)
-    with pytest.raises(DataError, match="not found"):
-        models.load(tmp_path / "absent.keras")
+    path.write_bytes((folder / "m.keras").read_bytes())
+    if card_text is not None:
+        (tmp_path / "m.json").write_text(card_text, encoding="utf-8")
+    return path
 
 
-def test_save_refuses_other_suffix(tmp_path):
-    model = tiny_model("baseline", n_classes=2)
-    with pytest.raises(ParameterError, match=r"\.keras"):
-        models.save(model, tmp_path / "m.h5", meta={})
+def _card_dict(saved):
+    return json.loads((saved[0] / "m.json").read_text())
 
 
-def test_a_stack_too_deep_for_the_input_names_the_model():
-    with pytest.raises(ParameterError, match="models.conv1d does not fit .*features.n_mels=32"):
-        models.build("conv1d", n_classes=3, n_samples=N_TINY, features=TINY_FEATURES)
-
-
-def test_unknown_model_names_allowed_values():
-    with pytest.raises(ParameterError, match=r"\['baseline', 'conv1d', 'conv2d', 'lstm'\].*'resnet'"):
-        models.build("resnet", n_classes=3, n_samples=N_TINY, features=TINY_FEATURES)
+def _without(d, key):
+    return {k: v for k, v in d.items() if k != key}
 
 
 @pytest.mark.parametrize(
-    ("name", "knobs", "match"),
+    ("edit", "match"),
     [
-        ("conv2d", {"width": 3}, r"models.conv2d has unknown keys \['width'\]"),
-        ("conv1d", {"dropout": 1.5}, "models.conv1d.dropout"),
-        ("lstm", {"l2": -1}, "models.lstm.l2"),
+        (None, "m.json: model card not found"),
+        (lambda d: "{not json", r"m.json: bad model card: \(document\)"),
+        (lambda d: json.dumps(_without(d, "labels")), "m.json: bad model card: labels: Field required"),
+        (lambda d: json.dumps(_without(d, "clean")), "m.json: bad model card: clean: Field required"),
+        (lambda d: json.dumps(d | {"format": 2}), "m.json: bad model card: format: Input should be 1"),
+        (lambda d: json.dumps(d | {"labels": ["a", "b"]}), "m.keras has 3 outputs but its card lists 2 labels"),
+        (lambda d: json.dumps(d | {"labels": ["a", "a", "b"]}), "m.json: bad model card: .*labels must be unique"),
+        (lambda d: json.dumps(d | {"config": {"l2": "big"}}), "m.json: bad model card: .*models.baseline.l2"),
+        (lambda d: json.dumps(d | {"extra": 1}), "m.json: bad model card: extra: Extra inputs are not permitted"),
     ],
 )
-def test_model_config_rejects_bad_knobs(name, knobs, match):
-    params = copy.deepcopy(TINY_PARAMS)
-    params["models"][name] = knobs
-    with pytest.raises(ParameterError, match=match):
-        models.model_config(params, name)
+def test_bad_card_is_one_line_naming_the_file(saved, tmp_path, edit, match):
+    path = _copy_model(saved, tmp_path, None if edit is None else edit(_card_dict(saved)))
+    with pytest.raises(DataError, match=match) as err:
+        models.load(path)
+    assert "\n" not in str(err.value)
+    assert str(tmp_path) in str(err.value)
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "match"),
-    [
-        ("n_mels", 0, "features.n_mels"),
-        ("n_fft", 2.5, "features.n_fft"),
-        ("win_length", 512, "features.win_length must be <= features.n_fft"),
-        ("n_mels", 200, "features.n_mels must be <= n_fft"),
-    ],
-)
-def test_features_validation(key, value, match):
-    params = copy.deepcopy(TINY_PARAMS)
-    params["features"][key] = value
-    with pytest.raises(ParameterError, match=match):
-        models.Features.from_params(params)
+def test_missing_model_is_one_line_naming_the_file(tmp_path):
+    with pytest.raises(DataError, match="m.keras: model not found") as err:
+        models.load(tmp_path / "m.keras")
+    assert "\n" not in str(err.value)
+
+
+def test_random_bytes_are_not_a_model(saved, tmp_path):
+    path = tmp_path / "m.keras"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    (tmp_path / "m.json").write_text(json.dumps(_card_dict(saved)))
+    with pytest.raises(DataError, match=r"m.keras: not a loadable Keras model") as err:
+        models.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_lambda_layer_is_refused_by_safe_mode(saved, tmp_path):
+    inputs = keras.Input((N_SAMPLES, 1))
+    x = layers.Lambda(lambda t: t * 2.0)(inputs)
+    x = layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, layers.Dense(len(LABELS), activation="softmax")(x))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    (tmp_path / "m.json").write_text(json.dumps(_card_dict(saved)))
+    with pytest.raises(DataError, match=r"m.keras: not a loadable Keras model \(ValueError: .*[Ll]ambda") as err:
+        models.load(path)
+    assert "\n" not in str(err.value)
+
+
+def test_save_refuses_another_suffix(tmp_path, saved):
+    _, card = saved
+    with pytest.raises(ParameterError, match=r"must end in .keras, got .*m.h5"):
+        models.save(keras.Sequential([keras.Input((2,)), layers.Dense(3)]), tmp_path / "m.h5", card=card)
+    assert not list(tmp_path.iterdir())

@@ -1,10 +1,9 @@
-"""Tests of instrclf.sources (dispatcher, layout check) and its ``tinysol`` source.
+"""Tests of instrclf.sources (dispatcher, final layout check) and its ``tinysol`` source.
 
 No network: a local HTTP server on 127.0.0.1 stands in for Zenodo and serves a tiny
 TinySOL-format tarball (top folder ``TinySOL/``) and metadata CSV built here.
 """
 
-import copy
 import csv
 import hashlib
 import http.server
@@ -13,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import stat
 import tarfile
 import threading
 from collections import Counter
@@ -24,7 +24,7 @@ import requests
 import soundfile as sf
 import yaml
 
-from instrclf import sources
+from instrclf import layout, settings, sources
 from instrclf.errors import DataError, DownloadError, ParameterError
 from instrclf.sources import tinysol
 from instrclf.tinysol import METADATA_COLUMNS
@@ -37,10 +37,7 @@ ROWS = (
     ("Brass/Horn/ordinario/Hn-ord-A2-ff-N-N.wav", 1, "Brass", "Hn", "Horn", "A2", "ff"),
     ("Strings/Violin/ordinario/Vn-ord-G3-pp-4c-N.wav", 4, "Strings", "Vn", "Violin", "G3", "pp"),
 )
-PARAMS = {
-    "seed": 1,
-    "data": {"source": "tinysol", "tinysol": {"base_url": "set by the test", "md5": {}}, "soundfont": {}},
-}
+SEED = 1
 
 
 # --- tiny TinySOL-format data -------------------------------------------------------------
@@ -152,19 +149,29 @@ def publish(server, *, archive=None, metadata=None) -> dict:
     return server.md5
 
 
-def get(server, out, cache, **kwargs):
+def get(server, out, cache, *, base_url=None, md5s=None, **kwargs):
     """Run ``tinysol.download`` against ``server`` with fast test settings."""
     out.mkdir(parents=True, exist_ok=True)
-    options = {"base_url": server.url, "md5": server.md5, "cache_dir": cache, "retries": 1, "wait": 0,
-               "progressbar": False, **kwargs}
-    return tinysol.download(out, **options)
+    found = settings.TinysolSettings(base_url=base_url or server.url, md5=md5s or server.md5)
+    options = {"cache_dir": cache, "retries": 1, "wait": 0, "progressbar": False, **kwargs}
+    return tinysol.download(out, settings=found, **options)
 
 
 def params_for(base_url, md5s, **data) -> dict:
-    params = copy.deepcopy(PARAMS)
+    """The repository's params with ``data.source: tinysol`` at ``base_url``."""
+    params = settings.load(ROOT / "params.yaml")
     params["data"]["tinysol"] = {"base_url": base_url, "md5": dict(md5s)}
-    params["data"].update(data)
+    params["data"].update(source="tinysol", **data)
     return params
+
+
+def fetch(params, out_dir) -> dict:
+    """The download stage's work: typed settings from ``params``, then ``sources.fetch``."""
+    return sources.fetch(settings.section(params, settings.DataSettings), seed=SEED, out_dir=out_dir)
+
+
+def rows_in(raw) -> int:
+    return len(layout.read_metadata(raw, check_audio=True))
 
 
 def files_in(folder) -> list:
@@ -188,14 +195,14 @@ def test_download_lands_every_row_at_audio_path(zenodo, tmp_path, instrclf_cache
     assert (tmp_path / "raw" / tinysol.METADATA).read_bytes() == metadata_bytes()
     assert not (tmp_path / "raw" / "audio" / "TinySOL").exists()
     assert stats == {"files_downloaded": 2, "archive_mb": 0.0, "archive_files": len(ROWS)}
-    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+    assert rows_in(tmp_path / "raw") == len(ROWS)
 
 
 @pytest.mark.parametrize("top", ["", "TinySOL-v1.0/", "a/b/"])
 def test_download_finds_any_top_folder(zenodo, tmp_path, instrclf_cache, top):
     publish(zenodo, archive=tarball_bytes(top=top))
     get(zenodo, tmp_path / "raw", instrclf_cache)
-    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+    assert rows_in(tmp_path / "raw") == len(ROWS)
 
 
 def test_cache_is_reused_without_contacting_the_server(zenodo, tmp_path, instrclf_cache):
@@ -225,8 +232,8 @@ def test_file_url_works_like_http(tmp_path, instrclf_cache):
     (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes())
     (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
     md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
-    stats = sources.fetch(params_for(mirror.as_uri(), md5s), tmp_path / "raw")
-    assert stats["rows"] == len(ROWS) and stats["folds"] == 3 and stats["families"] == 3
+    stats = fetch(params_for(mirror.as_uri(), md5s), tmp_path / "raw")
+    assert stats["rows"] == len(ROWS) and stats["folds"] == 3 and stats["families"] == 3 and stats["libraries"] == 1
 
 
 # --- failures: nothing partial, clear messages --------------------------------------------
@@ -234,9 +241,8 @@ def test_file_url_works_like_http(tmp_path, instrclf_cache):
 
 def test_md5_mismatch_names_file_and_both_hashes(zenodo, tmp_path, instrclf_cache):
     wrong = "0" * 32
-    zenodo.md5 = {**zenodo.md5, tinysol.ARCHIVE: wrong}
     with pytest.raises(DownloadError) as info:
-        get(zenodo, tmp_path / "raw", instrclf_cache)
+        get(zenodo, tmp_path / "raw", instrclf_cache, md5s={**zenodo.md5, tinysol.ARCHIVE: wrong})
     message = str(info.value)
     assert tinysol.ARCHIVE in message and wrong in message and md5(zenodo.files[tinysol.ARCHIVE]) in message
     assert files_in(instrclf_cache) == []  # the archive is fetched first: nothing was kept
@@ -257,7 +263,7 @@ def test_retry_recovers_when_the_server_comes_back(zenodo, tmp_path, instrclf_ca
     zenodo.drops[tinysol.ARCHIVE] = 1
     get(zenodo, tmp_path / "raw", instrclf_cache)
     assert zenodo.hits[tinysol.ARCHIVE] == 2
-    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+    assert rows_in(tmp_path / "raw") == len(ROWS)
 
 
 def test_404_names_the_url(zenodo, tmp_path, instrclf_cache):
@@ -280,7 +286,7 @@ def test_unreachable_host_says_how_to_work_offline(tmp_path, monkeypatch, failur
         base_url = f"http://127.0.0.1:{closed_port()}/files"
     params = params_for(base_url, {n: "a" * 32 for n in tinysol.FILES})
     with pytest.raises(DownloadError) as info:
-        sources.fetch(params, tmp_path / "raw")
+        fetch(params, tmp_path / "raw")
     message = str(info.value)
     assert "could not reach the host" in message and "data.source: soundfont" in message
     assert "dvc exp run -S data.source=soundfont" in message
@@ -339,13 +345,34 @@ def test_symlink_inside_the_archive_is_allowed(zenodo, tmp_path, instrclf_cache)
     assert (tmp_path / "raw" / "audio" / "Winds" / "copy.wav").read_bytes() == wav_bytes(0)
 
 
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [(0o4755, 0o755), (0o2070, 0o640), (0o000, 0o600), (0o777, 0o755)],
+    ids=["setuid", "setgid-owner-unreadable", "unreadable", "world-writable"],
+)
+def test_the_data_filter_sanitises_modes_the_member_check_accepts(zenodo, tmp_path, instrclf_cache, mode, expected):
+    """Regular files pass the project's own check; tarfile's ``data`` filter still fixes their modes.
+
+    Without the filter (``fully_trusted``) the setuid bit survives and an unreadable file stays
+    unreadable; with the ``tar`` filter the owner-unreadable cases stay unreadable (0o050, 0o000).
+    """
+    info, data = member("TinySOL/Winds/odd.wav", data=wav_bytes(9))
+    info.mode = mode
+    tinysol.check_member(info, archive="test")  # the project's check alone lets it through
+    publish(zenodo, archive=tarball_bytes(extra=[(info, data)]))
+    get(zenodo, tmp_path / "raw", instrclf_cache)
+    extracted = tmp_path / "raw" / "audio" / "Winds" / "odd.wav"
+    assert stat.S_IMODE(extracted.stat().st_mode) == expected
+    assert extracted.read_bytes() == wav_bytes(9)
+
+
 def test_fetch_leaves_existing_raw_untouched_on_failure(zenodo, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "keep.txt").write_text("old run")
     params = params_for(zenodo.url, {**zenodo.md5, tinysol.METADATA: "f" * 32})
     with pytest.raises(DownloadError, match="md5"):
-        sources.fetch(params, raw)
+        fetch(params, raw)
     assert files_in(raw) == ["keep.txt"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["raw"]  # no temp folder left
 
@@ -354,68 +381,26 @@ def test_fetch_replaces_existing_raw_on_success(zenodo, tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
     (raw / "stale.txt").write_text("old run")
-    stats = sources.fetch(params_for(zenodo.url, zenodo.md5), raw)
+    stats = fetch(params_for(zenodo.url, zenodo.md5), raw)
     assert not (raw / "stale.txt").exists()
     assert stats["rows"] == len(ROWS) and stats["files_downloaded"] == 2
 
 
-# --- verify_layout ------------------------------------------------------------------------
+# --- the final layout check ---------------------------------------------------------------
 
 
-def raw_folder(root, *, rows=ROWS, columns=METADATA_COLUMNS) -> Path:
-    """A raw folder written by hand: metadata + audio for every row."""
-    (root).mkdir(parents=True, exist_ok=True)
-    (root / tinysol.METADATA).write_bytes(metadata_bytes(rows, columns=columns))
-    for i, row in enumerate(rows):
-        (root / "audio" / row[0]).parent.mkdir(parents=True, exist_ok=True)
-        (root / "audio" / row[0]).write_bytes(wav_bytes(i))
-    return root
+def test_fetch_refuses_a_source_whose_metadata_lists_missing_audio(zenodo, tmp_path):
+    extra = ("Winds/Oboe/ordinario/Ob-ord-A4-mf-N-N.wav", 2, "Winds", "Ob", "Oboe", "A4", "mf")
+    md5s = publish(zenodo, metadata=metadata_bytes((*ROWS, extra)))
+    with pytest.raises(DataError, match=f"{extra[0]} is missing under"):
+        fetch(params_for(zenodo.url, md5s), tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
 
 
-def test_verify_layout_accepts_csv_without_instance_id(tmp_path):
-    columns = [c for c in METADATA_COLUMNS if c != "Instance ID"]
-    stats = sources.verify_layout(raw_folder(tmp_path / "raw", columns=columns))
-    assert stats == {"rows": 3, "instruments": 3, "families": 3, "folds": 3}
-
-
-def test_verify_layout_lists_missing_files(tmp_path):
-    raw = raw_folder(tmp_path / "raw")
-    (raw / "audio" / ROWS[1][0]).unlink()
-    with pytest.raises(DataError, match="1 of 3 files") as info:
-        sources.verify_layout(raw)
-    assert ROWS[1][0] in str(info.value) and ROWS[0][0] not in str(info.value)
-
-
-def test_verify_layout_shortens_a_long_missing_list(tmp_path):
-    rows = [(f"Winds/Flute/ordinario/n{i}.wav", 0, "Winds", "Fl", "Flute", "C4", "mf") for i in range(25)]
-    raw = raw_folder(tmp_path / "raw", rows=rows)
-    for row in rows:
-        (raw / "audio" / row[0]).unlink()
-    with pytest.raises(DataError, match="and 15 more"):
-        sources.verify_layout(raw)
-
-
-@pytest.mark.parametrize(
-    ("rows", "columns", "expected"),
-    [
-        (ROWS, [c for c in METADATA_COLUMNS if c != "Family"], "Family"),
-        ([(*ROWS[0][:1], 5, *ROWS[0][2:])], METADATA_COLUMNS, "Fold"),
-        ([(*ROWS[0][:1], "x", *ROWS[0][2:])], METADATA_COLUMNS, "Fold"),
-        ([("../outside.wav", *ROWS[0][1:])], METADATA_COLUMNS, "relative path"),
-    ],
-    ids=["no-family-column", "fold-5", "fold-text", "path-escapes"],
-)
-def test_verify_layout_rejects_bad_metadata(tmp_path, rows, columns, expected):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    (raw / tinysol.METADATA).write_bytes(metadata_bytes(rows, columns=columns))
-    with pytest.raises(DataError, match=expected):
-        sources.verify_layout(raw)
-
-
-def test_verify_layout_needs_the_csv(tmp_path):
-    with pytest.raises(DataError, match="metadata file not found"):
-        sources.verify_layout(tmp_path)
+def test_fetch_accepts_metadata_without_instance_id(zenodo, tmp_path):
+    md5s = publish(zenodo, metadata=metadata_bytes(columns=[c for c in METADATA_COLUMNS if c != "Instance ID"]))
+    stats = fetch(params_for(zenodo.url, md5s), tmp_path / "raw")
+    assert (stats["rows"], stats["instruments"], stats["families"], stats["folds"]) == (3, 3, 3, 3)
 
 
 # --- parameters ---------------------------------------------------------------------------
@@ -426,10 +411,10 @@ def test_verify_layout_needs_the_csv(tmp_path):
     [
         ({"source": "zenodo"}, "data.source"),
         ({"tinysol": {"base_url": "ftp://example.org/files", "md5": {}}}, "data.tinysol.base_url"),
-        ({"tinysol": {"base_url": "https:///files", "md5": {}}}, "data.tinysol.base_url"),
+        ({"tinysol": {"base_url": "https:///files", "md5": {n: "a" * 32 for n in tinysol.FILES}}}, "data.tinysol.base_url"),
         ({"tinysol": {"base_url": 42, "md5": {}}}, "data.tinysol.base_url"),
         ({"tinysol": {"base_url": "https://example.org", "md5": "abc"}}, "data.tinysol.md5"),
-        ({"tinysol": {"base_url": "https://example.org", "md5": {"TinySOL.tar.gz": "a" * 32}}}, "data.tinysol.md5"),
+        ({"tinysol": {"base_url": "https://example.org", "md5": {"TinySOL.tar.gz": "a" * 32}}}, "data.tinysol: md5 lacks"),
         (
             {"tinysol": {"base_url": "https://example.org",
                          "md5": {"TinySOL.tar.gz": "z" * 32, "TinySOL_metadata.csv": "a" * 32}}},
@@ -446,59 +431,63 @@ def test_verify_layout_needs_the_csv(tmp_path):
     ids=["source", "ftp", "no-host", "not-str", "md5-str", "md5-missing", "md5-not-hex", "md5-short", "md5-extra"],
 )
 def test_bad_params_raise_naming_the_key_before_any_work(tmp_path, change, key):
-    params = copy.deepcopy(PARAMS)
+    params = params_for("https://example.org", {n: "a" * 32 for n in tinysol.FILES})
     params["data"].update(change)
     with pytest.raises(ParameterError, match=key.replace(".", r"\.")):
-        sources.fetch(params, tmp_path / "raw")
+        fetch(params, tmp_path / "raw")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
-def test_soundfont_params_are_checked_before_rendering(tmp_path):
-    params = copy.deepcopy(PARAMS)
-    params["data"].update(source="soundfont", soundfont=["not", "a", "mapping"])
-    with pytest.raises(ParameterError, match="data.soundfont"):
-        sources.fetch(params, tmp_path / "raw")
-    assert not (tmp_path / "raw").exists()
-
-
 def test_soundfont_source_is_dispatched_with_seed_and_settings(tmp_path, monkeypatch):
-    from instrclf.sources import soundfont
+    from instrclf.sources.soundfont import libraries, render
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = settings.load(ROOT / "params.yaml")
+    params["data"]["source"] = "soundfont"
+    data = settings.section(params, settings.DataSettings)
     calls = []
 
     def fake_render(out_dir, *, seed, settings):
         calls.append((seed, settings))
-        raw_folder(Path(out_dir))
+        raw = Path(out_dir)
+        (raw / tinysol.METADATA).write_bytes(metadata_bytes())
+        for i, row in enumerate(ROWS):
+            (raw / "audio" / row[0]).parent.mkdir(parents=True, exist_ok=True)
+            (raw / "audio" / row[0]).write_bytes(wav_bytes(i))
         return {"notes_rendered": len(ROWS)}
 
-    monkeypatch.setattr(soundfont, "render", fake_render)
-    stats = sources.fetch({**params, "data": {**params["data"], "source": "soundfont"}}, tmp_path / "raw")
-    assert calls == [(params["seed"], params["data"]["soundfont"])]
+    monkeypatch.setattr(libraries, "resolve", lambda names, check=True: [])
+    monkeypatch.setattr(render, "render", fake_render)
+    stats = sources.fetch(data, seed=params["seed"], out_dir=tmp_path / "raw")
+    assert calls == [(params["seed"], data.soundfont)]
     assert stats["notes_rendered"] == stats["rows"] == len(ROWS)
 
 
 # --- the stage script ---------------------------------------------------------------------
 
 
-def run_stage(params, tmp_path):
+def run_stage(params, tmp_path, *args):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params), encoding="utf-8")
-    command = [sys.executable, str(ROOT / "stages" / "download.py"), "--params", str(path),
-               "--out", str(tmp_path / "raw")]
+    command = [sys.executable, str(ROOT / "stages" / "download.py"), "--params", str(path), *args]
     return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), timeout=120)
 
 
-def test_stage_prints_stats_and_exits_zero(zenodo, tmp_path):
-    done = run_stage(params_for(zenodo.url, zenodo.md5), tmp_path)
+def test_stage_prints_one_summary_line_and_exits_zero(zenodo, tmp_path):
+    done = run_stage(params_for(zenodo.url, zenodo.md5), tmp_path, "--out", str(tmp_path / "raw"))
     assert done.returncode == 0, done.stderr
-    assert "rows: 3" in done.stdout
-    assert sources.verify_layout(tmp_path / "raw")["rows"] == len(ROWS)
+    assert done.stdout.startswith("download: files_downloaded=2, ") and "rows=3" in done.stdout
+    assert len(done.stdout.splitlines()) == 1
+    assert rows_in(tmp_path / "raw") == len(ROWS)
 
 
 def test_stage_reports_errors_without_traceback(tmp_path):
     params = params_for(f"http://127.0.0.1:{closed_port()}/files", {n: "a" * 32 for n in tinysol.FILES})
-    done = run_stage(params, tmp_path)
+    done = run_stage(params, tmp_path, "--out", str(tmp_path / "raw"))
     assert done.returncode == 1
-    assert "error: could not reach the host" in done.stderr
+    assert "error: download: could not reach the host" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_stage_needs_its_output_path(tmp_path):
+    done = run_stage(params_for("https://example.org", {n: "a" * 32 for n in tinysol.FILES}), tmp_path)
+    assert done.returncode == 2 and "--out" in done.stderr

@@ -1,17 +1,25 @@
-import copy
-import json
+"""Training: seeding, the schedule, early stopping and what train.run trains on (instrclf.train)."""
+
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
-from synthetic import TINY_PARAMS, make_clean_dir, write_params
+from synthetic import TINY_PARAMS, make_clean_dir, tiny_settings
 
-from instrclf import models, train
-from instrclf.errors import ParameterError
+from instrclf import data, layout, models, settings, train
+from instrclf.settings import SplitSettings, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+CLEAN, FEATURES = tiny_settings()
+SPLIT = settings.section(TINY_PARAMS, SplitSettings)
+
+
+def train_settings(**changes):
+    return TrainSettings.from_params(TINY_PARAMS["train"] | changes)
 
 
 @pytest.fixture(scope="module")
@@ -19,105 +27,219 @@ def clean_dir(tmp_path_factory):
     return make_clean_dir(tmp_path_factory.mktemp("clean"))
 
 
+def run(clean_dir, name="baseline", *, seed=7, test_fold=0, **train_changes):
+    return train.run(
+        name,
+        test_fold=test_fold,
+        clean_dir=clean_dir,
+        clean=CLEAN,
+        features=FEATURES,
+        split=SPLIT,
+        train=train_settings(**train_changes),
+        config=settings.model_config(TINY_PARAMS, name),
+        seed=seed,
+        target="instrument",
+    )
+
+
+def back_end_weights(model, name, fold=0):
+    return model.get_layer(models.backend_name(name, fold)).get_weights()
+
+
+# --------------------------------------------------------------------------- seeds
+
+
 def test_training_is_reproducible_from_the_seed(clean_dir):
-    """Two runs on CPU with the same seed: identical metrics and weights."""
-    runs = [train.run(TINY_PARAMS, name="conv1d", clean_dir=clean_dir) for _ in range(2)]
-    (m1, meta1, met1), (m2, meta2, met2) = runs
-    assert meta1 == meta2
+    """Two runs on CPU with the same seed (conv1d: dropout and shuffling): identical weights and figures."""
+    (m1, card1, fig1), (m2, card2, fig2) = run(clean_dir, "conv1d"), run(clean_dir, "conv1d")
+    assert card1 == card2
     for key in ("best_val_accuracy", "best_epoch", "epochs_run", "n_train_windows", "n_params"):
-        assert met1[key] == met2[key]
-    for w1, w2 in zip(m1.get_weights(), m2.get_weights(), strict=True):
+        assert fig1[key] == fig2[key]
+    for w1, w2 in zip(back_end_weights(m1, "conv1d"), back_end_weights(m2, "conv1d"), strict=True):
         np.testing.assert_array_equal(w1, w2)
 
 
 def test_a_different_seed_gives_different_weights(clean_dir):
-    params = copy.deepcopy(TINY_PARAMS)
-    params["seed"] = TINY_PARAMS["seed"] + 1
-    a, _, _ = train.run(TINY_PARAMS, name="baseline", clean_dir=clean_dir)
-    b, _, _ = train.run(params, name="baseline", clean_dir=clean_dir)
-    assert not np.array_equal(a.get_weights()[-2], b.get_weights()[-2])
+    a, card_a, _ = run(clean_dir, seed=7)
+    b, card_b, _ = run(clean_dir, seed=8)
+    assert (card_a.seed, card_b.seed) == (7, 8)
+    assert not np.array_equal(back_end_weights(a, "baseline")[-2], back_end_weights(b, "baseline")[-2])
 
 
-def test_run_trains_on_three_folds_and_records_its_settings(clean_dir):
-    model, meta, metrics = train.run(TINY_PARAMS, name="baseline", clean_dir=clean_dir)
-    # 3 classes x 3 training folds x 2 notes x 2 windows; validation is one fold.
-    assert metrics["n_train_windows"] == 36 and metrics["n_val_windows"] == 12
-    assert meta["labels"] == ["Fl", "Tbn", "Vn"]
-    assert meta["clean"] == TINY_PARAMS["clean"]
-    assert meta["split"] == {"test_fold": 0, "val_fold": 1, "train_folds": [2, 3, 4]}
-    assert 1 <= metrics["epochs_run"] <= TINY_PARAMS["train"]["epochs"]
-    assert 0 <= metrics["best_val_accuracy"] <= 1 and metrics["samples_per_second"] > 0
-    assert model.output_shape == (None, 3)
+def test_dataset_shuffles_by_seed_and_reshuffles_each_epoch():
+    x = np.arange(32, dtype="float32")[:, None]
+    y = np.arange(32, dtype="int32")
+
+    def epochs(ds, n=2):
+        return [np.concatenate([b[1].numpy() for b in ds]) for _ in range(n)]
+
+    a1, a2 = epochs(train.dataset(x, y, batch_size=5, seed=1))
+    b1, b2 = epochs(train.dataset(x, y, batch_size=5, seed=1))
+    c1, _ = epochs(train.dataset(x, y, batch_size=5, seed=2))
+    assert sorted(a1) == list(range(32))
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert not np.array_equal(a1, a2)  # a new order every epoch
+    assert not np.array_equal(a1, c1)  # the seed decides the order
+    np.testing.assert_array_equal(epochs(train.dataset(x, y, batch_size=5), 1)[0], y)  # validation: never shuffled
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "match"),
-    [
-        ("train.batch_size", 0, "train.batch_size must be >= 1, got 0"),
-        ("train.epochs", 1.5, "train.epochs must be an integer"),
-        ("train.learning_rate", 0, "train.learning_rate must be > 0"),
-        ("train.distribute", "tpu", r"train.distribute must be one of \['default', 'mirrored', 'multi_worker'\]"),
-        ("split.test_fold", 5, r"split.test_fold must be one of \[0, 1, 2, 3, 4\], got 5"),
-        ("split.val_fold", 0, "split.val_fold must differ from split.test_fold"),
-        ("clean.delta_time", 0, "clean.delta_time"),
-        ("clean.threshold_db", 3, "clean.threshold_db"),
-    ],
-)
-def test_invalid_parameters_fail_before_any_data_is_read(tmp_path, key, value, match):
-    params = copy.deepcopy(TINY_PARAMS)
-    section, name = key.split(".")
-    params[section][name] = value
-    # tmp_path has no index.csv: reaching the data would raise DataError instead.
-    with pytest.raises(ParameterError, match=match):
-        train.run(params, name="lstm", clean_dir=tmp_path)
+def test_the_shuffle_seed_changes_the_trained_weights():
+    """Same initial weights and same global seed; only the batch order's seed differs."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 6, 8, 1)).astype("float32")
+    y = rng.integers(0, 3, size=40).astype("int32")
+    keras.utils.set_random_seed(0)
+    back = models.backend("baseline", config=settings.model_config(TINY_PARAMS, "baseline"), input_shape=(6, 8, 1),
+                          n_classes=3, fold=0)
+    start = back.get_weights()
+    trained = {}
+    for key, shuffle_seed in (("a", 1), ("a again", 1), ("b", 2)):
+        train.seed_everything(0)
+        back.set_weights(start)
+        train.compile_model(back, rate=0.05)
+        back.fit(train.dataset(x, y, batch_size=4, seed=shuffle_seed), epochs=2, verbose=0)
+        trained[key] = back.get_weights()
+    for w1, w2 in zip(trained["a"], trained["a again"], strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    assert not np.array_equal(trained["a"][-2], trained["b"][-2])
 
 
-def test_unknown_model_name_lists_the_allowed_ones(tmp_path):
-    with pytest.raises(ParameterError, match=r"train.models must be one of \['baseline', 'conv1d', 'conv2d', 'lstm'\]"):
-        train.run(TINY_PARAMS, name="transformer", clean_dir=tmp_path)
+# --------------------------------------------------------------------------- the schedule
 
 
-def test_strategy_names():
-    assert train.strategy("default") is not None
-    with pytest.raises(ParameterError, match="train.distribute"):
-        train.strategy("horovod")
+@pytest.mark.parametrize("warmup_epochs", [0.0, 2.0])
+def test_learning_rate_warms_up_then_decays_to_zero(warmup_epochs):
+    peak, epochs, steps = 0.01, 10, 5
+    ts = train_settings(epochs=epochs, warmup_epochs=warmup_epochs, learning_rate=peak)
+    schedule = train.learning_rate(ts, steps_per_epoch=steps)
+    lr = np.array([float(schedule(s)) for s in range(epochs * steps + 1)])
+    total, warmup = epochs * steps, round(warmup_epochs * steps)
+    # Linear from a tenth of the peak to the peak over the warm-up ...
+    for s in range(warmup):
+        assert lr[s] == pytest.approx(peak / 10 + (peak - peak / 10) * s / warmup, rel=1e-5)
+    # ... then half a cosine from the peak down to 0 at the last step.
+    for s in range(warmup, total + 1):
+        assert lr[s] == pytest.approx(peak * 0.5 * (1 + np.cos(np.pi * (s - warmup) / (total - warmup))), rel=1e-4, abs=1e-9)
+    assert lr.max() == pytest.approx(peak) and lr.argmax() == warmup
+    assert np.all(np.diff(lr[: warmup + 1]) > 0) and np.all(np.diff(lr[warmup:]) < 0)
+    assert lr[-1] == pytest.approx(0, abs=1e-9)
+    if warmup:
+        assert lr[0] == pytest.approx(peak / 10)
 
 
-def git(cwd, *args):
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+# --------------------------------------------------------------------------- early stopping
 
 
-def test_stage_writes_model_metrics_and_curves_without_creating_experiments(tmp_path, clean_dir):
-    """The stage script in a committed git repo: dvclive logs curves but saves no DVC experiment."""
-    git(tmp_path, "init", "-q")
-    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "init")
-    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
-    cmd = [
-        sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(params), "--model", "baseline",
-        "--clean", str(clean_dir), "--out", "models/baseline.keras", "--metrics", "metrics/train/baseline.json",
-        "--live", "plots/train/baseline",
-    ]  # fmt: skip
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, text=True)
-    metrics = json.loads((tmp_path / "metrics/train/baseline.json").read_text())
-    assert all(isinstance(v, (int, float)) for v in metrics.values())
-    model, meta = models.load(tmp_path / "models/baseline.keras")
-    assert meta["model"] == "baseline" and model.output_shape == (None, 3)
-    curves = tmp_path / "plots/train/baseline/plots/metrics"
-    assert {p.relative_to(curves).as_posix() for p in curves.rglob("*.tsv")} >= {"train/accuracy.tsv", "eval/accuracy.tsv"}
-    assert not (tmp_path / "plots/train/baseline/dvc.yaml").exists()
-    assert git(tmp_path, "for-each-ref", "refs/exps") == ""
-    assert not list(tmp_path.glob(".*.tmp.keras")) and not list((tmp_path / "models").glob(".*"))
+@pytest.fixture(scope="module")
+def contrary():
+    """A task whose validation labels are the training labels flipped.
+
+    The more the model learns, the higher its training accuracy and the lower its
+    validation accuracy: validation accuracy peaks early, training accuracy late.
+    """
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.integers(0, 2, size=n).astype("int32")
+        x = rng.standard_normal((n, 4, 8, 1)).astype("float32")
+        x[np.arange(n), :, y, 0] += 0.6  # class k: a weak bump in mel band k
+        return x, y
+
+    x_train, y_train = draw(96)
+    x_val, y_val = draw(64)
+    return x_train, y_train, x_val, 1 - y_val
 
 
-def test_stage_reports_bad_parameters_in_one_line(tmp_path, clean_dir):
-    params = copy.deepcopy(TINY_PARAMS)
-    params["train"]["batch_size"] = 0
-    path = write_params(tmp_path / "params.yaml", params)
-    cmd = [
-        sys.executable, str(ROOT / "stages" / "train.py"), "--params", str(path), "--model", "conv2d",
-        "--clean", str(clean_dir), "--out", "m.keras", "--metrics", "m.json", "--live", "live",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == "error: train.batch_size must be >= 1, got 0"
-    assert not (tmp_path / "m.keras").exists()
+@pytest.mark.parametrize(("patience", "epochs_run"), [(0, 8), (2, 3)])
+def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weights(contrary, patience, epochs_run):
+    x_train, y_train, x_val, y_val = contrary
+    ts = train_settings(epochs=8, patience=patience, learning_rate=0.01, batch_size=16)
+    train.seed_everything(0)
+    back = models.backend("baseline", config=settings.model_config(TINY_PARAMS, "baseline"), input_shape=(4, 8, 1),
+                          n_classes=2, fold=0)
+    train.compile_model(back, rate=train.learning_rate(ts, steps_per_epoch=6))
+    result = train.fit(
+        back, train.dataset(x_train, y_train, batch_size=16, seed=0), train.dataset(x_val, y_val, batch_size=16), train=ts
+    )
+    history = result["history"]
+    val, acc = history["val_accuracy"], history["accuracy"]
+    assert result["epochs_run"] == len(val) == epochs_run
+    # The case is what it should be: validation peaks first, training accuracy keeps rising.
+    assert int(np.argmax(val)) == 0 and val[-1] < val[0]
+    assert int(np.argmax(acc)) > 0 and acc[-1] > acc[0]
+    assert result["best_epoch"] == 1 and result["best_val_accuracy"] == val[0]
+    # The model handed back is the best epoch's, not the last one's.
+    _, restored = back.evaluate(train.dataset(x_val, y_val, batch_size=16), verbose=0)
+    assert restored == pytest.approx(val[0], abs=1e-6)
+    assert restored > val[-1]
+
+
+# --------------------------------------------------------------------------- what run trains on
+
+
+def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, monkeypatch):
+    seen, threads, rates = [], [], []
+    load = data.load_windows
+
+    def spy(clean_dir, index, *, n_samples):
+        seen.append(index.copy())
+        return load(clean_dir, index, n_samples=n_samples)
+
+    compile_model = train.compile_model
+
+    def compile_spy(model, *, rate):
+        rates.append(rate)
+        return compile_model(model, rate=rate)
+
+    monkeypatch.setattr(data, "load_windows", spy)
+    monkeypatch.setattr(train, "set_threads", threads.append)
+    monkeypatch.setattr(train, "compile_model", compile_spy)
+    model, card, figures = run(clean_dir, test_fold=4)
+
+    index = layout.read_index(clean_dir)
+    rows = [i for part in seen for i in part["window"]]
+    assert len(rows) == len(set(rows))
+    read = index[index["window"].isin(rows)]
+    assert set(read["library"]) == {"A"}  # never the unseen library B
+    assert set(read["fold"]) == {0, 1, 2, 3}  # never the test fold 4; 0 validates
+    train_rows, val_rows = seen
+    assert set(train_rows["fold"]) == {1, 2, 3} and set(val_rows["fold"]) == {0}
+    expected = index[(index["library"] == "A") & index["fold"].isin([1, 2, 3])]
+    # 3 classes x 3 folds x 2 notes x 2 windows in library A
+    assert figures["n_train_windows"] == len(expected) == len(train_rows) == 36
+    assert figures["n_val_windows"] == 12
+    assert threads == [None]
+    schedule = rates[0].get_config()
+    assert schedule["decay_steps"] == 2 * 3  # 2 epochs of ceil(36 / 16) steps, no warm-up
+    assert schedule["warmup_target"] is None and schedule["initial_learning_rate"] == pytest.approx(0.003)
+
+    assert card.labels == ["Fl", "Tbn", "Vn"] and card.test_folds == [4] and card.unseen_library == "B"
+    assert (card.clean, card.features, card.model, card.seed) == (CLEAN, FEATURES, "baseline", 7)
+    assert card.typed_config == settings.model_config(TINY_PARAMS, "baseline")
+    assert model.input_shape == (None, CLEAN.window_length, 1) and model.output_shape == (None, 3)
+    assert 1 <= figures["epochs_run"] <= 2 and 0 <= figures["best_val_accuracy"] <= 1
+    assert figures["n_params"] == model.count_params()
+
+
+def test_set_threads_is_honoured(monkeypatch):
+    """In a fresh process (TensorFlow fixes its thread pools at its first op): both pools are limited."""
+    code = textwrap.dedent(
+        """
+        from instrclf import train
+        train.set_threads(1)
+        import tensorflow as tf
+        tf.constant(1.0) + 1.0
+        print(tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "1 1"
+    # None (every core) leaves TensorFlow's defaults alone.
+    calls = []
+    monkeypatch.setattr(train.tf.config.threading, "set_intra_op_parallelism_threads", calls.append)
+    monkeypatch.setattr(train.tf.config.threading, "set_inter_op_parallelism_threads", calls.append)
+    train.set_threads(None)
+    assert calls == []
+    train.set_threads(3)
+    assert calls == [3, 1]

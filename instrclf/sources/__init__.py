@@ -1,33 +1,30 @@
-"""Data sources of the ``download`` stage; each ends in the same raw layout (Zenodo's).
+"""Data sources of the ``download`` stage; each fills the same raw layout (Zenodo's).
 
-Raw layout: ``TinySOL_metadata.csv`` plus ``audio/<Path>`` for every row of it.
+Raw layout: ``TinySOL_metadata.csv`` plus ``audio/<Path>`` for every row of it, owned and
+checked by :mod:`instrclf.layout`. :func:`fetch` checks everything it can before any work
+(library files, URLs, a local folder), builds the raw folder beside its final place, and
+swaps it in only once :func:`instrclf.layout.read_metadata` accepts it.
 """
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import pandas as pd
-
-from ..errors import DataError
+from .. import layout
+from ..errors import ParameterError
 from ..io import atomic_dir
-from ..params import choice, get, number
-from ..tinysol import N_FOLDS
-from ..tinysol import read_metadata as read_metadata_csv
-from . import tinysol
 
-SOURCES = ("soundfont", "tinysol")
-METADATA = "TinySOL_metadata.csv"
-
-#: How many missing files a DataError lists before giving a count.
-_SHOW = 10
+#: Values of ``data.source``.
+SOURCES = ("soundfont", "tinysol", "local")
 
 
-def fetch(params: dict, out_dir) -> dict:
+def fetch(data, *, seed: int, out_dir) -> dict:
     """Build the raw folder from the source named by ``data.source``, replacing it only on success.
 
     Parameters
     ----------
-    params : dict
-        The whole params.yaml.
+    data : DataSettings
+        The ``data`` section: ``source`` and that source's settings.
+    seed : int
+        The global seed (the soundfont source's folds and variation).
     out_dir : str or Path
         The raw folder (``data/raw``). It is built beside itself and swapped in once the
         source finished and the layout checked out; on any error it is left untouched.
@@ -35,83 +32,59 @@ def fetch(params: dict, out_dir) -> dict:
     Returns
     -------
     dict
-        Flat numbers: the source's own figures plus those of :func:`verify_layout`.
+        Flat figures: the source's own, then ``rows``, ``instruments``, ``families``,
+        ``folds`` and ``libraries`` of the checked metadata.
     """
-    source = choice("data.source", get(params, "data.source"), SOURCES)
-    run = _prepare(source, params)
+    work = prepare(data, seed=seed, out_dir=out_dir)
     with atomic_dir(out_dir) as raw:
-        stats = dict(run(raw))
-        stats.update(verify_layout(raw))
-    return stats
+        figures = dict(work(raw))
+        table = layout.read_metadata(raw, check_audio=True)
+    figures.update(
+        rows=len(table),
+        instruments=int(table["instrument"].nunique()),
+        families=int(table["family"].nunique()),
+        folds=int(table["fold"].nunique()),
+        libraries=int(table["library"].nunique()),
+    )
+    return figures
 
 
-def _prepare(source: str, params: dict):
-    """Validate ``source``'s params and return a function that fills a raw folder."""
-    if source == "tinysol":
-        settings = tinysol.check_params(params)
-        return lambda raw: tinysol.download(raw, **settings)
-    from . import soundfont  # imported only when used: it pulls in the synthesiser
-
-    seed = number("seed", get(params, "seed"), integer=True, low=0)
-    settings = get(params, "data.soundfont")
-    soundfont.check_settings(settings)  # render checks again; this fails before out_dir is touched
-    return lambda raw: soundfont.render(raw, seed=seed, settings=settings)
-
-
-def verify_layout(raw_dir) -> dict:
-    """Check that a raw folder holds the metadata CSV and the audio of every row.
+def prepare(data, *, seed: int, out_dir=None):
+    """Check ``data``'s chosen source before any work; return a function that fills a raw folder.
 
     Parameters
     ----------
-    raw_dir : str or Path
-        Folder with ``TinySOL_metadata.csv`` and ``audio/``.
+    data : DataSettings
+        The ``data`` section.
+    seed : int
+        The global seed.
+    out_dir : str, Path or None
+        The raw folder to be built; a local source may not be it (or lie inside it).
 
     Returns
     -------
-    dict
-        ``rows``, ``instruments``, ``families`` and ``folds`` counts.
+    callable
+        ``work(raw_dir) -> dict`` of the source's figures.
     """
-    raw_dir = Path(raw_dir)
-    table = read_metadata(raw_dir / METADATA)
-    folds = pd.to_numeric(table["Fold"], errors="coerce")
-    bad = table.loc[~folds.isin(range(N_FOLDS)), "Fold"]
-    if len(bad):
-        raise DataError(
-            f"{raw_dir / METADATA}: Fold must be an integer in 0..{N_FOLDS - 1}; "
-            f"{len(bad)} row(s) have e.g. {sorted(set(map(str, bad)))[:5]}"
-        )
-    audio = raw_dir / "audio"
-    missing = [path for path in table["Path"] if not (audio / path).is_file()]
-    if missing:
-        more = f" and {len(missing) - _SHOW} more" if len(missing) > _SHOW else ""
-        raise DataError(
-            f"{len(missing)} of {len(table)} files listed in {raw_dir / METADATA} are missing "
-            f"under {audio}: {', '.join(missing[:_SHOW])}{more}"
-        )
-    return {
-        "rows": len(table),
-        "instruments": int(table["Instrument (abbr.)"].nunique()),
-        "families": int(table["Family"].nunique()),
-        "folds": int(folds.nunique()),
-    }
+    if data.source == "tinysol":
+        from . import tinysol
+
+        tinysol.check(data.tinysol)
+        return lambda raw: tinysol.download(raw, settings=data.tinysol)
+    if data.source == "local":
+        from . import local
+
+        folder = local.check(data.local.path)
+        if out_dir is not None and _inside(folder, Path(out_dir)):
+            raise ParameterError(f"data.local.path {str(folder)!r} is the download output {str(out_dir)!r} (or inside it); point it at your own folder")
+        return lambda raw: local.copy(folder, raw)
+    from .soundfont import libraries, render  # imported only when used: it pulls in the synthesiser
+
+    libraries.resolve(data.soundfont.libraries, check=True)  # render checks again; this fails before out_dir is touched
+    return lambda raw: render.render(raw, seed=seed, settings=data.soundfont)
 
 
-def read_metadata(path) -> pd.DataFrame:
-    """Read a TinySOL metadata CSV, checking its required columns and its ``Path`` values.
-
-    Parameters
-    ----------
-    path : str or Path
-        The CSV file.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The table, columns by name (older copies lack ``Instance ID``).
-    """
-    table = read_metadata_csv(path)
-    for value in table["Path"]:
-        parts = PurePosixPath(str(value)).parts
-        if not isinstance(value, str) or not value or value.startswith("/") or ".." in parts:
-            raise DataError(f"{path}: Path must be a relative path inside audio/, got {value!r}")
-    return table
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (both resolved)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import re
 import shutil
 import tarfile
 import time
@@ -20,11 +19,11 @@ from urllib.request import url2pathname
 
 import pooch
 
+from .. import layout
 from ..errors import DataError, DownloadError, ParameterError
-from ..params import get
 
 ARCHIVE = "TinySOL.tar.gz"
-METADATA = "TinySOL_metadata.csv"
+METADATA = layout.METADATA_FILE
 FILES = (ARCHIVE, METADATA)
 
 #: Environment variable that moves the download cache (default: the OS user cache).
@@ -32,33 +31,33 @@ CACHE_ENV = "INSTRCLF_CACHE"
 
 OFFLINE_HINT = (
     "To work offline use the default source: set `data.source: soundfont` in params.yaml, "
-    "or run `dvc exp run -S data.source=soundfont`."
+    "or run `dvc exp run -S data.source=soundfont`; for a copy of TinySOL you already have, "
+    "use `data.source: local` with `data.local.path`."
 )
 
-_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _URL_SCHEMES = ("file", "http", "https")
 
 log = logging.getLogger(__name__)
 
 
-def check_params(params: dict) -> dict:
-    """Validate ``data.tinysol`` before anything is downloaded.
+def check(settings) -> None:
+    """Check ``data.tinysol`` beyond its types, before anything is downloaded.
 
     Parameters
     ----------
-    params : dict
-        The whole params.yaml.
+    settings : TinysolSettings
+        ``data.tinysol`` (its URL scheme and md5 format are already checked).
 
-    Returns
-    -------
-    dict
-        ``{"base_url": str, "md5": {file name: lower-case md5}}``, the keyword
-        arguments of :func:`download`.
+    Raises
+    ------
+    ParameterError
+        A URL without a host (or a file URL without a folder), or checksums of files
+        that TinySOL does not have.
     """
-    return {
-        "base_url": check_base_url(get(params, "data.tinysol.base_url")),
-        "md5": check_md5(get(params, "data.tinysol.md5")),
-    }
+    check_base_url(settings.base_url)
+    unknown = sorted(set(settings.md5) - set(FILES))
+    if unknown:
+        raise ParameterError(f"data.tinysol.md5 has unknown file(s) {unknown}; expected only {list(FILES)}")
 
 
 def check_base_url(value, *, key="data.tinysol.base_url") -> str:
@@ -73,24 +72,6 @@ def check_base_url(value, *, key="data.tinysol.base_url") -> str:
     return value.rstrip("/")
 
 
-def check_md5(value, *, key="data.tinysol.md5") -> dict:
-    """Return ``{file name: md5}`` for exactly TinySOL's two files, else raise naming ``key``."""
-    if not isinstance(value, dict):
-        raise ParameterError(f"{key} must map {list(FILES)} to md5 checksums, got {value!r}")
-    unknown = sorted(set(value) - set(FILES))
-    if unknown:
-        raise ParameterError(f"{key} has unknown file(s) {unknown}; expected only {list(FILES)}")
-    checked = {}
-    for name in FILES:
-        if name not in value:
-            raise ParameterError(f"{key} has no checksum for {name!r}")
-        digest = value[name]
-        if not isinstance(digest, str) or not _MD5.fullmatch(digest):
-            raise ParameterError(f"{key}.{name} must be 32 hexadecimal characters, got {digest!r}")
-        checked[name] = digest.lower()
-    return checked
-
-
 def cache_location(cache_dir=None) -> Path:
     """Folder of the download cache: ``cache_dir``, else ``$INSTRCLF_CACHE``, else the OS user cache."""
     if cache_dir is not None:
@@ -100,19 +81,17 @@ def cache_location(cache_dir=None) -> Path:
     return Path(pooch.os_cache("instrclf"))
 
 
-def download(
-    out_dir, *, base_url, md5: dict, cache_dir=None, retries=3, wait=2.0, timeout=60, progressbar=True
-) -> dict:
+def download(out_dir, *, settings, cache_dir=None, retries=3, wait=2.0, timeout=60, progressbar=True) -> dict:
     """Fetch TinySOL into ``out_dir`` in the raw layout.
 
     Parameters
     ----------
     out_dir : str or Path
-        Folder (created if needed, without an ``audio/`` yet); receives ``TinySOL_metadata.csv`` and ``audio/<Path>``.
-    base_url : str
-        The files are fetched from ``<base_url>/<name>`` (http, https or file URL).
-    md5 : dict
-        File name -> expected md5, for both of TinySOL's files.
+        Folder (created if needed, without an ``audio/`` yet); receives ``TinySOL_metadata.csv``
+        and ``audio/<Path>``.
+    settings : TinysolSettings
+        ``data.tinysol``: the files are fetched from ``<base_url>/<name>`` (http, https or
+        file URL) and must match ``md5[<name>]``.
     cache_dir : str, Path or None
         Download cache; see :func:`cache_location`.
     retries : int
@@ -129,8 +108,8 @@ def download(
     dict
         ``files_downloaded`` (0 when both came from the cache), ``archive_mb``, ``archive_files``.
     """
-    base_url = check_base_url(base_url, key="base_url")
-    md5 = check_md5(md5, key="md5")
+    check(settings)
+    base_url, md5 = settings.base_url.rstrip("/"), settings.md5
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_location(cache_dir)
@@ -142,7 +121,7 @@ def download(
         )
         downloaded += fetched
     shutil.copyfile(paths[METADATA], out_dir / METADATA)
-    n_files = extract(paths[ARCHIVE], out_dir / "audio", first_path=first_path(paths[METADATA]))
+    n_files = extract(paths[ARCHIVE], out_dir / layout.AUDIO_DIR, first_path=first_path(paths[METADATA]))
     return {
         "files_downloaded": downloaded,
         "archive_mb": round(paths[ARCHIVE].stat().st_size / 1e6, 1),

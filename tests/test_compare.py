@@ -1,0 +1,372 @@
+"""instrclf.compare: the per-model cross-validation table from the workspace, git revisions and experiments."""
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from instrclf import compare
+from instrclf.errors import DataError
+
+CONV1D = {
+    "file_accuracy_mean": 0.95, "file_accuracy_std": 0.0123,
+    "window_accuracy_mean": 0.9, "window_accuracy_std": 0.02,
+    "macro_f1_mean": 0.94, "macro_f1_std": 0.01,
+    "roc_auc_macro_mean": 0.999, "roc_auc_macro_std": 0.001,
+    "unseen_file_accuracy_mean": 0.61, "unseen_file_accuracy_std": 0.05,
+    "unseen_macro_f1_mean": 0.58, "unseen_macro_f1_std": 0.04,
+    "ensemble_unseen_file_accuracy": 0.65, "ensemble_unseen_macro_f1": 0.6,
+    "folds": 5, "epochs_mean": 12.0, "train_seconds": 812.5,
+}
+# one fold: std null; no unseen library: no unseen keys
+BASELINE = {"file_accuracy_mean": 0.5, "file_accuracy_std": None, "window_accuracy_mean": 0.45, "folds": 1}
+
+TEXT = """\
+model         file acc.    window acc.       macro F1        ROC AUC  unseen file acc.  unseen macro F1  ensemble unseen acc.
+--------  -------------  -------------  -------------  -------------  ----------------  ---------------  --------------------
+conv1d    0.950 ± 0.012  0.900 ± 0.020  0.940 ± 0.010  0.999 ± 0.001     0.610 ± 0.050    0.580 ± 0.040                 0.650
+baseline          0.500          0.450            n/a            n/a               n/a              n/a                   n/a"""
+
+MARKDOWN = """\
+| model | file acc. | window acc. | macro F1 | ROC AUC | unseen file acc. | unseen macro F1 | ensemble unseen acc. |
+|:--|--:|--:|--:|--:|--:|--:|--:|
+| conv1d | 0.950 ± 0.012 | 0.900 ± 0.020 | 0.940 ± 0.010 | 0.999 ± 0.001 | 0.610 ± 0.050 | 0.580 ± 0.040 | 0.650 |
+| baseline | 0.500 | 0.450 | n/a | n/a | n/a | n/a | n/a |"""
+
+
+def write_metrics(folder, **models):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for model, values in models.items():
+        (folder / f"{model}.json").write_text(json.dumps(values), encoding="utf-8")
+    return folder
+
+
+def run(capsys, *argv):
+    code = compare.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    # baseline written first and an unrelated file beside them: the rows follow the model registry
+    metrics = write_metrics(tmp_path / "metrics", baseline=BASELINE, conv1d=CONV1D)
+    (metrics / "clean.json").write_text('{"n_windows": 3}')
+    return metrics
+
+
+@pytest.mark.parametrize(("fmt", "expected"), [("text", TEXT), ("markdown", MARKDOWN)])
+def test_workspace_table(capsys, workspace, fmt, expected):
+    code, out, err = run(capsys, "--metrics", workspace, "--format", fmt)
+    assert (code, err) == (0, "")
+    assert out == expected + "\n"
+
+
+def test_workspace_json(capsys, workspace):
+    code, out, _ = run(capsys, "--metrics", workspace, "--format", "json")
+    assert code == 0
+    assert json.loads(out) == [
+        {"source": "workspace", "model": "conv1d", **CONV1D},
+        {"source": "workspace", "model": "baseline", **BASELINE},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("{", r"baseline\.json: not valid JSON"),
+        ("[0.5]", r"baseline\.json: expected a JSON object, got list"),
+        ('{"file_accuracy_mean": "high"}', r"baseline\.json: file_accuracy_mean must be a finite number or null, got 'high'"),
+        ('{"file_accuracy_mean": NaN}', r"baseline\.json: file_accuracy_mean must be a finite number or null, got nan"),
+        ('{"file_accuracy_mean": true}', r"got True"),
+    ],
+)
+def test_bad_metrics_file_is_named(capsys, workspace, content, match):
+    (workspace / "baseline.json").write_text(content)
+    code, out, err = run(capsys, "--metrics", workspace)
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: {workspace}") and err.count("\n") == 1
+    with pytest.raises(DataError, match=match):
+        compare.read_workspace(workspace)
+
+
+def test_no_metrics(capsys, tmp_path):
+    code, _, err = run(capsys, "--metrics", tmp_path / "none")
+    assert code == 1 and err == f"error: metrics folder not found: {tmp_path / 'none'} (run dvc repro summary)\n"
+    write_metrics(tmp_path / "m", clean={"n": 1})
+    code, _, err = run(capsys, "--metrics", tmp_path / "m")
+    assert code == 1 and "no <model>.json for any of ['conv1d', 'conv2d', 'lstm', 'baseline']" in err
+
+
+# --------------------------------------------------------------------------- git revisions
+
+
+def git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A git repository with two commits of metrics/, the second better than the first."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "config", "user.email", "t@example.com")
+    git(repo, "config", "user.name", "t")
+    write_metrics(repo / "metrics", conv1d={**CONV1D, "file_accuracy_mean": 0.9})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "first")
+    write_metrics(repo / "metrics", conv1d=CONV1D, lstm={"file_accuracy_mean": 0.8, "file_accuracy_std": 0.1})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "second")
+    write_metrics(repo / "metrics", conv1d={"file_accuracy_mean": 0.1})  # uncommitted: never shown by --rev
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_revisions(capsys, repo):
+    code, out, err = run(capsys, "--rev", "HEAD~1", "--rev", "main", "--format", "json")
+    assert (code, err) == (0, "")
+    rows = json.loads(out)
+    assert [(r["source"], r["model"], r["file_accuracy_mean"]) for r in rows] == [
+        ("HEAD~1", "conv1d", 0.9), ("main", "conv1d", 0.95), ("main", "lstm", 0.8),
+    ]
+    code, out, _ = run(capsys, "--rev", "HEAD~1", "--rev", "main")
+    assert out.splitlines()[0].split()[:3] == ["source", "model", "file"]
+    assert out.splitlines()[2].startswith("HEAD~1  conv1d  0.900 ± 0.012")
+
+
+def test_revision_from_a_subfolder(capsys, repo, monkeypatch):
+    (repo / "sub").mkdir()
+    monkeypatch.chdir(repo / "sub")
+    assert compare.read_revision("HEAD", metrics_dir="../metrics")["conv1d"] == CONV1D
+
+
+def test_revision_errors_name_the_revision(capsys, repo):
+    code, _, err = run(capsys, "--rev", "nope")
+    assert code == 1 and err.startswith("error: revision 'nope': not a commit") and err.count("\n") == 1
+    (repo / "metrics" / "conv1d.json").unlink()
+    git(repo, "rm", "-q", "-r", "metrics")
+    git(repo, "commit", "-q", "-m", "no metrics")
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err == "error: revision 'HEAD' has no metrics/<model>.json for any of ['conv1d', 'conv2d', 'lstm', 'baseline']\n"
+    write_metrics(repo / "metrics", lstm={"x": 1}).joinpath("lstm.json").write_text("{oops")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "broken")
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err.startswith("error: HEAD:metrics/lstm.json: not valid JSON")
+
+
+def test_revision_outside_a_repository(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err.startswith("error: revision 'HEAD': not a commit")
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def exp_entry(rev, name, *, library, metrics, error=None, experiments=None):
+    """One entry of ``dvc exp show --json`` as DVC 3.67 writes it (null values are left out)."""
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {
+            "rev": rev,
+            "timestamp": "2025-01-01T00:00:00",
+            "params": {"params.yaml": {"data": {"seed": 42, "split": {"unseen_library": library, "test_folds": [0, 1]}}}},
+            "metrics": {
+                f"metrics/{m}.json": {"data": {k: v for k, v in values.items() if v is not None}} for m, values in metrics.items()
+            },
+            "deps": {"stages/summary.py": {"hash": "0" * 32, "size": 1, "nfiles": None}},
+            "outs": {},
+            "meta": {},
+        },
+        "error": error,
+        "experiments": experiments,
+    }
+
+
+def scores(conv1d, baseline):
+    return {"conv1d": {**CONV1D, "unseen_file_accuracy_mean": conv1d}, "baseline": {**BASELINE, "unseen_file_accuracy_mean": baseline}}
+
+
+def exp_show():
+    """Workspace, a baseline commit with three experiments: two done and one that failed."""
+    done = [
+        exp_entry("b" * 40, "fluid", library="FluidR3_GM", metrics=scores(0.7, 0.3)),
+        exp_entry("c" * 40, "tim", library="TimGM6mb", metrics=scores(0.8, None)),
+    ]
+    failed = exp_entry("d" * 40, "broken", library="X", metrics={}, error={"msg": "failed to reproduce 'train'", "type": "ReproductionError"})
+    failed["data"] = {}
+    return [
+        exp_entry("workspace", None, library="TimGM6mb", metrics=scores(0.1, 0.1)),
+        exp_entry(
+            "a" * 40, "main", library="sf_GMbank", metrics=scores(0.6, 0.5),
+            experiments=[{"revs": [e], "executor": None, "name": e["name"]} for e in [*done, failed]],
+        ),
+    ]
+
+
+@pytest.fixture
+def exps_json(tmp_path):
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(exp_show()))
+    return path
+
+
+def test_experiments_table(capsys, exps_json):
+    code, out, err = run(capsys, "--exps-json", exps_json, "--format", "json")
+    assert code == 0
+    assert err == "warning: skipping experiment broken (ddddddd): failed to reproduce 'train'\n"
+    rows = json.loads(out)
+    assert [(r["source"], r["model"], r.get("unseen_file_accuracy_mean")) for r in rows] == [
+        ("main", "conv1d", 0.6), ("main", "baseline", 0.5), ("fluid", "conv1d", 0.7), ("fluid", "baseline", 0.3),
+        ("tim", "conv1d", 0.8), ("tim", "baseline", None),
+    ]  # the workspace is --metrics' business, the failed experiment is skipped with a warning
+    assert "unseen_file_accuracy_mean" not in rows[-1] and "file_accuracy_std" not in rows[-1]  # DVC drops nulls
+    code, out, _ = run(capsys, "--exps-json", exps_json, "--format", "markdown")
+    assert "| tim | baseline | 0.500 | 0.450 | n/a |" in out
+
+
+BY_TEXT = """\
+split.unseen_library  conv1d  baseline
+--------------------  ------  --------
+FluidR3_GM             0.700     0.300
+TimGM6mb               0.800       n/a
+sf_GMbank              0.600     0.500
+mean                   0.700       n/a"""
+
+
+def test_experiments_by_param(capsys, exps_json):
+    code, out, _ = run(capsys, "--exps-json", exps_json, "--by", "split.unseen_library")
+    assert code == 0 and out == BY_TEXT + "\n"
+    code, out, _ = run(capsys, "--exps-json", exps_json, "--by", "split.unseen_library", "--format", "json")
+    assert json.loads(out) == {
+        "by": "split.unseen_library",
+        "models": ["conv1d", "baseline"],
+        "rows": {
+            "FluidR3_GM": {"conv1d": 0.7, "baseline": 0.3},
+            "TimGM6mb": {"conv1d": 0.8, "baseline": None},
+            "sf_GMbank": {"conv1d": 0.6, "baseline": 0.5},
+        },
+        "mean": {"conv1d": 0.7, "baseline": None},
+    }
+    code, out, _ = run(capsys, "--exps-json", exps_json, "--by", "split.unseen_library", "--format", "markdown")
+    assert out.splitlines()[:2] == ["| split.unseen_library | conv1d | baseline |", "|:--|--:|--:|"]
+    assert out.splitlines()[-1] == "| mean | 0.700 | n/a |"
+
+
+def test_by_refuses_conflicting_and_missing(capsys, tmp_path):
+    data = exp_show()
+    twin = copy.deepcopy(data[1]["experiments"][0]["revs"][0])
+    twin["name"] = "fluid2"
+    twin["data"]["metrics"]["metrics/conv1d.json"]["data"]["unseen_file_accuracy_mean"] = 0.71
+    data[1]["experiments"].append({"revs": [twin], "executor": None, "name": "fluid2"})
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(data))
+    code, _, err = run(capsys, "--exps-json", path, "--by", "split.unseen_library")
+    assert code == 1 and "error: experiments fluid and fluid2 both have split.unseen_library=FluidR3_GM but different metrics" in err
+    code, _, err = run(capsys, "--exps-json", path, "--by", "train.epochs")
+    assert code == 1 and "error: experiment main: no param 'train.epochs'" in err
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ("{", r"e\.json: not valid JSON"),
+        ('{"rev": "workspace"}', r"e\.json: expected the JSON list of dvc exp show --json, got dict"),
+        ("[1]", r"e\.json: not dvc exp show --json output"),
+        ('[{"rev": "workspace"}]', r"e\.json: no experiment has metrics/<model>\.json"),
+    ],
+)
+def test_bad_exp_show_json(capsys, tmp_path, data, match):
+    (tmp_path / "e.json").write_text(data)
+    code, _, err = run(capsys, "--exps-json", tmp_path / "e.json")
+    assert code == 1
+    with pytest.raises(DataError, match=match):
+        compare.compare(compare.parse_args(["--exps-json", str(tmp_path / "e.json")]))
+
+
+def test_a_broken_metrics_file_in_an_experiment_is_named(capsys, tmp_path):
+    data = exp_show()
+    data[1]["data"]["metrics"]["metrics/conv1d.json"] = {"error": {"msg": "Expecting value: line 1", "type": "JSONDecodeError"}}
+    (tmp_path / "e.json").write_text(json.dumps(data))
+    code, _, err = run(capsys, "--exps-json", tmp_path / "e.json")
+    assert code == 1 and err == f"error: {tmp_path / 'e.json'}: experiment main: metrics/conv1d.json: Expecting value: line 1\n"
+
+
+def test_exps_runs_dvc(monkeypatch, capsys):
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout=json.dumps(exp_show()), stderr="")
+
+    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    code, out, _ = run(capsys, "--exps", "--by", "split.unseen_library")
+    assert code == 0 and calls == [["dvc", "exp", "show", "--json"]] and out == BY_TEXT + "\n"
+
+
+# --------------------------------------------------------------------------- README and command line
+
+README = "# Project\n\n## Results\n<!-- results:start -->\nold table\n<!-- results:end -->\n\n## Layout\n"
+
+
+def test_readme_block_is_replaced(capsys, workspace, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    readme.chmod(0o644)
+    args = ("--metrics", workspace, "--readme", readme)
+    assert run(capsys, *args, "--check")[:2] == (1, "")
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and out == f"compare: {readme} updated\n"
+    assert readme.read_text() == README.replace("old table", f"\n{MARKDOWN}\n")
+    assert readme.stat().st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "metrics"]
+    assert run(capsys, *args, "--check")[:2] == (0, f"compare: {readme} up to date\n")
+    assert run(capsys, *args)[1] == f"compare: {readme} up to date\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("# no markers\n", "must contain the marker '<!-- results:start -->' exactly once, found 0"),
+        ("<!-- results:start -->\n", "'<!-- results:end -->' exactly once, found 0"),
+        ("<!-- results:end -->\n<!-- results:start -->\n", "must come after"),
+        ("<!-- results:start -->\n" * 2 + "<!-- results:end -->\n", "exactly once, found 2"),
+    ],
+)
+def test_readme_without_markers_is_named(capsys, workspace, tmp_path, text, match):
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    code, out, err = run(capsys, "--metrics", workspace, "--readme", readme)
+    assert code == 1 and out == "" and err.startswith(f"error: {readme}") and match in err
+    assert readme.read_text() == text
+
+
+def test_missing_readme(capsys, workspace, tmp_path):
+    code, _, err = run(capsys, "--metrics", workspace, "--readme", tmp_path / "NOPE.md")
+    assert code == 1 and err == f"error: README not readable: {tmp_path / 'NOPE.md'} (FileNotFoundError)\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--by", "split.unseen_library"], ["--check"], ["--rev", "HEAD", "--exps"], ["--format", "csv"]],
+)
+def test_bad_command_lines(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(argv)
+    assert exit_.value.code == 2 and "usage: instrclf compare" in capsys.readouterr().err
+
+
+def test_module_runs_as_a_script(workspace):
+    done = subprocess.run(
+        [sys.executable, "-m", "instrclf.compare", "--metrics", str(workspace), "--format", "markdown"],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0 and done.stdout == MARKDOWN + "\n"

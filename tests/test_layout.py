@@ -1,0 +1,277 @@
+"""instrclf.layout: each inter-stage file has one reader that refuses bad content with one DataError."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from instrclf import layout
+from instrclf.errors import DataError
+
+HEADER = "Path,Fold,Family,Instrument (abbr.)"
+GOOD_ROWS = ["Winds/Flute/b.wav,1,Winds,Fl", "Brass/Trombone/a.wav,0,Brass,Tbn"]
+
+
+def write_raw(root, rows, *, header=HEADER, audio=True):
+    """A raw folder: the metadata CSV from ``rows`` (CSV lines) and, with ``audio``, a file per row."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / layout.METADATA_FILE).write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    if audio:
+        for row in rows:
+            path = root / layout.AUDIO_DIR / row.split(",")[0]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"RIFF")
+    return root
+
+
+def test_read_metadata_sorts_and_types(tmp_path):
+    table = layout.read_metadata(write_raw(tmp_path / "raw", GOOD_ROWS))
+    assert list(table.columns) == ["Path", "fold", "family", "instrument", "library"]
+    assert list(table["Path"]) == ["Brass/Trombone/a.wav", "Winds/Flute/b.wav"]
+    assert list(table["fold"]) == [0, 1] and table["fold"].dtype.kind == "i"
+    assert list(table["library"]) == [layout.DEFAULT_LIBRARY] * 2  # no Library column: "default"
+    assert list(layout.labels_of(table, target="family")) == ["Brass", "Winds"]
+    assert list(layout.labels_of(table, target="instrument")) == ["Tbn", "Fl"]
+
+
+def test_read_metadata_keeps_the_library_column(tmp_path):
+    rows = [r + ",FluidR3_GM" for r in GOOD_ROWS]
+    table = layout.read_metadata(write_raw(tmp_path / "raw", rows, header=HEADER + ",Library"))
+    assert list(table["library"]) == ["FluidR3_GM", "FluidR3_GM"]
+
+
+BAD_ROWS = [
+    ("../escape.wav,0,Winds,Fl", "Path '../escape.wav' must be a relative path"),
+    ("/abs/x.wav,0,Winds,Fl", "Path '/abs/x.wav' must be a relative path"),
+    ("Winds\\x.wav,0,Winds,Fl", "must be a relative path"),
+    ("x/../../y.wav,0,Winds,Fl", "must be a relative path"),
+    ("Winds/Flute/b.wav,1,Winds,Fl", "Winds/Flute/b.wav is listed more than once"),
+    ("f7.wav,7,Winds,Fl", "f7.wav: Fold must be an integer in 0..4, got '7'"),
+    ("fx.wav,x,Winds,Fl", "fx.wav: Fold must be an integer in 0..4, got 'x'"),
+    ("f15.wav,1.5,Winds,Fl", "f15.wav: Fold must be an integer in 0..4, got '1.5'"),
+    ("fm.wav,-1,Winds,Fl", "got '-1'"),
+    ("g.wav,0,Strings,Guitar", "g.wav: instrument 'Guitar' is not one of TinySOL's"),
+    ("p.wav,0,Percussion,Fl", "p.wav: family 'Percussion' is not one of TinySOL's ['Brass', 'Keyboards', 'Strings', 'Winds']"),
+    ("m.wav,0,Brass,Fl", "m.wav: instrument Fl belongs to family Winds, not 'Brass'"),
+]
+
+
+@pytest.mark.parametrize(("row", "problem"), BAD_ROWS, ids=[r for r, _ in BAD_ROWS])
+def test_read_metadata_refuses_each_problem(tmp_path, row, problem):
+    raw = write_raw(tmp_path / "raw", [*GOOD_ROWS, row], audio=False)
+    with pytest.raises(DataError) as error:
+        layout.read_metadata(raw, check_audio=False)
+    message = str(error.value)
+    assert message.startswith(f"{raw / layout.METADATA_FILE}: bad metadata: ")
+    assert problem in message and "\n" not in message
+
+
+def test_read_metadata_lists_every_problem_in_one_error(tmp_path):
+    chosen = [BAD_ROWS[i] for i in (0, 4, 5, 6, 7, 9, 10, 11)]
+    raw = write_raw(tmp_path / "raw", [*GOOD_ROWS, *(r for r, _ in chosen)], audio=False)
+    message = str(pytest.raises(DataError, layout.read_metadata, raw).value)
+    for _, problem in chosen:
+        assert problem in message
+
+
+def test_read_metadata_caps_a_long_list(tmp_path):
+    raw = write_raw(tmp_path / "raw", [f"n{i}.wav,9,Winds,Fl" for i in range(25)], audio=False)
+    message = str(pytest.raises(DataError, layout.read_metadata, raw).value)
+    assert message.count("Fold must be") == 10 and message.endswith("; and 15 more")
+
+
+def test_read_metadata_refuses_a_bad_library_name(tmp_path):
+    raw = write_raw(tmp_path / "raw", ["a.wav,0,Winds,Fl,../lib"], header=HEADER + ",Library", audio=False)
+    with pytest.raises(DataError, match=r"a\.wav: Library '\.\./lib' must be a plain name"):
+        layout.read_metadata(raw, check_audio=False)
+
+
+def test_read_metadata_checks_audio(tmp_path):
+    raw = write_raw(tmp_path / "raw", GOOD_ROWS)
+    (raw / layout.AUDIO_DIR / "Winds/Flute/b.wav").unlink()
+    with pytest.raises(DataError, match=r"metadata\.csv: bad metadata: Winds/Flute/b\.wav is missing under .*audio$"):
+        layout.read_metadata(raw)
+    assert len(layout.read_metadata(raw, check_audio=False)) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (bytes(range(256)) * 8, r"not a readable CSV|missing column"),
+        (b"\x00\x01\x02\xff\xfe\n\x80\x81,\x82\n", r"not a readable CSV|missing column"),
+        (b"", r"not a readable CSV"),
+        (HEADER.encode() + b"\n", r"no rows"),
+        (b"Path,Fold,Family\na.wav,0,Winds\n", r"missing column\(s\) \['Instrument \(abbr\.\)'\]"),
+    ],
+    ids=["binary", "binary-lines", "empty", "header-only", "missing-column"],
+)
+def test_read_metadata_refuses_a_corrupt_csv(tmp_path, content, match):
+    (tmp_path / layout.METADATA_FILE).write_bytes(content)
+    with pytest.raises(DataError, match=match) as error:
+        layout.read_metadata(tmp_path, check_audio=False)
+    assert str(error.value).startswith(str(tmp_path / layout.METADATA_FILE))
+
+
+def test_read_metadata_names_a_missing_csv(tmp_path):
+    with pytest.raises(DataError, match=r"metadata file not found: .*TinySOL_metadata\.csv"):
+        layout.read_metadata(tmp_path)
+
+
+def test_write_metadata_round_trip(tmp_path):
+    rows = [
+        {"Path": "Winds/Flute/b.wav", "Fold": 1, "Family": "Winds", "Instrument (abbr.)": "Fl", "Library": "A"},
+        {"Path": "Brass/Trombone/a.wav", "Fold": 0, "Family": "Brass", "Instrument (abbr.)": "Tbn", "Library": "B"},
+    ]
+    path = layout.write_metadata(tmp_path, rows)
+    assert path.read_text(encoding="utf-8").splitlines()[0] == HEADER + ",Library"
+    table = layout.read_metadata(tmp_path, check_audio=False)
+    assert table.to_dict("records") == [
+        {"Path": "Brass/Trombone/a.wav", "fold": 0, "family": "Brass", "instrument": "Tbn", "library": "B"},
+        {"Path": "Winds/Flute/b.wav", "fold": 1, "family": "Winds", "instrument": "Fl", "library": "A"},
+    ]
+    with pytest.raises(DataError, match=r"got extra \['Colour'\]"):
+        layout.write_metadata(tmp_path, [{**rows[0], "Colour": "red"}])
+
+
+# --------------------------------------------------------------------------- index.csv
+
+
+def make_index(n=4) -> pd.DataFrame:
+    return pd.DataFrame({
+        "window": [f"Fl/n{i}_0.wav" for i in range(n)],
+        "Path": [f"Winds/Flute/n{i}.wav" for i in range(n)],
+        "instrument": "Fl",
+        "family": "Winds",
+        "library": "A",
+        "label": "Fl",
+        "fold": [i % 5 for i in range(n)],
+        "window_index": 0,
+    })
+
+
+def test_index_round_trip(tmp_path):
+    index = make_index()
+    layout.write_index(tmp_path, index.iloc[:, ::-1])  # any column order in, the fixed order out
+    back = layout.read_index(tmp_path)
+    assert list(back.columns) == list(layout.INDEX_COLUMNS)
+    pd.testing.assert_frame_equal(back, index, check_dtype=False)
+    assert back["fold"].dtype.kind == "i" and back["window_index"].dtype.kind == "i"
+    with pytest.raises(DataError, match=r"index rows lack column\(s\) \['label'\]"):
+        layout.write_index(tmp_path, index.drop(columns="label"))
+
+
+def _corrupt(index, column, row, value):
+    index = index.astype(str)
+    index.loc[row, column] = value
+    return index
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda i: i.drop(columns="label"), r"missing column\(s\) \['label'\]"),
+        (lambda i: _corrupt(i, "fold", 1, "5"), r"fold must be an integer in 0\.\.4, got e\.g\. '5'"),
+        (lambda i: _corrupt(i, "fold", 1, "one"), r"got e\.g\. 'one'"),
+        (lambda i: _corrupt(i, "window_index", 2, "-1"), r"window_index must be an integer >= 0, got e\.g\. '-1'"),
+        (lambda i: _corrupt(i, "window", 1, "Fl/n0_0.wav"), r"window 'Fl/n0_0\.wav' is listed twice"),
+        (lambda i: _corrupt(i, "window", 1, "../etc/passwd"), r"window '\.\./etc/passwd' is not a relative path"),
+        (lambda i: _corrupt(i, "label", 3, ""), r"empty 'label' in 1 row\(s\)"),
+        (lambda i: i.iloc[:0], r"no rows"),
+    ],
+    ids=["missing-column", "fold-5", "fold-text", "negative-position", "duplicate", "escape", "empty-label", "no-rows"],
+)
+def test_read_index_refuses_a_corrupt_index(tmp_path, change, match):
+    change(make_index()).to_csv(tmp_path / layout.INDEX_FILE, index=False)
+    with pytest.raises(DataError, match=match) as error:
+        layout.read_index(tmp_path)
+    assert str(error.value).startswith(str(tmp_path / layout.INDEX_FILE)) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_read_index_refuses_random_bytes(tmp_path, seed):
+    (tmp_path / layout.INDEX_FILE).write_bytes(np.random.default_rng(seed).bytes(3000))
+    with pytest.raises(DataError) as error:
+        layout.read_index(tmp_path)
+    assert str(error.value).startswith(str(tmp_path / layout.INDEX_FILE))
+
+
+def test_read_index_says_how_to_make_it(tmp_path):
+    with pytest.raises(DataError, match=r"run the clean stage first: dvc repro clean\) not found: .*index\.csv"):
+        layout.read_index(tmp_path)
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def make_predictions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "Path": ["Winds/Flute/a.wav", "Strings/Violin/b.wav", "Winds/Flute/c.wav"],
+        "library": ["A", "B", "A"],
+        "fold": [0, 1, 0],
+        "set": ["test", "unseen", "test"],
+        "label": ["Fl", "Vn", "Fl"],
+        "predicted": ["Fl", "Fl", "Vn"],
+        "n_windows": [2, 1, 3],
+        "p_Fl": [0.9, 0.6, 1 / 3],
+        "p_Vn": [0.1, 0.4, 2 / 3],
+    })
+
+
+def test_predictions_round_trip(tmp_path):
+    path = layout.write_predictions(tmp_path / "p" / "conv1d.csv", make_predictions())
+    table, labels = layout.read_predictions(path)
+    assert labels == ["Fl", "Vn"]
+    assert layout.probability_columns(labels) == ["p_Fl", "p_Vn"]
+    pd.testing.assert_frame_equal(table, make_predictions())  # floats exactly, ints as ints
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda t: t.assign(p_Vn=[0.1, float("nan"), 0.5]), r"probability columns must hold finite numbers"),
+        (lambda t: t.assign(p_Vn=["0.1", "high", "0.5"]), r"probability columns must hold finite numbers"),
+        (lambda t: t.assign(p_Vn=[0.1, float("inf"), 0.5]), r"probability columns must hold finite numbers"),
+        (lambda t: t.drop(columns="p_Vn"), r"label\(s\) \['Vn'\] have no p_<label> column"),
+        (lambda t: t.drop(columns=["p_Vn", "p_Fl"]), r"no probability columns"),
+        (lambda t: t.assign(fold=[0, 7, 0]), r"fold must be 0-4 and n_windows an integer >= 1"),
+        (lambda t: t.assign(n_windows=[2, 0, 1]), r"fold must be 0-4 and n_windows an integer >= 1"),
+        (lambda t: t.drop(columns="set"), r"missing column\(s\) \['set'\]"),
+    ],
+    ids=["nan", "text", "inf", "label-without-column", "no-columns", "fold", "n-windows", "missing-column"],
+)
+def test_read_predictions_refuses(tmp_path, change, match):
+    path = tmp_path / "conv1d.csv"
+    change(make_predictions()).to_csv(path, index=False)
+    with pytest.raises(DataError, match=match) as error:
+        layout.read_predictions(path)
+    assert str(error.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda t: t.drop(columns="label"), r"predictions lack column\(s\) \['label'\]"),
+        (lambda t: t.assign(p_Vn=[0.1, float("nan"), 0.5]), r"finite"),
+        (lambda t: t.drop(columns="p_Vn"), r"\['Vn'\] have no p_<label> column"),
+    ],
+    ids=["missing-column", "nan", "label-without-column"],
+)
+def test_write_predictions_refuses_what_read_would(tmp_path, change, match):
+    path = tmp_path / "conv1d.csv"
+    with pytest.raises(DataError, match=match):
+        layout.write_predictions(path, change(make_predictions()))
+    assert not path.exists()
+
+
+def test_read_predictions_names_a_missing_file(tmp_path):
+    with pytest.raises(DataError, match=r"predictions file not found: .*lstm\.csv"):
+        layout.read_predictions(tmp_path / "lstm.csv")
+
+
+@pytest.mark.parametrize("path", ["a.wav", "Winds/Flute/a b.wav", "x/y/z.flac"])
+def test_safe_path_accepts(path):
+    assert layout.safe_path(path)
+
+
+@pytest.mark.parametrize("path", ["", "/a.wav", "../a.wav", "a/../../b.wav", "a\\b.wav", "a/.."])
+def test_safe_path_refuses(path):
+    assert not layout.safe_path(path)

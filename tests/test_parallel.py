@@ -1,0 +1,133 @@
+"""Tests of instrclf.parallel.process_map: order, errors, in-process work, no orphaned workers."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from instrclf import parallel
+from instrclf.errors import ParameterError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_STATE = {}
+
+
+def square_after(x):
+    """x**2, the later items faster, so a pool finishes them out of order."""
+    time.sleep(0.002 * (20 - x % 20))
+    return x * x
+
+
+def pid_of(_):
+    return os.getpid()
+
+
+def fail_on_seven(x):
+    if x == 7:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def remember(value):
+    _STATE["value"] = value
+
+
+def recall(_):
+    return _STATE.get("value"), os.getpid()
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_results_keep_the_order_of_the_items(jobs):
+    items = list(range(40))
+    assert parallel.process_map(square_after, items, jobs=jobs, progress=False) == [x * x for x in items]
+
+
+def test_empty_work_gives_an_empty_list():
+    assert parallel.process_map(square_after, [], jobs=2, progress=False) == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_worker_exception_propagates(jobs):
+    with pytest.raises(ValueError, match="bad item 7"):
+        parallel.process_map(fail_on_seven, range(20), jobs=jobs, progress=False)
+
+
+def test_one_job_runs_in_this_process_with_its_initializer():
+    _STATE.clear()
+    try:
+        results = parallel.process_map(recall, range(3), jobs=1, initializer=remember, initargs=("here",), progress=False)
+        assert results == [("here", os.getpid())] * 3
+    finally:
+        _STATE.clear()
+
+
+def test_workers_run_the_initializer_in_other_processes():
+    _STATE.clear()
+    results = parallel.process_map(recall, range(8), jobs=2, initializer=remember, initargs=("there",), chunksize=1, progress=False)
+    assert {value for value, _ in results} == {"there"}
+    assert os.getpid() not in {pid for _, pid in results}
+    assert "value" not in _STATE
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_bad_jobs_are_named(bad):
+    with pytest.raises(ParameterError, match=f"jobs must be an integer >= 1, got {bad!r}"):
+        parallel.process_map(square_after, range(3), jobs=bad, progress=False)
+
+
+def gone(pid: int) -> bool:
+    """Whether a process no longer runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+PARENT = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from instrclf import parallel
+
+    def hang(i):
+        Path(sys.argv[1], str(os.getpid())).write_text("")
+        time.sleep(120)
+
+    if __name__ == "__main__":
+        parallel.process_map(hang, range(2), jobs=2, chunksize=1, progress=False)
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers die with their parent only on Linux (prctl)")
+def test_workers_die_when_their_parent_is_killed(tmp_path):
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(pids)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while len(list(pids.iterdir())) < 2:
+            assert parent.poll() is None, "the parent exited before its workers started"
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        workers = [int(p.name) for p in pids.iterdir()]
+        assert parent.pid not in workers and not any(gone(pid) for pid in workers)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while not all(gone(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(gone(pid) for pid in workers), f"workers {workers} outlived their killed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

@@ -1,0 +1,157 @@
+"""Cross-validated prediction with fold models and their averaging ensemble (instrclf.predict)."""
+
+import keras
+import numpy as np
+import pytest
+from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings
+
+from instrclf import data, layout, models, predict, settings
+from instrclf.errors import DataError
+
+LABELS = ["Fl", "Tbn", "Vn"]
+P = layout.probability_columns(LABELS)
+CLEAN, FEATURES = tiny_settings()
+FOLDS = (0, 1)
+
+
+def save_fold_model(path, fold, *, seed, name="baseline", **card_changes):
+    """An untrained fold model (its own random weights) saved with its card."""
+    keras.utils.set_random_seed(seed)
+    front = models.frontend(clean=CLEAN, features=FEATURES)
+    back = models.backend(
+        name, config=settings.model_config(TINY_PARAMS, name), input_shape=front.output_shape[1:],
+        n_classes=len(LABELS), fold=fold,
+    )
+    card = tiny_card(name, **({"labels": LABELS, "test_folds": [fold]} | card_changes))
+    models.save(models.assemble(front, [back], name=name), path, card=card)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clean_dir(tmp_path_factory):
+    return make_clean_dir(tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture(scope="module")
+def fold_paths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    return {f: save_fold_model(folder / f"baseline-{f}.keras", f, seed=10 + f) for f in FOLDS}
+
+
+@pytest.fixture(scope="module")
+def result(clean_dir, fold_paths):
+    return predict.run("baseline", paths=fold_paths, clean_dir=clean_dir, unseen_library="B")
+
+
+def note_probs(model, clean_dir, windows):
+    """Each note's mean window probability by ``model`` on raw audio: {Path: probs}."""
+    x = data.load_windows(clean_dir, windows, n_samples=CLEAN.window_length)
+    p = model.predict(x, verbose=0)
+    return {path: p[(windows["Path"] == path).to_numpy()].mean(axis=0) for path in sorted(set(windows["Path"]))}
+
+
+@pytest.fixture(scope="module")
+def independent(clean_dir, fold_paths):
+    """Every fold model's per-note probabilities on every note, computed with plain Keras from raw audio."""
+    index = layout.read_index(clean_dir)
+    return {f: note_probs(keras.models.load_model(p), clean_dir, index) for f, p in fold_paths.items()}
+
+
+def test_each_test_note_is_predicted_once_by_its_own_fold_model(clean_dir, result, independent):
+    index = layout.read_index(clean_dir)
+    test = result["predictions"].query("set == 'test'")
+    expected = index[(index["library"] == "A") & index["fold"].isin(FOLDS)]
+    assert sorted(test["Path"]) == sorted(set(expected["Path"]))  # each once, nothing of library B
+    assert set(test["library"]) == {"A"}
+    differs = 0
+    for row in test.itertuples():
+        own, other = independent[row.fold][row.Path], independent[1 - row.fold][row.Path]
+        np.testing.assert_allclose(test.loc[row.Index, P].to_numpy(float), own, rtol=1e-5, atol=1e-6)
+        differs += not np.allclose(own, other, rtol=1e-3)
+        assert row.n_windows == 2 and row.predicted == LABELS[int(np.argmax(own))]
+    assert differs == len(test)  # the fold models disagree, so the check above tells them apart
+
+
+def test_unseen_library_is_predicted_by_the_mean_of_the_fold_models(clean_dir, result, independent):
+    index = layout.read_index(clean_dir)
+    unseen = result["predictions"].query("set == 'unseen'")
+    assert sorted(unseen["Path"]) == sorted(set(index.loc[index["library"] == "B", "Path"]))
+    assert set(unseen["fold"]) == set(range(5))  # every fold of the unseen library
+    for row in unseen.itertuples():
+        mean = np.mean([independent[f][row.Path] for f in FOLDS], axis=0)
+        np.testing.assert_allclose(unseen.loc[row.Index, P].to_numpy(float), mean, rtol=1e-5, atol=1e-6)
+    # The ensemble handed back computes that mean from raw audio.
+    windows = index[index["library"] == "B"].reset_index(drop=True)
+    for path, probs in note_probs(result["model"], clean_dir, windows).items():
+        np.testing.assert_allclose(probs, np.mean([independent[f][path] for f in FOLDS], axis=0), rtol=1e-5, atol=1e-6)
+    assert result["card"].test_folds == list(FOLDS)
+
+
+def test_the_ensemble_saves_and_reloads(tmp_path, clean_dir, result):
+    path = tmp_path / "baseline.keras"
+    models.save(result["model"], path, card=result["card"])
+    loaded, card = models.load(path)
+    assert card == result["card"] and card.test_folds == [0, 1]
+    x = data.load_windows(clean_dir, layout.read_index(clean_dir).head(4), n_samples=CLEAN.window_length)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result["model"].predict(x, verbose=0), rtol=1e-6)
+
+
+def test_figures_per_fold_and_for_the_ensemble(result):
+    predictions, results = result["predictions"], result["results"]
+    assert set(results["folds"]) == {"0", "1"} and results["unseen_library"] == "B"
+    figure_keys = {"file_accuracy", "window_accuracy", "macro_f1", "roc_auc_macro", "roc_auc_micro", "n_files", "n_windows"}
+    for fold, figures in results["folds"].items():
+        assert set(figures) == figure_keys | {f"unseen_{k}" for k in figure_keys}
+        mine = predictions[(predictions["set"] == "test") & (predictions["fold"] == int(fold))]
+        assert figures["n_files"] == len(mine) == 6 and figures["n_windows"] == 12
+        assert figures["file_accuracy"] == pytest.approx(np.mean(mine["label"] == mine["predicted"]))
+        assert figures["unseen_n_files"] == 30
+    assert set(results["ensemble"]) == {f"unseen_{k}" for k in figure_keys}
+    unseen = predictions[predictions["set"] == "unseen"]
+    assert results["ensemble"]["unseen_file_accuracy"] == pytest.approx(np.mean(unseen["label"] == unseen["predicted"]))
+
+
+def test_one_library_predicts_test_folds_only_with_a_note(tmp_path):
+    clean_dir = make_clean_dir(tmp_path / "clean", libraries=("default",))
+    paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, unseen_library=None) for f in FOLDS}
+    out = predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+    assert set(out["predictions"]["set"]) == {"test"} and len(out["predictions"]) == 12
+    assert "one library (default)" in out["results"]["unseen_note"]
+    assert "ensemble" not in out["results"] and out["results"]["unseen_library"] is None
+    assert not any(k.startswith("unseen_") for k in out["results"]["folds"]["0"])
+
+
+# --------------------------------------------------------------------------- refused
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"clean": CLEAN.model_copy(update={"threshold_db": -50.0})}, "was trained with other settings than"),
+        ({"features": FEATURES.model_copy(update={"hop_length": 100})}, "was trained with other settings than"),
+        ({"labels": ["Fl", "Tbn", "Vc"]}, "was trained with other settings than"),
+        ({"seed": 8}, "was trained with other settings than"),
+        ({"config": {"l2": 0.5}}, "was trained with other settings than"),
+        ({"test_folds": [0]}, r"baseline-1.keras: its card says test fold\(s\) \[0\], expected \[1\]"),
+    ],
+)
+def test_fold_models_that_disagree_are_refused(tmp_path, clean_dir, fold_paths, changes, match):
+    paths = dict(fold_paths)
+    paths[1] = tmp_path / "baseline-1.keras"
+    paths[1].write_bytes(fold_paths[1].read_bytes())
+    card = tiny_card("baseline", labels=LABELS, test_folds=[1]).model_copy(update=changes)
+    models.card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
+    with pytest.raises(DataError, match=match):
+        predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+
+
+def test_labels_other_than_the_datas_are_refused(tmp_path, clean_dir):
+    paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, labels=["Fl", "Ob", "Vn"]) for f in FOLDS}
+    with pytest.raises(DataError, match=r"labels \['Fl', 'Ob', 'Vn'\] differ from the clean data's \['Fl', 'Tbn', 'Vn'\]"):
+        predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+
+
+@pytest.mark.parametrize("unseen_library", [None, "A"])
+def test_another_unseen_library_than_the_models_was_trained_without_is_refused(clean_dir, fold_paths, unseen_library):
+    with pytest.raises(DataError, match=f"trained without library 'B', not {unseen_library!r}: retrain"):
+        predict.run("baseline", paths=fold_paths, clean_dir=clean_dir, unseen_library=unseen_library)

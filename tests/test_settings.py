@@ -1,0 +1,278 @@
+"""instrclf.settings: every section refuses bad values with one line naming key, value and what is allowed."""
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+from instrclf import settings
+from instrclf.errors import ParameterError
+from instrclf.settings import (
+    BaselineConfig,
+    CleanSettings,
+    Conv1dConfig,
+    Conv2dConfig,
+    DataSettings,
+    FeatureSettings,
+    LocalSettings,
+    LstmConfig,
+    SoundfontSettings,
+    SplitSettings,
+    TinysolSettings,
+    TrainSettings,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = settings.load(ROOT / "params.yaml")
+
+CLASSES = (
+    DataSettings, TinysolSettings, SoundfontSettings, LocalSettings, CleanSettings, FeatureSettings,
+    SplitSettings, TrainSettings, Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig,
+)
+
+# (class, location inside its section, bad value, the path shown, what the message says is allowed)
+UNKNOWN = [
+    (DataSettings, ("sorce",), "soundfont", "data.sorce", "'source'"),
+    (DataSettings, ("soundfont", "snr"), [40, 70], "data.soundfont.snr", "'snr_db'"),
+    (TinysolSettings, ("base_ur",), "https://x", "data.tinysol.base_ur", "'base_url'"),
+    (SoundfontSettings, ("snr_d",), [40, 70], "data.soundfont.snr_d", "'snr_db'"),
+    (LocalSettings, ("pth",), "data/own", "data.local.pth", "'path'"),
+    (CleanSettings, ("delta_tim",), 1.0, "clean.delta_tim", "'delta_time'"),
+    (FeatureSettings, ("n_mel",), 128, "features.n_mel", "'n_mels'"),
+    (SplitSettings, ("test_fold",), [0], "split.test_fold", "'test_folds'"),
+    (TrainSettings, ("epoch",), 12, "train.epoch", "'epochs'"),
+    (Conv1dConfig, ("kernel_sizes",), 4, "models.conv1d.kernel_sizes", "'kernel_size'"),
+    (Conv2dConfig, ("kernel_size",), 3, "models.conv2d.kernel_size", "'kernel_sizes'"),
+    (LstmConfig, ("unit",), 32, "models.lstm.unit", "'units'"),
+    (BaselineConfig, ("l1",), 0.1, "models.baseline.l1", "'l2'"),
+]
+WRONG_TYPE = [
+    (DataSettings, ("source",), 3, "data.source", "'soundfont', 'tinysol' or 'local'"),
+    (TinysolSettings, ("md5",), ["abc"], "data.tinysol.md5", "must be a mapping"),
+    (SoundfontSettings, ("libraries",), "TimGM6mb", "data.soundfont.libraries", "valid list"),
+    (SoundfontSettings, ("snr_db",), [40, "x"], "data.soundfont.snr_db[1]", "valid number"),
+    (LocalSettings, ("path",), 3, "data.local.path", "valid string"),
+    (CleanSettings, ("sample_rate",), "16k", "clean.sample_rate", "valid integer"),
+    (FeatureSettings, ("n_mels",), "128", "features.n_mels", "valid integer"),
+    (SplitSettings, ("test_folds",), 0, "split.test_folds", "valid list"),
+    (TrainSettings, ("models",), "conv1d", "train.models", "valid list"),
+    (Conv1dConfig, ("filters",), 8, "models.conv1d.filters", "valid list"),
+    (Conv2dConfig, ("dense",), "64", "models.conv2d.dense", "valid integer"),
+    (LstmConfig, ("dense",), 64, "models.lstm.dense", "valid list"),
+    (BaselineConfig, ("l2",), [0.1], "models.baseline.l2", "valid number"),
+]
+OUT_OF_RANGE = [
+    (DataSettings, ("target",), "genre", "data.target", "'instrument' or 'family'"),
+    (DataSettings, ("soundfont", "snr_db"), [40, 200], "data.soundfont.snr_db", "[-20, 120]"),
+    (TinysolSettings, ("base_url",), "ftp://x", "data.tinysol.base_url", "match pattern"),
+    (TinysolSettings, ("md5", "TinySOL.tar.gz"), "xyz", "data.tinysol.md5.TinySOL.tar.gz", "match pattern"),
+    (SoundfontSettings, ("sample_rate",), 100, "data.soundfont.sample_rate", "greater than or equal to 8000"),
+    (SoundfontSettings, ("note_seconds",), [2.2, 0.8], "data.soundfont.note_seconds", "min must be <= max"),
+    (LocalSettings, ("path",), "", "data.local.path", "at least 1 character"),
+    (CleanSettings, ("delta_time",), 100000, "clean.delta_time", "less than or equal to 10"),
+    (CleanSettings, ("threshold_db",), 3.0, "clean.threshold_db", "less than 0"),
+    (FeatureSettings, ("n_mels",), 4, "features.n_mels", "greater than or equal to 8"),
+    (SplitSettings, ("test_folds",), [0, 5], "split.test_folds[1]", "less than 5"),
+    (SplitSettings, ("test_folds",), [1, 1], "split.test_folds", "unique"),
+    (TrainSettings, ("epochs",), 0, "train.epochs", "greater than or equal to 1"),
+    (TrainSettings, ("models",), ["gru"], "train.models[0]", "'conv1d', 'conv2d', 'lstm' or 'baseline'"),
+    (Conv1dConfig, ("dropout",), 1.0, "models.conv1d.dropout", "less than 1"),
+    (Conv2dConfig, ("l2",), -0.1, "models.conv2d.l2", "greater than or equal to 0"),
+    (LstmConfig, ("dense",), [64], "models.lstm.dense", "at least 2 items"),
+    (BaselineConfig, ("l2",), 2, "models.baseline.l2", "less than or equal to 1"),
+]
+BOOL_FOR_INT = [
+    (SoundfontSettings, ("sample_rate",), True, "data.soundfont.sample_rate", "valid integer"),
+    (CleanSettings, ("sample_rate",), True, "clean.sample_rate", "valid integer"),
+    (FeatureSettings, ("hop_length",), False, "features.hop_length", "valid integer"),
+    (SplitSettings, ("test_folds",), [True], "split.test_folds[0]", "valid integer"),
+    (TrainSettings, ("epochs",), True, "train.epochs", "valid integer"),
+    (Conv1dConfig, ("kernel_size",), True, "models.conv1d.kernel_size", "valid integer"),
+    (Conv2dConfig, ("filters",), [8, True, 16, 32, 32], "models.conv2d.filters[1]", "valid integer"),
+    (LstmConfig, ("units",), True, "models.lstm.units", "valid integer"),
+    (BaselineConfig, ("l2",), True, "models.baseline.l2", "valid number"),
+]
+FLOAT_FOR_INT = [
+    (SoundfontSettings, ("string_span_semitones",), 24.0, "data.soundfont.string_span_semitones", "valid integer"),
+    (CleanSettings, ("sample_rate",), 16000.0, "clean.sample_rate", "valid integer"),
+    (FeatureSettings, ("n_fft",), 512.0, "features.n_fft", "valid integer"),
+    (SplitSettings, ("test_folds",), [0.0], "split.test_folds[0]", "valid integer"),
+    (TrainSettings, ("epochs",), 0.0, "train.epochs", "valid integer"),
+    (Conv1dConfig, ("dense",), 64.0, "models.conv1d.dense", "valid integer"),
+    (Conv2dConfig, ("kernel_sizes",), [7, 5, 3.0, 3, 3], "models.conv2d.kernel_sizes[2]", "valid integer"),
+    (LstmConfig, ("head",), 32.0, "models.lstm.head", "valid integer"),
+]
+STRING_FOR_FLOAT = [
+    (SoundfontSettings, ("detune_cents",), "1e-3", "data.soundfont.detune_cents", "valid number"),
+    (CleanSettings, ("delta_time",), "1e-3", "clean.delta_time", "valid number"),
+    (TrainSettings, ("learning_rate",), "1e-3", "train.learning_rate", "valid number"),
+    (Conv1dConfig, ("l2",), "1e-3", "models.conv1d.l2", "valid number"),
+    (Conv2dConfig, ("dropout",), "1e-3", "models.conv2d.dropout", "valid number"),
+    (LstmConfig, ("l2",), "1e-3", "models.lstm.l2", "valid number"),
+    (BaselineConfig, ("l2",), "1e-3", "models.baseline.l2", "valid number"),
+]
+
+
+def good(cls) -> dict:
+    """A deep copy of the class's section of the real params.yaml."""
+    return copy.deepcopy(settings.lookup(PARAMS, cls.KEY))
+
+
+def with_value(cls, loc, value) -> dict:
+    section = good(cls)
+    target = section
+    for part in loc[:-1]:
+        target = target[part]
+    target[loc[-1]] = value
+    return section
+
+
+def _id(case):
+    return f"{case[0].__name__}-{case[3]}={case[2]!r}"
+
+
+def test_every_class_is_covered():
+    for cases in (UNKNOWN, WRONG_TYPE, OUT_OF_RANGE):
+        assert {c[0] for c in cases} == set(CLASSES)
+    ints = {c for c in CLASSES if any(f.annotation is not None and "int" in str(f.annotation) for f in c.model_fields.values())}
+    assert ints - {DataSettings} <= {c[0] for c in BOOL_FOR_INT + FLOAT_FOR_INT}
+
+
+@pytest.mark.parametrize("case", UNKNOWN + WRONG_TYPE + OUT_OF_RANGE + BOOL_FOR_INT + FLOAT_FOR_INT + STRING_FOR_FLOAT, ids=_id)
+def test_bad_values_are_refused_naming_path_value_and_allowed(case):
+    cls, loc, value, path, allowed = case
+    with pytest.raises(ParameterError) as error:
+        cls.from_params(with_value(cls, loc, value))
+    message = str(error.value)
+    assert "\n" not in message
+    element = re.search(r"\[(\d+)\]$", path)
+    shown = value[int(element[1])] if element else value  # a bad list entry is shown alone
+    assert f"{path} = {shown!r}: " in message
+    assert allowed in message
+
+
+@pytest.mark.parametrize("case", UNKNOWN, ids=_id)
+def test_unknown_keys_list_the_keys_of_their_own_section(case):
+    cls, loc, value, path, allowed = case
+    message = str(pytest.raises(ParameterError, cls.from_params, with_value(cls, loc, value)).value)
+    assert message.startswith(f"{path} = {value!r}: unknown key; allowed: [")
+    assert allowed in message.split("allowed:")[1]
+
+
+@pytest.mark.parametrize(
+    ("cls", "key"), [(cls, key) for cls in CLASSES for key in cls.model_fields], ids=lambda v: getattr(v, "__name__", v)
+)
+def test_missing_keys_are_named(cls, key):
+    section = good(cls)
+    del section[key]
+    with pytest.raises(ParameterError, match=rf"^{cls.KEY}\.{key}: missing \(required\)$"):
+        cls.from_params(section)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_real_params_validate(cls):
+    value = settings.section(PARAMS, cls)
+    assert isinstance(value, cls)
+    with pytest.raises(Exception):  # frozen: a stage cannot change a setting behind the others' back
+        setattr(value, next(iter(cls.model_fields)), None)
+
+
+def test_real_params_give_the_documented_values():
+    assert settings.seed(PARAMS) == PARAMS["seed"]
+    train = settings.section(PARAMS, TrainSettings)
+    for name in train.models:
+        assert settings.model_config(PARAMS, name) == settings.MODEL_CONFIGS[name].from_params(PARAMS["models"][name])
+    soundfont = settings.section(PARAMS, DataSettings).soundfont
+    assert soundfont.snr_db == tuple(PARAMS["data"]["soundfont"]["snr_db"])
+    clean = settings.section(PARAMS, CleanSettings)
+    assert clean.window_length == round(clean.sample_rate * clean.delta_time)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("value", [[1, 2], "x", 3])
+def test_a_section_that_is_not_a_mapping(cls, value):
+    with pytest.raises(ParameterError, match=rf"^{re.escape(cls.KEY)} must be a mapping, got {re.escape(repr(value))}$"):
+        cls.from_params(value)
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"warmup_epochs": 12.0}, r"^train: warmup_epochs \(12.0\) must be < epochs \(12\)$"),
+        ({"models": ["lstm", "lstm"]}, r"^train.models = \['lstm', 'lstm'\]: entries must be unique$"),
+    ],
+)
+def test_checks_across_keys_name_both(section, match):
+    with pytest.raises(ParameterError, match=match):
+        TrainSettings.from_params({**good(TrainSettings), **section})
+
+
+def test_cross_key_checks_of_other_sections():
+    with pytest.raises(ParameterError, match=r"^features: win_length \(600\) must be <= n_fft \(512\)$"):
+        FeatureSettings.from_params({**good(FeatureSettings), "win_length": 600})
+    with pytest.raises(ParameterError, match=r"filters and kernel_sizes must have the same length, got 5 and 4"):
+        Conv2dConfig.from_params({**good(Conv2dConfig), "kernel_sizes": [7, 5, 3, 3]})
+    with pytest.raises(ParameterError, match=r"md5 lacks \['TinySOL_metadata.csv'\]"):
+        TinysolSettings.from_params({**good(TinysolSettings), "md5": {"TinySOL.tar.gz": "0" * 32}})
+
+
+def test_several_problems_in_one_line():
+    message = str(pytest.raises(ParameterError, TrainSettings.from_params, {**good(TrainSettings), "epoch": 1, "epochs": True}).value)
+    assert "train.epoch = 1: unknown key" in message and "train.epochs = True" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("folds", [[0, 0], [5], [0, 1, 2, 3, 4, 0], [], [-1]])
+def test_split_test_folds_refused(folds):
+    with pytest.raises(ParameterError, match=r"^split\.test_folds"):
+        SplitSettings.from_params({"test_folds": folds, "unseen_library": None})
+
+
+@pytest.mark.parametrize("test_fold", range(5))
+def test_folds_of(test_fold):
+    validation, training = SplitSettings.folds_of(test_fold)
+    assert validation == (test_fold + 1) % 5
+    assert len(training) == 3 and list(training) == sorted(training)
+    assert {test_fold, validation, *training} == set(range(5))
+
+
+@pytest.mark.parametrize("test_fold", [5, -1, True, 1.0, "0"])
+def test_folds_of_refuses(test_fold):
+    with pytest.raises(ParameterError, match=rf"test fold must be an integer in 0..4, got {test_fold!r}"):
+        SplitSettings.folds_of(test_fold)
+
+
+@pytest.mark.parametrize("value", [True, -1, 2**32, 1.0, "42", None])
+def test_seed_refused(value):
+    with pytest.raises(ParameterError, match=rf"^seed must be an integer in 0..4294967295, got {value!r}$"):
+        settings.seed({"seed": value})
+
+
+def test_missing_keys_and_models():
+    with pytest.raises(ParameterError, match=r"no key 'seed'"):
+        settings.seed({})
+    with pytest.raises(ParameterError, match=r"no key 'models.lstm'"):
+        settings.model_config({"models": {}}, "lstm")
+    with pytest.raises(ParameterError, match=r"model must be one of \['conv1d', 'conv2d', 'lstm', 'baseline'\], got 'gru'"):
+        settings.model_config(PARAMS, "gru")
+    with pytest.raises(ParameterError, match=r"no key 'data.soundfont'"):
+        settings.lookup({"data": 1}, "data.soundfont")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (None, r"params file not found: .*params\.yaml$"),
+        ("a: [1\n", r"params\.yaml is not valid YAML: "),
+        ("- 1\n- 2\n", r"params\.yaml must hold a mapping, got list$"),
+        ("", r"params\.yaml must hold a mapping, got NoneType$"),
+    ],
+    ids=["missing", "bad-yaml", "list", "empty"],
+)
+def test_load_errors_are_one_line(tmp_path, text, match):
+    path = tmp_path / "params.yaml"
+    if text is not None:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ParameterError, match=match) as error:
+        settings.load(path)
+    assert "\n" not in str(error.value)

@@ -1,0 +1,99 @@
+"""Tests of the ``local`` source: your own folder in TinySOL's layout, checked, then linked or copied."""
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+from synthetic import RAW_ROWS, make_raw_dir
+
+from instrclf import layout, settings, sources
+from instrclf.errors import DataError, ParameterError
+from instrclf.sources import local
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_settings(path) -> settings.DataSettings:
+    params = settings.load(REPO / "params.yaml")
+    params["data"].update(source="local", local={"path": str(path)})
+    return settings.section(params, settings.DataSettings)
+
+
+def test_a_good_folder_becomes_the_raw_folder(tmp_path):
+    own = make_raw_dir(tmp_path / "own")
+    (own / "audio" / "notes.txt").write_text("not listed: not copied")
+    figures = sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
+    raw = tmp_path / "raw"
+    assert (raw / layout.METADATA_FILE).read_bytes() == (own / layout.METADATA_FILE).read_bytes()
+    for path, *_ in RAW_ROWS:
+        assert (raw / "audio" / path).read_bytes() == (own / "audio" / path).read_bytes()
+    assert not (raw / "audio" / "notes.txt").exists()
+    assert figures["rows"] == len(RAW_ROWS) and figures["folds"] == 3 and figures["libraries"] == 1
+    assert figures["files_linked"] + figures["files_copied"] == len(RAW_ROWS)
+
+
+def test_files_are_hard_linked_on_the_same_filesystem(tmp_path):
+    own = make_raw_dir(tmp_path / "own")
+    figures = local.copy(own, tmp_path / "raw")
+    assert figures == {"files_linked": len(RAW_ROWS), "files_copied": 0}
+    path = RAW_ROWS[0][0]
+    assert os.path.samefile(own / "audio" / path, tmp_path / "raw" / "audio" / path)
+
+
+def test_files_are_copied_where_links_are_refused(tmp_path, monkeypatch):
+    def refuse(src, dst, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", refuse)
+    own = make_raw_dir(tmp_path / "own")
+    assert local.copy(own, tmp_path / "raw") == {"files_linked": 0, "files_copied": len(RAW_ROWS)}
+    path = RAW_ROWS[1][0]
+    assert not os.path.samefile(own / "audio" / path, tmp_path / "raw" / "audio" / path)
+    assert (own / "audio" / path).read_bytes() == (tmp_path / "raw" / "audio" / path).read_bytes()
+
+
+def test_a_missing_folder_is_named_before_any_work(tmp_path):
+    with pytest.raises(DataError, match=f"data.local.path: {tmp_path / 'nowhere'} does not exist") as info:
+        sources.fetch(data_settings(tmp_path / "nowhere"), seed=1, out_dir=tmp_path / "raw")
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_is_not_a_folder(tmp_path):
+    (tmp_path / "own.csv").write_text("Path\n")
+    with pytest.raises(DataError, match="own.csv is not a folder"):
+        local.check(tmp_path / "own.csv")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "expected"),
+    [
+        (lambda own: (own / layout.METADATA_FILE).unlink(), "metadata file not found"),
+        (lambda own: (own / layout.METADATA_FILE).write_text("Path,Fold\nx.wav,0\n"), r"missing column\(s\) \['Family'"),
+        (lambda own: (own / layout.METADATA_FILE).write_bytes(b"\xff\xfe\x00garbage"), "not a readable CSV"),
+        (lambda own: (own / "audio" / RAW_ROWS[2][0]).unlink(), f"{RAW_ROWS[2][0]} is missing"),
+        (lambda own: (own / layout.METADATA_FILE).write_text(
+            "Path,Fold,Family,Instrument (abbr.)\nWinds/Flute/ordinario/Fl-ord-C4-mf-N-N.wav,7,Winds,Fl\n"), "Fold must be"),
+    ],
+    ids=["no-csv", "bad-columns", "not-csv", "missing-audio", "bad-fold"],
+)
+def test_a_folder_out_of_layout_is_named_in_one_line(tmp_path, spoil, expected):
+    own = make_raw_dir(tmp_path / "own")
+    spoil(own)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "keep.txt").write_text("old run")
+    with pytest.raises(DataError, match=expected) as info:
+        sources.fetch(data_settings(own), seed=1, out_dir=raw)
+    message = str(info.value)
+    assert message.startswith(f"data.local.path: {own} is not in TinySOL's layout") and "\n" not in message
+    assert [p.name for p in raw.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["own", "raw"]
+
+
+def test_the_output_folder_cannot_be_the_source(tmp_path):
+    own = make_raw_dir(tmp_path / "raw")
+    with pytest.raises(ParameterError, match="is the download output"):
+        sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
+    assert (own / layout.METADATA_FILE).is_file()

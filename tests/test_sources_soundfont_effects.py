@@ -1,0 +1,123 @@
+"""Tests of the soundfont source's variation and effects (no synthesiser needed)."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from synthetic import soundfont_settings
+
+from instrclf.sources.soundfont import effects as E
+from instrclf.sources.soundfont.plan import Note
+
+
+def test_time_warp_shifts_pitch():
+    x = np.arange(1000, dtype=float)
+    assert np.allclose(E.time_warp(x, cents=np.zeros(500)), x[:500])
+    assert np.allclose(E.time_warp(x, cents=np.full(400, 1200.0)), x[:800:2])
+
+
+def test_colored_noise_has_unit_rms_and_its_colour():
+    rng = np.random.default_rng(0)
+    white = E.colored_noise(44100, rng=rng, sample_rate=44100, color=0.0)
+    pink = E.colored_noise(44100, rng=rng, sample_rate=44100, color=1.0)
+    assert np.sqrt(np.mean(white**2)) == pytest.approx(1.0)
+
+    def low_share(x):
+        p = np.abs(np.fft.rfft(x)) ** 2
+        return p[:1000].sum() / p.sum()  # below 1 kHz
+
+    assert low_share(pink) > 3 * low_share(white)
+
+
+def test_body_gain_peaks_where_the_body_resonates():
+    freqs = np.array([100.0, 275.0, 275.0 * 0.82, 5000.0])
+    violin = E.body_gain(freqs, scale=1.0, gain_db=8)
+    viola = E.body_gain(freqs, scale=0.82, gain_db=8)
+    assert 20 * np.log10(violin[1]) == pytest.approx(8, abs=1)
+    assert viola[2] > viola[1] and violin[1] > violin[2]
+    assert np.allclose(E.body_gain(freqs, scale=1.0, gain_db=0), 1.0)
+
+
+def sine_raw(seconds=1.0, hz=440.0, sr=44100):
+    t = np.arange(round(seconds * sr)) / sr
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def quiet(**changes) -> E.Variation:
+    """A variation with no room, tilt, body or vibrato; a fixed SNR and onset."""
+    fields = dict(
+        on_frames=30000, off_frames=4410, onset_frames=8820, detune_cents=0.0, vibrato_cents=0.0,
+        vibrato_hz=5.0, vibrato_phase=0.0, level_db=-12.0, reverb_seconds=0.1, reverb_mix=0.0,
+        snr_db=20.0, noise_color=0.0, tilt_db_per_octave=0.0, body_scale=0.0, body_db=0.0, noise_seed=0,
+    )
+    return E.Variation(**(fields | changes))
+
+
+@pytest.mark.parametrize("snr_db", [10.0, 25.0])
+def test_noise_sits_at_the_requested_snr_over_the_whole_file(snr_db):
+    v = quiet(snr_db=snr_db)
+    y = E.finish(sine_raw(), variation=v, sample_rate=44100)
+    assert len(y) == v.frames
+    onset = y[: v.onset_frames - 100]  # room noise only
+    held = y[v.onset_frames + 100 : v.onset_frames + v.on_frames]
+    measured = 20 * np.log10(np.sqrt(np.mean(held**2)) / np.sqrt(np.mean(onset**2)))
+    assert measured == pytest.approx(snr_db, abs=1.0)
+
+
+def test_peak_level_is_the_drawn_level():
+    y = E.finish(sine_raw(), variation=quiet(snr_db=120.0, level_db=-17.0), sample_rate=44100)
+    assert 20 * np.log10(np.max(np.abs(y))) == pytest.approx(-17.0, abs=0.01)
+
+
+def test_vibrato_moves_the_pitch():
+    steady = E.finish(sine_raw(), variation=quiet(snr_db=120.0), sample_rate=44100)
+    wobbly = E.finish(sine_raw(1.1), variation=quiet(snr_db=120.0, vibrato_cents=50.0), sample_rate=44100)
+
+    def peak_sharpness(y):
+        p = np.abs(np.fft.rfft(y[8820:38820] * np.hanning(30000))) ** 2
+        return p.max() / p.sum()
+
+    assert peak_sharpness(wobbly) < 0.5 * peak_sharpness(steady)
+
+
+def test_finish_is_a_function_of_the_variation():
+    v = quiet(reverb_mix=0.3, tilt_db_per_octave=2.0, noise_seed=5)
+    a = E.finish(sine_raw(), variation=v, sample_rate=44100)
+    assert np.array_equal(a, E.finish(sine_raw(), variation=v, sample_rate=44100))
+    assert not np.array_equal(a, E.finish(sine_raw(), variation=dataclasses.replace(v, noise_seed=6), sample_rate=44100))
+
+
+def test_variation_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quiet().level_db = 0.0
+
+
+def test_variation_is_seeded_by_note_identity_and_library_position():
+    settings = soundfont_settings()
+    a = Note("Vn", 69, "mf", 2, 0)
+    va = E.variation(a, seed=1, settings=settings)
+    assert va == E.variation(a, seed=1, settings=settings)
+    assert va == E.variation(Note("Vn", 69, "mf", 2, 0, fold=4), seed=1, settings=settings)
+    others = [
+        E.variation(Note("Vn", 69, "mf", 3, 0), seed=1, settings=settings),  # another string
+        E.variation(Note("Vn", 69, "mf", 2, 1), seed=1, settings=settings),  # another library
+        E.variation(a, seed=2, settings=settings),  # another seed
+    ]
+    for other in others:
+        assert other.level_db != va.level_db and other.snr_db != va.snr_db and other.noise_seed != va.noise_seed
+    assert E.variation(Note("Tbn", 50, "mf", 0, 0), seed=1, settings=settings).vibrato_cents == 0.0
+    assert va.vibrato_cents > 0
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_drawn_values_stay_inside_their_ranges(seed):
+    settings = soundfont_settings()
+    sr = settings.sample_rate
+    for midi in range(55, 75):
+        v = E.variation(Note("Vn", midi, "pp", 4, 1), seed=seed, settings=settings)
+        assert round(settings.note_seconds[0] * sr) <= v.on_frames <= round(settings.note_seconds[1] * sr)
+        assert settings.level_db[0] <= v.level_db <= settings.level_db[1]
+        assert settings.snr_db[0] <= v.snr_db <= settings.snr_db[1]
+        assert abs(v.detune_cents) <= settings.detune_cents
+        assert abs(v.tilt_db_per_octave) <= settings.tilt_db_per_octave
+        assert v.body_db == settings.body_db
