@@ -18,18 +18,17 @@ import os
 import resource
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from instrclf import clean
-from instrclf.audio import CleanConfig, db_to_amplitude, prepare
+from instrclf import clean, layout, settings
+from instrclf.audio import db_to_amplitude, prepare
 from instrclf.audio import load as load_audio
-from instrclf.params import load
-from instrclf.tinysol import INSTRUMENTS, METADATA_COLUMNS, pitch_name
+from instrclf.settings import CleanSettings
+from instrclf.tinysol import INSTRUMENTS, pitch_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,19 +58,19 @@ def make_synthetic(raw, *, n_files, seed=0):
         (raw / "audio" / path).parent.mkdir(parents=True, exist_ok=True)
         sf.write(raw / "audio" / path, y, sr, subtype="PCM_16")
         rows.append({"Path": path, "Fold": i % 5, "Family": inst.family, "Instrument (abbr.)": inst.abbr})
-    pd.DataFrame(rows, columns=list(METADATA_COLUMNS)).to_csv(raw / clean.METADATA_FILE, index=False)
+    layout.write_metadata(raw, rows)
 
 
 def subset(raw, limit, work):
     """A raw folder holding every ``len/limit``-th note of ``raw`` (the audio folder is linked)."""
-    df = pd.read_csv(raw / clean.METADATA_FILE, dtype=str, keep_default_na=False).sort_values("Path")
+    df = pd.read_csv(raw / layout.METADATA_FILE, dtype=str, keep_default_na=False).sort_values("Path")
     if limit is None or limit >= len(df):
         return raw
     picked = df.iloc[np.linspace(0, len(df) - 1, limit).round().astype(int)]
     sub = work / "raw"
     sub.mkdir()
     (sub / "audio").symlink_to((raw / "audio").resolve(), target_is_directory=True)
-    picked.to_csv(sub / clean.METADATA_FILE, index=False)
+    picked.to_csv(sub / layout.METADATA_FILE, index=False)
     return sub
 
 
@@ -97,7 +96,7 @@ def prepare_only(paths, *, config):
     count = 0
     for path in paths:
         y, sr = load_audio(path)
-        count += len(prepare(y, sr, **asdict(config)))
+        count += len(prepare(y, sr, **config.model_dump()))
     return count
 
 
@@ -114,19 +113,19 @@ def main():
     args = parser.parse_args()
 
     if args.synthetic:
-        if (args.raw / clean.METADATA_FILE).exists():
+        if (args.raw / layout.METADATA_FILE).exists():
             raise SystemExit(f"{args.raw} already holds a raw set; not overwriting it")
         make_synthetic(args.raw, n_files=args.synthetic)
-    config = CleanConfig.from_params(load(args.params))
+    config = settings.section(settings.load(args.params), CleanSettings)
     with tempfile.TemporaryDirectory(prefix="clean_speed.", dir=args.work) as work:
         work = Path(work)
         raw = subset(args.raw, args.limit, work)
 
         start, cpu = time.perf_counter(), _cpu()
-        metrics = clean.run(raw, work / "clean", config=config, target="instrument", jobs=args.jobs, progress=False)
+        metrics = clean.run(raw, work / "clean", clean=config, target="instrument", jobs=args.jobs, progress=False)
         ours, ours_cpu = time.perf_counter() - start, _cpu() - cpu
 
-        paths = [raw / "audio" / p for p in pd.read_csv(raw / clean.METADATA_FILE, dtype=str)["Path"]]
+        paths = [raw / "audio" / p for p in pd.read_csv(raw / layout.METADATA_FILE, dtype=str)["Path"]]
         classic(paths[:1], sample_rate=config.sample_rate, delta_time=config.delta_time,
                 threshold_db=config.threshold_db)  # warm-up: librosa's lazy imports are not the recipe's cost
         start, cpu = time.perf_counter(), _cpu()

@@ -6,12 +6,9 @@
   colours by ``series``).
 - Confusion data: one ``{actual, predicted}`` row per file (DVC template ``confusion``).
 - :func:`write_html_template`: DVC's default page pulls Vega from a CDN and is blank
-  offline; this writes a page with vl-convert-python's bundle inlined instead. Run
-  ``python -m instrclf.plots template .dvc/plots_template.html`` at set-up.
+  offline; this writes a page with vl-convert-python's bundle inlined instead. The
+  ``plot`` stage writes it to ``plots/page.html``, which ``.dvc/config`` names.
 """
-
-import argparse
-import sys
 
 import numpy as np
 from sklearn.metrics import roc_curve
@@ -178,24 +175,6 @@ def html_template(bundle=None) -> str:
 
 
 def write_html_template(path) -> None:
-    """Write :func:`html_template` to ``path`` (e.g. ``.dvc/plots_template.html``), atomically."""
+    """Write :func:`html_template` to ``path`` (the plot stage: ``plots/page.html``), atomically."""
     with atomic_file(path) as f:
         f.write(html_template())
-
-
-def main(argv=None) -> None:
-    """``python -m instrclf.plots template PATH``: write the offline page for ``dvc plots show``."""
-    parser = argparse.ArgumentParser(prog="python -m instrclf.plots", description=main.__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    template = commands.add_parser("template", help="write the offline HTML template")
-    template.add_argument("path", help="where to write it, e.g. .dvc/plots_template.html")
-    args = parser.parse_args(argv)
-    try:
-        write_html_template(args.path)
-    except (InstrclfError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

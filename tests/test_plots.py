@@ -152,11 +152,3 @@ def test_html_template_refuses_a_bundle_that_would_break_the_page(bad):
         plots.html_template(bad)
 
 
-def test_template_command_writes_the_page_and_reports_errors(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(plots, "html_template", lambda: "<html>{plot_divs}</html>")
-    plots.main(["template", str(tmp_path / "page.html")])
-    assert (tmp_path / "page.html").read_text(encoding="utf-8") == "<html>{plot_divs}</html>"
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(SystemExit) as exit_:
-        plots.main(["template", str(tmp_path / "file" / "page.html")])
-    assert exit_.value.code == 1 and capsys.readouterr().err.startswith("error: ")
