@@ -82,8 +82,9 @@ def frontend(*, clean: CleanSettings, features: FeatureSettings) -> keras.Model:
 def _head(x, *, n_classes, dense, dropout, l2):
     """Dropout, one regularised relu layer and the softmax shared by the classic stacks."""
     x = layers.Dropout(dropout, name="dropout")(x)
-    x = layers.Dense(dense, activation="relu", activity_regularizer=regularizers.l2(l2), name="dense")(x)
-    return layers.Dense(n_classes, activation="softmax", name="softmax")(x)
+    # float32 whatever the precision: the regulariser's sum and the softmax need its range
+    x = layers.Dense(dense, activation="relu", activity_regularizer=regularizers.l2(l2), dtype="float32", name="dense")(x)
+    return layers.Dense(n_classes, activation="softmax", dtype="float32", name="softmax")(x)
 
 
 def conv1d_stack(x, *, n_classes: int, config: Conv1dConfig):
@@ -118,7 +119,14 @@ def _frames(x):
 
 
 def lstm_stack(x, *, n_classes: int, config: LstmConfig):
-    """The classic recurrent model: per-frame dense, a bidirectional LSTM, skip concatenation."""
+    """The classic recurrent model: per-frame dense, a bidirectional LSTM, skip concatenation.
+
+    Frames are first averaged in groups of ``time_pool`` (4: 40 ms steps instead of 10 ms):
+    the recurrence is sequential, so its cost falls by that factor, and the timbre of a
+    held note changes slowly.
+    """
+    if config.time_pool > 1:
+        x = layers.AveragePooling2D((config.time_pool, 1), padding="same", name="time_pool")(x)
     s = layers.Dense(config.frame_dense, activation="tanh", name="frame_dense")(_frames(x))
     r = layers.Bidirectional(layers.LSTM(config.units, return_sequences=True), name="bilstm")(s)
     x = layers.Concatenate(axis=2, name="skip")([s, r])
@@ -133,7 +141,7 @@ def baseline_stack(x, *, n_classes: int, config: BaselineConfig):
     """Mean normalised log-mel over time into one softmax layer: multinomial logistic regression."""
     x = layers.GlobalAveragePooling1D(name="mean_over_time")(_frames(x))
     return layers.Dense(
-        n_classes, activation="softmax", kernel_regularizer=regularizers.l2(config.l2), name="softmax"
+        n_classes, activation="softmax", kernel_regularizer=regularizers.l2(config.l2), dtype="float32", name="softmax"
     )(x)
 
 
@@ -156,7 +164,7 @@ def backend(name: str, *, config: ModelConfig, input_shape: tuple, n_classes: in
     """Back end ``name`` of test fold ``fold``: dB spectrogram ``input_shape`` -> softmax over ``n_classes``.
 
     It starts with a LayerNormalization over the mel axis of each frame, then the
-    registry's stack.
+    registry's stack, in the dtype policy ``config.precision`` (the softmax is float32).
     """
     if name not in REGISTRY:
         raise ParameterError(f"model must be one of {sorted(REGISTRY)}, got {name!r}")
@@ -166,11 +174,17 @@ def backend(name: str, *, config: ModelConfig, input_shape: tuple, n_classes: in
     if n_classes < 2:
         raise ParameterError(f"a classifier needs at least 2 classes, got {n_classes}")
     inputs = keras.Input(tuple(input_shape), name="melspectrogram")
-    x = layers.LayerNormalization(axis=2, name="mel_norm")(inputs)
+    # The policy is global in Keras: set it only while this back end's layers are made
+    # (kapre's front end cannot be built under a mixed policy), then restore it.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.precision)
     try:
+        x = layers.LayerNormalization(axis=2, name="mel_norm")(inputs)
         outputs = builder(x, n_classes=n_classes, config=config)
     except ValueError as exc:
         raise ParameterError(f"models.{name} does not fit the input spectrogram {tuple(input_shape)}: {exc}") from None
+    finally:
+        keras.config.set_dtype_policy(previous)
     return keras.Model(inputs, outputs, name=backend_name(name, fold))
 
 

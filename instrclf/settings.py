@@ -303,33 +303,42 @@ class SplitSettings(Settings):
 
 
 class TrainSettings(Settings):
-    """``train``: which models are trained and how they are optimised."""
+    """``train``: which models are trained, and what every model's training shares.
+
+    Each model's own recipe (epochs, batch size, peak learning rate, precision) lives
+    with its knobs in ``models.<name>``: the models converge at different speeds.
+    """
 
     KEY: ClassVar[str] = "train"
 
     models: Annotated[list[Literal[MODEL_NAMES]], Field(min_length=1), AfterValidator(_unique)]
-    epochs: Annotated[int, Field(ge=1, le=1000)]
-    batch_size: Annotated[int, Field(ge=1, le=8192)]
-    learning_rate: Annotated[float, Field(gt=0, le=1)]
     warmup_epochs: Annotated[float, Field(ge=0, le=1000)]
     patience: Annotated[int, Field(ge=0, le=1000)]
     distribute: Literal["default", "mirrored", "multi_worker"]
     threads: Annotated[int, Field(ge=1, le=1024)] | None
 
-    @model_validator(mode="after")
-    def _warmup_fits(self):
-        if self.warmup_epochs >= self.epochs:
-            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must be < epochs ({self.epochs})")
-        return self
-
 
 # --------------------------------------------------------------------------- models
 
 
+#: Keras dtype policies a back end may train in; softmax and the regularised dense layer stay float32.
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 class ModelConfig(Settings):
-    """Base of the per-model knobs (``models.<name>``)."""
+    """Base of the per-model knobs (``models.<name>``): the training recipe, then the architecture.
+
+    ``epochs`` ends the cosine schedule, ``batch_size`` is the global batch (split across
+    replicas under ``train.distribute``), ``learning_rate`` is the schedule's peak and
+    ``precision`` the Keras dtype policy of the back end.
+    """
 
     NAME: ClassVar[str] = ""
+
+    epochs: Annotated[int, Field(ge=1, le=1000)]
+    batch_size: Annotated[int, Field(ge=1, le=8192)]
+    learning_rate: Annotated[float, Field(gt=0, le=1)]
+    precision: Literal[PRECISIONS]
 
 
 class Conv1dConfig(ModelConfig):
@@ -372,6 +381,7 @@ class LstmConfig(ModelConfig):
     KEY: ClassVar[str] = "models.lstm"
     NAME: ClassVar[str] = "lstm"
 
+    time_pool: Annotated[int, Field(ge=1, le=64)]
     frame_dense: Width
     units: Width
     dense: Annotated[list[Width], Field(min_length=2, max_length=2)]

@@ -17,6 +17,7 @@ from . import data, layout, models
 from .runtime import filtered_stderr, tf
 
 import keras  # noqa: E402  (after runtime: TensorFlow imported quietly)
+from .errors import ParameterError
 from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings, TrainSettings
 
 #: Inference batch for the front end: memory only, never results.
@@ -74,14 +75,18 @@ def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None) -> tf.d
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def learning_rate(train: TrainSettings, *, steps_per_epoch: int):
-    """Linear warm-up to ``train.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0."""
-    total = max(1, train.epochs * steps_per_epoch)
+def learning_rate(config: ModelConfig, train: TrainSettings, *, steps_per_epoch: int):
+    """Linear warm-up to ``config.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0 at ``config.epochs``."""
+    if train.warmup_epochs >= config.epochs:
+        raise ParameterError(
+            f"train.warmup_epochs ({train.warmup_epochs}) must be < {config.KEY}.epochs ({config.epochs})"
+        )
+    total = max(1, config.epochs * steps_per_epoch)
     warmup = min(total - 1, round(train.warmup_epochs * steps_per_epoch))
     return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=train.learning_rate / 10 if warmup else train.learning_rate,
+        initial_learning_rate=config.learning_rate / 10 if warmup else config.learning_rate,
         decay_steps=total - warmup,
-        warmup_target=train.learning_rate if warmup else None,
+        warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
 
@@ -96,7 +101,7 @@ def compile_model(model: keras.Model, *, rate) -> keras.Model:
     return model
 
 
-def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
+def fit(model, train_ds, val_ds, *, epochs: int, patience: int, live=None) -> dict:
     """Train with early stopping on validation accuracy, restoring the best epoch's weights.
 
     Parameters
@@ -105,8 +110,11 @@ def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
         A compiled model.
     train_ds, val_ds : tf.data.Dataset
         Batched training and validation data.
-    train : TrainSettings
-        Epochs and patience (0: never stop early, still restore the best epoch).
+    epochs : int
+        The schedule's length.
+    patience : int
+        Epochs without a better validation accuracy before stopping; 0 never stops
+        early (the best epoch is restored either way).
     live : dvclive.Live, optional
         Where per-epoch curves are logged (through dvclive's Keras callback).
 
@@ -120,7 +128,7 @@ def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
         keras.callbacks.EarlyStopping(
             monitor="val_accuracy",
             mode="max",
-            patience=train.patience or train.epochs,
+            patience=patience or epochs,
             restore_best_weights=True,
         )
     ]
@@ -133,7 +141,7 @@ def fit(model, train_ds, val_ds, *, train: TrainSettings, live=None) -> dict:
         history = model.fit(
             train_ds,
             validation_data=val_ds,
-            epochs=train.epochs,
+            epochs=epochs,
             callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() and not os.environ.get("CI") else 2,
         ).history
@@ -192,19 +200,21 @@ def run(
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
 
-    train_ds = dataset(x_train, y_train, batch_size=train.batch_size, seed=seed)
-    val_ds = dataset(x_val, y_val, batch_size=train.batch_size)
+    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed)
+    val_ds = dataset(x_val, y_val, batch_size=config.batch_size)
+    steps = int(np.ceil(len(x_train) / config.batch_size))
     with strategy(train.distribute).scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
-        compile_model(back, rate=learning_rate(train, steps_per_epoch=int(np.ceil(len(x_train) / train.batch_size))))
+        compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps))
+    schedule = {"epochs": config.epochs, "patience": train.patience}
     if live_dir is None:
-        result = fit(back, train_ds, val_ds, train=train)
+        result = fit(back, train_ds, val_ds, **schedule)
     else:
         from dvclive import Live
 
         # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
         with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            result = fit(back, train_ds, val_ds, train=train, live=live)
+            result = fit(back, train_ds, val_ds, **schedule, live=live)
 
     model = models.assemble(front, [back], name=name)
     card = models.ModelCard(

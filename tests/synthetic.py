@@ -15,19 +15,16 @@ TINY_PARAMS = {
     "features": {"n_mels": 32, "n_fft": 256, "win_length": 200, "hop_length": 80},
     "train": {
         "models": ["conv1d", "conv2d", "lstm", "baseline"],
-        "epochs": 2,
-        "batch_size": 16,
-        "learning_rate": 0.003,
         "warmup_epochs": 0.0,
         "patience": 2,
         "distribute": "default",
         "threads": None,
     },
     "models": {
-        "conv1d": {"filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
-        "conv2d": {"filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
-        "lstm": {"frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
-        "baseline": {"l2": 0.0001},
+        "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
+        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
+        "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
+        "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "l2": 0.0001},
     },
 }
 

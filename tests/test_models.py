@@ -17,6 +17,9 @@ LABELS = ["Fl", "Tbn", "Vn"]
 CLEAN, FEATURES = tiny_settings()
 N_SAMPLES = CLEAN.window_length  # 4000: 0.5 s at 8 kHz
 
+#: The training recipe every config carries (models.<name>); the knobs tested here are the others.
+RECIPE = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "precision": "float32"}
+
 
 def tiny_config(name):
     return settings.model_config(TINY_PARAMS, name)
@@ -65,6 +68,8 @@ def call(model, x):
     # has no weights at all, so each back end alone has exactly the classic total; without
     # its LayerNormalization: conv1d 52,966, conv2d 135,486, lstm 95,118.
     # baseline: 256 (LayerNormalization) + 128 x 14 + 14 (softmax) = 2,062.
+    # The LSTM is the classic one with time_pool 1; the default pools frames by 4, which
+    # shrinks only its flattened head: 25 x 16 instead of 100 x 16 inputs to the last dense.
     [("conv1d", 53_222), ("conv2d", 135_742), ("lstm", 95_374), ("baseline", 2_062)],
 )
 def test_classic_parameter_counts(name, expected):
@@ -74,9 +79,11 @@ def test_classic_parameter_counts(name, expected):
     front = models.frontend(clean=clean, features=features)
     assert front.output_shape == (None, 100, 128, 1)
     assert front.count_params() == 0 and not front.trainable_weights
-    back = models.backend(
-        name, config=settings.model_config(params, name), input_shape=front.output_shape[1:], n_classes=14, fold=0
-    )
+    config = settings.model_config(params, name)
+    if name == "lstm":
+        assert config.time_pool == 4
+        config = config.model_copy(update={"time_pool": 1})
+    back = models.backend(name, config=config, input_shape=front.output_shape[1:], n_classes=14, fold=0)
     assert back.count_params() == expected
     assert back.get_layer("mel_norm").count_params() == 2 * 128
     assert models.assemble(front, [back], name=name).count_params() == expected
@@ -106,7 +113,7 @@ def test_every_model_saves_and_reloads_with_plain_keras(tmp_path, name, front, s
 
 def test_conv1d_as_conv2d_computes_what_time_distributed_conv1d_computes(spec_shape):
     """The conv1d stack written with Conv2D(w, (1, k)) is the classic TimeDistributed(Conv1D(w, k)) stack."""
-    config = Conv1dConfig(filters=[4, 8, 16], kernel_size=3, dense=16, dropout=0.1, l2=0.001)
+    config = Conv1dConfig(**RECIPE, filters=[4, 8, 16], kernel_size=3, dense=16, dropout=0.1, l2=0.001)
     new = tiny_back("conv1d", spec_shape, config=config)
 
     inputs = keras.Input(spec_shape)
@@ -173,6 +180,7 @@ def _check_conv2d(model, c):
 
 
 def _check_lstm(model, c):
+    assert model.get_layer("time_pool").pool_size == (c.time_pool, 1)
     assert model.get_layer("frame_dense").units == c.frame_dense
     assert model.get_layer("bilstm").forward_layer.units == c.units
     assert [model.get_layer("dense_0").units, model.get_layer("dense_1").units] == list(c.dense)
@@ -185,9 +193,9 @@ def _check_head(model, c, dense):
 
 
 KNOBS = {
-    "conv1d": (Conv1dConfig(filters=[3, 5], kernel_size=5, dense=11, dropout=0.37, l2=0.0123), _check_conv1d),
-    "conv2d": (Conv2dConfig(filters=[3, 5], kernel_sizes=[5, 3], dense=11, dropout=0.37, l2=0.0123), _check_conv2d),
-    "lstm": (LstmConfig(frame_dense=9, units=7, dense=[13, 6], head=11, dropout=0.37, l2=0.0123), _check_lstm),
+    "conv1d": (Conv1dConfig(**RECIPE, filters=[3, 5], kernel_size=5, dense=11, dropout=0.37, l2=0.0123), _check_conv1d),
+    "conv2d": (Conv2dConfig(**RECIPE, filters=[3, 5], kernel_sizes=[5, 3], dense=11, dropout=0.37, l2=0.0123), _check_conv2d),
+    "lstm": (LstmConfig(**RECIPE, time_pool=3, frame_dense=9, units=7, dense=[13, 6], head=11, dropout=0.37, l2=0.0123), _check_lstm),
 }
 
 
@@ -200,20 +208,33 @@ def test_every_knob_reaches_the_model(name, spec_shape):
     _check_head(model, config, config.head if name == "lstm" else config.dense)
 
 
+def test_a_mixed_precision_back_end_computes_in_bfloat16_and_answers_in_float32(spec_shape):
+    config = tiny_config("conv2d")
+    assert config.precision == "mixed_bfloat16"
+    model = tiny_back("conv2d", spec_shape, config=config)
+    assert model.get_layer("conv2d_0").compute_dtype == "bfloat16"
+    assert model.get_layer("conv2d_0").variable_dtype == "float32"
+    assert model.get_layer("softmax").compute_dtype == model.get_layer("dense").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored for what is built next
+    as_float32 = config.model_copy(update={"precision": "float32"})
+    assert tiny_back("conv2d", spec_shape, config=as_float32).get_layer("conv2d_0").compute_dtype == "float32"
+
+
 def test_baseline_knob_reaches_the_model(spec_shape):
-    model = tiny_back("baseline", spec_shape, config=BaselineConfig(l2=0.0123))
+    model = tiny_back("baseline", spec_shape, config=BaselineConfig(**RECIPE, l2=0.0123))
     assert float(model.get_layer("softmax").kernel_regularizer.l2) == pytest.approx(0.0123)
 
 
 @pytest.mark.parametrize(
     ("name", "config", "n_classes", "match"),
     [
-        ("vgg", BaselineConfig(l2=0.0), 3, r"model must be one of \['baseline', 'conv1d', 'conv2d', 'lstm'\], got 'vgg'"),
-        ("conv1d", BaselineConfig(l2=0.0), 3, "model conv1d needs a Conv1dConfig, got BaselineConfig"),
-        ("baseline", BaselineConfig(l2=0.0), 1, "at least 2 classes, got 1"),
+        ("vgg", BaselineConfig(**RECIPE, l2=0.0), 3, r"model must be one of \['baseline', 'conv1d', 'conv2d', 'lstm'\], got 'vgg'"),
+        ("conv1d", BaselineConfig(**RECIPE, l2=0.0), 3, "model conv1d needs a Conv1dConfig, got BaselineConfig"),
+        ("baseline", BaselineConfig(**RECIPE, l2=0.0), 1, "at least 2 classes, got 1"),
         (
             "conv1d",
-            Conv1dConfig(filters=[4] * 8, kernel_size=3, dense=8, dropout=0.1, l2=0.0),
+            Conv1dConfig(**RECIPE, filters=[4] * 8, kernel_size=3, dense=8, dropout=0.1, l2=0.0),
             3,
             r"models.conv1d does not fit the input spectrogram \(50, 32, 1\)",
         ),

@@ -39,7 +39,9 @@ def tiny_params(models=MODELS) -> dict:
     for section in ("clean", "features", "models"):
         params[section] = copy.deepcopy(TINY_PARAMS[section])
     params["split"] = {"test_folds": FOLDS, "unseen_library": LIBRARIES[-1]}
-    params["train"].update(models=list(models), epochs=1, batch_size=16, warmup_epochs=0.0)
+    params["train"].update(models=list(models), warmup_epochs=0.0)
+    for config in params["models"].values():
+        config["epochs"] = 1
     return params
 
 

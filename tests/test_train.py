@@ -11,6 +11,7 @@ import pytest
 from synthetic import TINY_PARAMS, make_clean_dir, tiny_settings
 
 from instrclf import data, layout, models, settings, train
+from instrclf.errors import ParameterError
 from instrclf.settings import SplitSettings, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +21,10 @@ SPLIT = settings.section(TINY_PARAMS, SplitSettings)
 
 def train_settings(**changes):
     return TrainSettings.from_params(TINY_PARAMS["train"] | changes)
+
+
+def model_config(name="baseline", **changes):
+    return settings.MODEL_CONFIGS[name].from_params(TINY_PARAMS["models"][name] | changes)
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +116,8 @@ def test_the_shuffle_seed_changes_the_trained_weights():
 @pytest.mark.parametrize("warmup_epochs", [0.0, 2.0])
 def test_learning_rate_warms_up_then_decays_to_zero(warmup_epochs):
     peak, epochs, steps = 0.01, 10, 5
-    ts = train_settings(epochs=epochs, warmup_epochs=warmup_epochs, learning_rate=peak)
-    schedule = train.learning_rate(ts, steps_per_epoch=steps)
+    ts = train_settings(warmup_epochs=warmup_epochs)
+    schedule = train.learning_rate(model_config(epochs=epochs, learning_rate=peak), ts, steps_per_epoch=steps)
     lr = np.array([float(schedule(s)) for s in range(epochs * steps + 1)])
     total, warmup = epochs * steps, round(warmup_epochs * steps)
     # Linear from a tenth of the peak to the peak over the warm-up ...
@@ -154,13 +159,16 @@ def contrary():
 @pytest.mark.parametrize(("patience", "epochs_run"), [(0, 8), (2, 3)])
 def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weights(contrary, patience, epochs_run):
     x_train, y_train, x_val, y_val = contrary
-    ts = train_settings(epochs=8, patience=patience, learning_rate=0.01, batch_size=16)
+    config = model_config(epochs=8, learning_rate=0.01, batch_size=16)
     train.seed_everything(0)
-    back = models.backend("baseline", config=settings.model_config(TINY_PARAMS, "baseline"), input_shape=(4, 8, 1),
-                          n_classes=2, fold=0)
-    train.compile_model(back, rate=train.learning_rate(ts, steps_per_epoch=6))
+    back = models.backend("baseline", config=config, input_shape=(4, 8, 1), n_classes=2, fold=0)
+    train.compile_model(back, rate=train.learning_rate(config, train_settings(), steps_per_epoch=6))
     result = train.fit(
-        back, train.dataset(x_train, y_train, batch_size=16, seed=0), train.dataset(x_val, y_val, batch_size=16), train=ts
+        back,
+        train.dataset(x_train, y_train, batch_size=16, seed=0),
+        train.dataset(x_val, y_val, batch_size=16),
+        epochs=8,
+        patience=patience,
     )
     history = result["history"]
     val, acc = history["val_accuracy"], history["accuracy"]
@@ -173,6 +181,11 @@ def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weight
     _, restored = back.evaluate(train.dataset(x_val, y_val, batch_size=16), verbose=0)
     assert restored == pytest.approx(val[0], abs=1e-6)
     assert restored > val[-1]
+
+
+def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
+    with pytest.raises(ParameterError, match=r"^train.warmup_epochs \(2.0\) must be < models.baseline.epochs \(2\)$"):
+        train.learning_rate(model_config(epochs=2), train_settings(warmup_epochs=2.0), steps_per_epoch=3)
 
 
 # --------------------------------------------------------------------------- what run trains on

@@ -18,6 +18,7 @@ KNOWN = {
     "FluidR3_GM": (Path("/usr/share/sounds/sf2/FluidR3_GM.sf2"), "fluid-soundfont-gm"),
     "sf_GMbank": (Path("/usr/share/sounds/sf2/sf_GMbank.sf2"), "csound-soundfont"),
     "MuseScore_General_Lite": (Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"), "musescore-general-soundfont-small"),
+    "OPL3_FM": (Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2"), "opl3-soundfont"),
 }
 
 #: File endings of a SoundFont given as a path.
