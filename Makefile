@@ -16,7 +16,7 @@ SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont
 # Headless Chromium renders `dvc plots show`'s page in the browser test.
 TEST_PACKAGES := chromium
 
-.PHONY: setup repro test system test-system lock
+.PHONY: setup repro test system test-system lock gpu
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -42,6 +42,10 @@ $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	touch $(STAMP)
 
 setup: system $(STAMP)
+
+# TensorFlow's CUDA libraries on top of the CPU set-up (a machine with an NVIDIA GPU and driver).
+gpu: $(STAMP)
+	$(BIN)/python -m pip install -r requirements-gpu.txt
 
 repro: setup
 	$(BIN)/dvc repro

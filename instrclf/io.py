@@ -25,14 +25,27 @@ def _normal_mode(path, *, directory: bool) -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process with this PID exists (it may belong to another user)."""
+    """Whether a process with this PID exists (it may belong to another user) and is not a zombie."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` is a zombie (Linux ``/proc``; ``False`` elsewhere).
+
+    A writer killed but not yet reaped by its parent (an init that reaps late, or a
+    container's PID 1 that never does) is dead all the same: its temporaries are stale.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
 
 
 def remove_stale(path) -> list:

@@ -26,7 +26,7 @@ from keras import layers, regularizers
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import DataError, ParameterError
-from .io import atomic_file
+from .io import atomic_file, remove_stale
 from .settings import (
     MODEL_CONFIGS,
     BaselineConfig,
@@ -278,7 +278,8 @@ def save(model: keras.Model, path, *, card: ModelCard) -> None:
     if path.suffix != ".keras":
         raise ParameterError(f"model path must end in .keras, got {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    remove_stale(path)  # a save killed mid-way left its temporary (io's naming) beside the model
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-.keras")  # Keras wants the .keras suffix
     try:
         model.save(tmp)
         with atomic_file(card_path(path)) as f:

@@ -302,6 +302,21 @@ class SplitSettings(Settings):
 # --------------------------------------------------------------------------- training
 
 
+class AugmentSettings(Settings):
+    """``train.augment``: training-time transforms of the spectrograms (0 or null: off).
+
+    See :mod:`instrclf.augment`; validation, test and unseen data are never augmented.
+    """
+
+    KEY: ClassVar[str] = "train.augment"
+
+    eq_db: Annotated[float, Field(ge=0, le=40)]
+    mel_shift: Annotated[int, Field(ge=0, le=32)]
+    freq_mask: Annotated[int, Field(ge=0, le=256)]
+    time_mask: Annotated[int, Field(ge=0, le=1000)]
+    noise_snr_db: _span(-20, 100) | None
+
+
 class TrainSettings(Settings):
     """``train``: which models are trained, and what every model's training shares.
 
@@ -316,6 +331,7 @@ class TrainSettings(Settings):
     patience: Annotated[int, Field(ge=0, le=1000)]
     distribute: Literal["default", "mirrored", "multi_worker"]
     threads: Annotated[int, Field(ge=1, le=1024)] | None
+    augment: AugmentSettings
 
 
 # --------------------------------------------------------------------------- models

@@ -4,8 +4,15 @@ The kapre front end has no trainable weights, so each window's spectrogram is co
 once (:func:`spectrograms`) and only the back end is trained, on batches from memory.
 The trained back end is then assembled with the front end into one model that takes raw
 audio (:func:`instrclf.models.assemble`).
+
+``train.distribute`` trains the back end on replicas (:func:`strategy`, which states the
+rule: the batch size is the global batch, the learning rate is not rescaled, and what
+stays bit-for-bit reproducible); under ``multi_worker`` every worker runs the same stage
+and only the chief writes (:func:`is_chief`).
 """
 
+import contextlib
+import json
 import os
 import random
 import sys
@@ -13,6 +20,7 @@ import time
 
 import numpy as np
 
+from . import augment as augmentation
 from . import data, layout, models
 from .runtime import filtered_stderr, tf
 
@@ -47,14 +55,92 @@ def strategy(name: str) -> tf.distribute.Strategy:
     """The ``tf.distribute`` strategy named by ``train.distribute``.
 
     ``default`` is the one-device strategy (a visible GPU is used automatically);
-    ``mirrored`` replicates over every local GPU (or the CPU's logical devices);
-    ``multi_worker`` reads the cluster from ``TF_CONFIG``.
+    ``mirrored`` replicates over every local GPU, or, with none, over the CPU's logical
+    devices when it has been split into several (one replica otherwise);
+    ``multi_worker`` reads the cluster from ``TF_CONFIG`` (one process per worker, each
+    running the same stage; see :func:`is_chief`). A multi-worker strategy must be made
+    before TensorFlow runs its first op, which is why :func:`run` makes it first.
+
+    Batch size and learning rate under replicas: ``models.<name>.batch_size`` is the
+    global batch, split evenly across the ``num_replicas_in_sync`` replicas (32 over 4
+    replicas: 8 each; the epoch's last, short batch is split too). Keras scales each
+    replica's loss by ``1 / replicas`` and sums the gradients across replicas, so a step
+    follows the gradient of the global batch's mean loss. The learning rate is not
+    rescaled with the number of replicas: with the same global batch, N replicas take the
+    same steps on the same schedule as one device (:func:`learning_rate` counts steps of
+    the global batch). For more data per step, raise the batch size: the steps per epoch
+    fall and the schedule follows them; the peak rate stays as configured.
+
+    Determinism, with :func:`seed_everything`'s op determinism on: ``default`` and
+    ``mirrored`` on one machine repeat bit for bit from the seed. They are not bitwise
+    equal to each other: the replicas' partial sums add up in another order, and Keras
+    draws the seeded shuffle order differently under a strategy. ``multi_worker`` is not
+    covered: op determinism makes each op repeatable within its process; it promises
+    nothing about the order in which the collective all-reduce adds the workers'
+    gradients, nor about the ring's timing across processes. Measured (TF 2.20, Keras
+    3.13, 2 CPU workers on one machine, tests/test_distribute.py's cluster; baseline and
+    conv1d with dropout, up to 24 steps, 1 or all threads, 10 runs): both workers ended
+    with identical weights and every rerun was bit-identical, as expected when each
+    all-reduced value is a single sum of two terms. Not measured: more workers, several
+    machines, GPUs (NCCL); there compare runs with a tolerance, not bit for bit.
     """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def is_chief(distribute: str) -> bool:
+    """Whether this process writes the outputs (model, card, metrics, dvclive curves).
+
+    Only ``multi_worker`` runs one process per worker, every one training the same
+    mirrored weights; its chief alone writes, so the workers never race on the same
+    paths. The chief is the ``TF_CONFIG`` task of type ``chief``, or worker 0 when the
+    cluster has no chief; without ``TF_CONFIG`` the one process is the chief. Under
+    ``default`` and ``mirrored`` the single process is always the chief.
+    """
+    if distribute != "multi_worker":
+        return True
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task") or {}
+    kind = task.get("type")
+    if not kind or kind == "chief":
+        return True
+    return kind == "worker" and int(task.get("index", 0)) == 0 and not (config.get("cluster") or {}).get("chief")
+
+
+def across_processes(replicas: tf.distribute.Strategy) -> bool:
+    """Whether ``replicas`` has replicas in other processes (``multi_worker`` with 2+ workers)."""
+    return isinstance(replicas, tf.distribute.MultiWorkerMirroredStrategy) and (
+        replicas.num_replicas_in_sync > len(replicas.extended.worker_devices)
+    )
+
+
+def fit_across_processes(model: keras.Model, replicas: tf.distribute.Strategy):
+    """Let Keras 3 ``fit`` train ``model`` across workers; the context to call it in.
+
+    Keras 3.13's TensorFlow trainer fails under a multi-worker
+    ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585, tensorflow/tensorflow#72388):
+    before the first step it reduces the first ``(x, y)`` batch across workers with
+    ``Strategy.reduce``, which takes one tensor, not a tuple; and it averages each
+    step's scalar logs across workers along ``axis=0``, which a scalar lacks. So, for a
+    model built and compiled under ``replicas``: its own strategy is cleared (Keras then
+    skips that first reduction, builds on tracing, and takes the strategy from the scope
+    ``fit`` runs in: the returned context), and each step's logs get a length-1 axis,
+    which the average removes again. Gradients, weights and metric states are untouched.
+    Under any other strategy nothing changes and the context does nothing.
+    """
+    if not across_processes(replicas):
+        return contextlib.nullcontext()
+    model._distribute_strategy = None
+    for name in ("train_step", "test_step"):
+
+        def step_with_log_axis(data, step=getattr(model, name)):
+            return {key: tf.reshape(value, [1]) for key, value in step(data).items()}
+
+        setattr(model, name, step_with_log_axis)
+    return replicas.scope()
 
 
 def spectrograms(front: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -65,18 +151,36 @@ def spectrograms(front: keras.Model, x: np.ndarray) -> np.ndarray:
         return front.predict(x, batch_size=FRONTEND_BATCH, verbose=0).astype(np.float32, copy=False)
 
 
-def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None) -> tf.data.Dataset:
-    """Batches of ``(x, y)`` from memory; shuffled each epoch with ``seed`` when one is given."""
+def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment=None) -> tf.data.Dataset:
+    """Batches of ``(x, y)`` from memory.
+
+    With a ``seed`` the windows are shuffled each epoch; with ``augment`` (an
+    :class:`~instrclf.settings.AugmentSettings` with a transform on, training data only)
+    each batch is transformed with a stateless seed drawn from ``seed``, so the augmented
+    batches are the same on every run.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if seed is not None:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None and augmentation.active(augment):
+        if seed is None:
+            raise ValueError("augmentation needs a seed")
+        apply = augmentation.batch_augmenter(augment)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            lambda batch, s: apply(batch[0], batch[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def learning_rate(config: ModelConfig, train: TrainSettings, *, steps_per_epoch: int):
-    """Linear warm-up to ``config.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0 at ``config.epochs``."""
+    """Linear warm-up to ``config.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0 at ``config.epochs``.
+
+    ``steps_per_epoch`` counts global batches, whatever the number of replicas (:func:`strategy`).
+    """
     if train.warmup_epochs >= config.epochs:
         raise ParameterError(
             f"train.warmup_epochs ({train.warmup_epochs}) must be < {config.KEY}.epochs ({config.epochs})"
@@ -187,6 +291,7 @@ def run(
         Flat numbers for the training metrics file.
     """
     set_threads(train.threads)
+    replicas = strategy(train.distribute)  # before any TensorFlow op: multi_worker configures the runtime
     seed_everything(seed)
     index = layout.read_index(clean_dir)
     labels = data.labels_of(index)
@@ -200,21 +305,22 @@ def run(
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
 
-    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed)
+    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment)
     val_ds = dataset(x_val, y_val, batch_size=config.batch_size)
     steps = int(np.ceil(len(x_train) / config.batch_size))
-    with strategy(train.distribute).scope():
+    with replicas.scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
         compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps))
     schedule = {"epochs": config.epochs, "patience": train.patience}
-    if live_dir is None:
-        result = fit(back, train_ds, val_ds, **schedule)
-    else:
-        from dvclive import Live
+    with fit_across_processes(back, replicas):
+        if live_dir is None or not is_chief(train.distribute):  # one worker logs the curves
+            result = fit(back, train_ds, val_ds, **schedule)
+        else:
+            from dvclive import Live
 
-        # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
-        with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            result = fit(back, train_ds, val_ds, **schedule, live=live)
+            # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
+            with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+                result = fit(back, train_ds, val_ds, **schedule, live=live)
 
     model = models.assemble(front, [back], name=name)
     card = models.ModelCard(

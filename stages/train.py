@@ -2,6 +2,8 @@
 
 Trains on the three folds other than the test fold and its validation fold (the next
 one), never on the unseen library; saves the raw-audio model with its card beside it.
+Under ``train.distribute: multi_worker`` every worker runs this same command (its own
+``TF_CONFIG``); only the chief writes the outputs (:func:`instrclf.train.is_chief`).
 """
 
 import argparse
@@ -31,7 +33,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
-    """Read params, train, save the model, its card and the training figures."""
+    """Read params, train, save the model, its card and the training figures (the chief only)."""
     args = parse_args(argv)
 
     def work():
@@ -39,6 +41,7 @@ def main(argv=None):
         config = settings.model_config(params, args.model)
         split = settings.section(params, SplitSettings)
         SplitSettings.folds_of(args.fold)
+        train_settings = settings.section(params, TrainSettings)
         from instrclf import train  # TensorFlow loads only once the params are known to be good
 
         model, card, figures = train.run(
@@ -48,14 +51,15 @@ def main(argv=None):
             clean=settings.section(params, CleanSettings),
             features=settings.section(params, FeatureSettings),
             split=split,
-            train=settings.section(params, TrainSettings),
+            train=train_settings,
             config=config,
             seed=settings.seed(params),
             target=settings.section(params, DataSettings).target,
             live_dir=args.live,
         )
-        models.save(model, args.out, card=card)
-        write_json(args.metrics, figures)
+        if train.is_chief(train_settings.distribute):  # the other workers hold the same weights
+            models.save(model, args.out, card=card)
+            write_json(args.metrics, figures)
         return figures
 
     stage.run(f"train@{args.model}-{args.fold}", work)

@@ -1,0 +1,138 @@
+"""Training-time augmentation (instrclf.augment): each transform does what it says, is seeded, and only trains."""
+
+import numpy as np
+import pytest
+from synthetic import TINY_PARAMS
+
+from instrclf import augment, train
+from instrclf.runtime import tf
+from instrclf.settings import AugmentSettings
+
+OFF = TINY_PARAMS["train"]["augment"]
+ONE_EACH = {
+    "eq_db": {"eq_db": 6.0},
+    "mel_shift": {"mel_shift": 2},
+    "freq_mask": {"freq_mask": 5},
+    "time_mask": {"time_mask": 4},
+    "noise_snr_db": {"noise_snr_db": [10, 30]},
+}
+
+
+def settings(**on):
+    return AugmentSettings.from_params(OFF | on)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-60, 0, size=(6, 20, 16, 1)).astype(np.float32)
+    return tf.constant(x), tf.constant(np.arange(6, dtype=np.int32))
+
+
+SEED = tf.constant([3, 4], dtype=tf.int64)
+
+
+def test_eq_adds_one_smooth_curve_per_example_within_its_bound(batch):
+    x, _ = batch
+    out = augment.eq(x, SEED, 6.0).numpy()
+    curve = out - x.numpy()
+    # The same curve on every frame of an example, different between examples, within +-6 dB.
+    np.testing.assert_allclose(curve, np.broadcast_to(curve[:, :1], curve.shape), atol=1e-4)
+    assert not np.allclose(curve[0, 0], curve[1, 0])
+    assert np.abs(curve).max() <= 6.0 + 1e-5 and np.abs(curve).max() > 0.5
+    assert np.abs(np.diff(curve[:, 0, :, 0], axis=1)).max() < 6.0  # smooth: no jumps of the whole range
+
+
+def test_mel_shift_moves_whole_bands_and_repeats_the_edge(batch):
+    x, _ = batch
+    out = augment.mel_shift(x, SEED, 2).numpy()
+    xs = x.numpy()
+    for i in range(len(xs)):
+        matches = [s for s in range(-2, 3) if np.array_equal(out[i], xs[i][:, np.clip(np.arange(16) - s, 0, 15)])]
+        assert matches, f"example {i} is not a shift of at most 2 bands"
+
+
+@pytest.mark.parametrize(("axis", "name"), [(2, "freq"), (1, "time")])
+def test_a_mask_sets_one_contiguous_band_to_the_examples_mean(batch, axis, name):
+    x, _ = batch
+    out = augment._mask(x, SEED, 5, axis=axis).numpy()
+    xs = x.numpy()
+    changed_any = False
+    for i in range(len(xs)):
+        diff = np.any(out[i] != xs[i], axis=tuple(a for a in (0, 1, 2) if a != axis - 1))
+        where = np.flatnonzero(diff)
+        assert len(where) <= 5
+        if len(where):
+            changed_any = True
+            assert np.array_equal(where, np.arange(where[0], where[-1] + 1))  # contiguous
+            band = np.take(out[i], where, axis=axis - 1)
+            np.testing.assert_allclose(band, xs[i].mean(), rtol=1e-5)
+    assert changed_any
+
+
+def test_noise_only_raises_the_level_and_most_where_it_was_quiet(batch):
+    x, _ = batch
+    out = augment.noise(x, SEED, (10.0, 30.0)).numpy()
+    xs = x.numpy()
+    assert np.all(out >= xs - 1e-4)
+    quiet, loud = xs < np.percentile(xs, 10), xs > np.percentile(xs, 90)
+    assert (out - xs)[quiet].mean() > (out - xs)[loud].mean()
+
+
+@pytest.mark.parametrize("name", sorted(ONE_EACH))
+def test_each_transform_is_deterministic_for_a_seed_and_only_touches_training_data(name):
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-60, 0, size=(10, 20, 16, 1)).astype(np.float32)
+    y = np.arange(10, dtype=np.int32)
+    on = settings(**ONE_EACH[name])
+    assert augment.active(on) and not augment.active(settings())
+
+    def batches(**kwargs):
+        return [(bx.numpy(), by.numpy()) for bx, by in train.dataset(x, y, batch_size=4, **kwargs)]
+
+    a, b, c = batches(seed=1, augment=on), batches(seed=1, augment=on), batches(seed=2, augment=on)
+    plain = batches(seed=1)
+    for (ax, ay), (bx, by) in zip(a, b):
+        np.testing.assert_array_equal(ax, bx)
+        np.testing.assert_array_equal(ay, by)
+    assert not all(np.array_equal(ax, cx) for (ax, _), (cx, _) in zip(a, c))
+    # Same shuffle as without augmentation, different values: the transform is applied.
+    assert [list(ay) for _, ay in a] == [list(py) for _, py in plain]
+    assert not all(np.array_equal(ax, px) for (ax, _), (px, _) in zip(a, plain))
+    # Data without a seed (validation, test) is never augmented, even when asked.
+    with pytest.raises(ValueError, match="needs a seed"):
+        train.dataset(x, y, batch_size=4, augment=on)
+    val = np.concatenate([bx for bx, _ in train.dataset(x, y, batch_size=4)])
+    np.testing.assert_array_equal(val, x)
+
+
+def test_run_augments_only_the_training_set(monkeypatch, tmp_path):
+    from synthetic import make_clean_dir, tiny_settings
+
+    from instrclf import settings as s
+
+    calls = []
+    dataset = train.dataset
+
+    def spy(x, y, **kwargs):
+        calls.append(kwargs)
+        return dataset(x, y, **kwargs)
+
+    monkeypatch.setattr(train, "dataset", spy)
+    clean, features = tiny_settings()
+    params = TINY_PARAMS | {"train": TINY_PARAMS["train"] | {"augment": OFF | {"eq_db": 3.0}}}
+    train.run(
+        "baseline",
+        test_fold=0,
+        clean_dir=make_clean_dir(tmp_path / "clean"),
+        clean=clean,
+        features=features,
+        split=s.section(TINY_PARAMS, s.SplitSettings),
+        train=s.section(params, s.TrainSettings),
+        config=s.model_config(TINY_PARAMS, "baseline"),
+        seed=7,
+        target="instrument",
+    )
+    training, validation = calls
+    assert training["augment"].eq_db == 3.0 and training["seed"] == 7
+    assert validation.get("augment") is None and validation.get("seed") is None
