@@ -57,6 +57,13 @@ def read_json(path) -> dict:
     return value
 
 
+def _number(value, key, fold) -> float:
+    """``value`` as a float, or a DataError naming the figure and its fold."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"{key} of fold {fold} is {value!r}, not a number: run dvc repro")
+    return float(value)
+
+
 def summarise(results: dict, training: dict, *, folds) -> dict:
     """One model's summary from its predict results and its per-fold training figures.
 
@@ -84,13 +91,21 @@ def summarise(results: dict, training: dict, *, folds) -> dict:
         raise DataError(f"no results for fold(s) {missing}: run dvc repro")
     out = {}
     for key in FOLD_KEYS:
-        values = [per_fold[f].get(key) for f in wanted]
-        if all(v is not None for v in values):
-            out[f"{key}_mean"], out[f"{key}_std"] = mean_std(values)
+        have = [f for f in wanted if per_fold[f].get(key) is not None]
+        if not have:
+            continue
+        if len(have) < len(wanted):  # a mean over some folds would pass for a mean over all
+            lacking = [int(f) for f in wanted if f not in have]
+            raise DataError(f"{key} is missing for fold(s) {lacking} but present for {[int(f) for f in have]}: run dvc repro")
+        out[f"{key}_mean"], out[f"{key}_std"] = mean_std([_number(per_fold[f][key], key, f) for f in wanted])
     for key in ENSEMBLE_KEYS:
         if key in results.get("ensemble", {}):
-            out[f"ensemble_{key}"] = results["ensemble"][key]
+            out[f"ensemble_{key}"] = _number(results["ensemble"][key], key, "ensemble")
     out["folds"] = len(wanted)
-    out["epochs_mean"] = mean_std([training[int(f)]["epochs_run"] for f in wanted])[0]
-    out["train_seconds"] = round(math.fsum(training[int(f)]["train_seconds"] for f in wanted), 1)
+    for key in ("epochs_run", "train_seconds"):
+        lacking = [int(f) for f in wanted if key not in training[int(f)]]
+        if lacking:
+            raise DataError(f"training figures of fold(s) {lacking} lack {key}: run dvc repro")
+    out["epochs_mean"] = mean_std([_number(training[int(f)]["epochs_run"], "epochs_run", f) for f in wanted])[0]
+    out["train_seconds"] = round(math.fsum(_number(training[int(f)]["train_seconds"], "train_seconds", f) for f in wanted), 1)
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in out.items()}

@@ -22,10 +22,10 @@ TINY_PARAMS = {
         "augment": {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None},
     },
     "models": {
-        "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
-        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
-        "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
-        "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "l2": 0.0001},
+        "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": False, "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
+        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "jit_compile": False, "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
+        "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": True, "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
+        "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": False, "l2": 0.0001},
     },
 }
 

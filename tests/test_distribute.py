@@ -121,9 +121,9 @@ def fit(model, train_ds, val_ds, **kwargs):
     return result
 
 
-def compile_model(model, *, rate):
+def compile_model(model, *, rate, **kwargs):
     probe["schedules"].append(rate.get_config())
-    return _compile(model, rate=rate)
+    return _compile(model, rate=rate, **kwargs)
 
 
 train.fit, train.compile_model = fit, compile_model

@@ -18,7 +18,7 @@ CLEAN, FEATURES = tiny_settings()
 N_SAMPLES = CLEAN.window_length  # 4000: 0.5 s at 8 kHz
 
 #: The training recipe every config carries (models.<name>); the knobs tested here are the others.
-RECIPE = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "precision": "float32"}
+RECIPE = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "precision": "float32", "jit_compile": False}
 
 
 def tiny_config(name):

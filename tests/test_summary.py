@@ -83,6 +83,27 @@ def test_summarise_without_unseen_library():
     assert got["file_accuracy_mean"] == 0.9
 
 
+def _without(fold, key):
+    folds = {str(f): fold_figures(f) for f in range(3)}
+    del folds[str(fold)][key]
+    return {"folds": folds}
+
+
+@pytest.mark.parametrize(
+    ("results", "training", "match"),
+    [
+        (_without(1, "unseen_file_accuracy"), TRAINING, r"^unseen_file_accuracy is missing for fold\(s\) \[1\] but present for \[0, 2\]"),
+        ({"folds": {**RESULTS["folds"], "2": fold_figures(2) | {"macro_f1": "0.5"}}}, TRAINING, r"^macro_f1 of fold 2 is '0.5', not a number"),
+        (RESULTS, {**TRAINING, 0: {"epochs_run": 10}}, r"^training figures of fold\(s\) \[0\] lack train_seconds"),
+        (RESULTS, {**TRAINING, 1: {"epochs_run": True, "train_seconds": 1.0}}, r"^epochs_run of fold 1 is True, not a number"),
+    ],
+    ids=["metric-in-some-folds", "string-metric", "training-key-missing", "bool-epochs"],
+)
+def test_inconsistent_figures_are_one_line_data_errors(results, training, match):
+    with pytest.raises(DataError, match=match):
+        summary.summarise(results, training, folds=[0, 1, 2])
+
+
 @pytest.mark.parametrize(
     ("results", "training", "missing"),
     [

@@ -54,13 +54,15 @@ def back_end_weights(model, name, fold=0):
 # --------------------------------------------------------------------------- seeds
 
 
-def test_training_is_reproducible_from_the_seed(clean_dir):
-    """Two runs on CPU with the same seed (conv1d: dropout and shuffling): identical weights and figures."""
-    (m1, card1, fig1), (m2, card2, fig2) = run(clean_dir, "conv1d"), run(clean_dir, "conv1d")
+@pytest.mark.parametrize("name", ["conv1d", "lstm"])  # lstm: compiled by XLA
+def test_training_is_reproducible_from_the_seed(clean_dir, name):
+    """Two runs on CPU with the same seed (dropout, shuffling, augmentation): identical weights and figures."""
+    augment = TINY_PARAMS["train"]["augment"] | {"eq_db": 3.0, "mel_shift": 1}
+    (m1, card1, fig1), (m2, card2, fig2) = run(clean_dir, name, augment=augment), run(clean_dir, name, augment=augment)
     assert card1 == card2
     for key in ("best_val_accuracy", "best_epoch", "epochs_run", "n_train_windows", "n_params"):
         assert fig1[key] == fig2[key]
-    for w1, w2 in zip(back_end_weights(m1, "conv1d"), back_end_weights(m2, "conv1d"), strict=True):
+    for w1, w2 in zip(back_end_weights(m1, name), back_end_weights(m2, name), strict=True):
         np.testing.assert_array_equal(w1, w2)
 
 
@@ -192,7 +194,7 @@ def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
 
 
 def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, monkeypatch):
-    seen, threads, rates = [], [], []
+    seen, threads, rates, jits = [], [], [], []
     load = data.load_windows
 
     def spy(clean_dir, index, *, n_samples):
@@ -201,9 +203,10 @@ def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, mon
 
     compile_model = train.compile_model
 
-    def compile_spy(model, *, rate):
+    def compile_spy(model, *, rate, jit_compile):
         rates.append(rate)
-        return compile_model(model, rate=rate)
+        jits.append(jit_compile)
+        return compile_model(model, rate=rate, jit_compile=jit_compile)
 
     monkeypatch.setattr(data, "load_windows", spy)
     monkeypatch.setattr(train, "set_threads", threads.append)
@@ -222,7 +225,7 @@ def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, mon
     # 3 classes x 3 folds x 2 notes x 2 windows in library A
     assert figures["n_train_windows"] == len(expected) == len(train_rows) == 36
     assert figures["n_val_windows"] == 12
-    assert threads == [None]
+    assert threads == [None] and jits == [False]
     schedule = rates[0].get_config()
     assert schedule["decay_steps"] == 2 * 3  # 2 epochs of ceil(36 / 16) steps, no warm-up
     assert schedule["warmup_target"] is None and schedule["initial_learning_rate"] == pytest.approx(0.003)
@@ -233,6 +236,7 @@ def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, mon
     assert model.input_shape == (None, CLEAN.window_length, 1) and model.output_shape == (None, 3)
     assert 1 <= figures["epochs_run"] <= 2 and 0 <= figures["best_val_accuracy"] <= 1
     assert figures["n_params"] == model.count_params()
+    assert 100 < figures["peak_memory_mb"] < 64 * 1024  # this process's peak resident memory, in MiB
 
 
 def test_set_threads_is_honoured(monkeypatch):

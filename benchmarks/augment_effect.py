@@ -1,0 +1,105 @@
+"""What does each augmentation do to accuracy on a library never trained on? (test fold 0)
+
+Trains one model (the project's recipe from params.yaml, test fold 0, fold 1 validating,
+folds 2-4 training) on the training libraries only, once per augmentation setting, and
+reports file accuracy on the training libraries' test fold and on every note of each
+held-out library. Spectrograms are computed once and shared by the runs; everything else
+is :mod:`instrclf.train`'s code. One run per setting and seed: differences of about 2
+points are within seed noise.
+
+    python benchmarks/augment_effect.py --clean data/clean --train TimGM6mb sf_GMbank \\
+        --held-out FluidR3_GM --augment '{}' --augment '{"eq_db": 6}' --augment '{"mel_shift": 2}'
+
+Each ``--augment`` is JSON merged over ``train.augment`` with every transform off.
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from instrclf import data, layout, models, settings
+from instrclf.io import write_json
+from instrclf.settings import AugmentSettings, CleanSettings, FeatureSettings, SplitSettings, TrainSettings
+
+OFF = {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None}
+
+
+def file_accuracy(back, specs, rows, labels) -> float:
+    """Mean of window probabilities per recording (library + path), then argmax."""
+    probs = back.predict(specs[rows.index.values], batch_size=256, verbose=0)
+    frame = pd.DataFrame(probs)
+    frame["key"] = (rows["library"] + "/" + rows["Path"]).values
+    frame["y"] = data.encode(rows["label"], labels)
+    mean = frame.groupby("key").mean(numeric_only=True)
+    return float((mean.drop(columns="y").values.argmax(1) == mean["y"].values).mean())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", default="data/clean")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--model", default="conv2d", choices=settings.MODEL_NAMES)
+    parser.add_argument("--train", nargs="+", required=True, metavar="LIBRARY", help="training (and validation) libraries")
+    parser.add_argument("--held-out", nargs="+", required=True, metavar="LIBRARY", help="libraries never trained on")
+    parser.add_argument("--augment", action="append", default=[], help="JSON over every transform off (repeatable)")
+    parser.add_argument("--out", default="benchmarks/results/augment_effect.json")
+    args = parser.parse_args(argv)
+
+    from instrclf import train  # TensorFlow after the arguments
+
+    params = settings.load(args.params)
+    clean, features = settings.section(params, CleanSettings), settings.section(params, FeatureSettings)
+    train_settings = settings.section(params, TrainSettings)
+    config = settings.model_config(params, args.model)
+    seed = settings.seed(params)
+    index = layout.read_index(args.clean)
+    labels = data.labels_of(index)
+    unknown = sorted(set(args.train + args.held_out) - set(index["library"]))
+    if unknown:
+        parser.error(f"libraries {unknown} are not in {args.clean} (it has {sorted(index['library'].unique())})")
+    index = index[index["library"].isin(args.train + args.held_out)].reset_index(drop=True)
+    start = time.perf_counter()
+    front = models.frontend(clean=clean, features=features)
+    specs = train.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
+    print(f"spectrograms of {len(index)} windows: {time.perf_counter() - start:.1f} s", flush=True)
+    val_fold, train_folds = SplitSettings.folds_of(0)
+
+    def rows(libraries, folds):
+        return index[index["library"].isin(libraries) & index["fold"].isin(folds)]
+
+    tr, va = rows(args.train, train_folds), rows(args.train, [val_fold])
+    y_train, y_val = data.encode(tr["label"], labels), data.encode(va["label"], labels)
+    results = []
+    for text in args.augment or ["{}"]:
+        augment = AugmentSettings.from_params(OFF | json.loads(text))
+        train.seed_everything(seed)
+        train_ds = train.dataset(specs[tr.index.values], y_train, batch_size=config.batch_size, seed=seed, augment=augment)
+        val_ds = train.dataset(specs[va.index.values], y_val, batch_size=config.batch_size)
+        back = models.backend(args.model, config=config, input_shape=specs.shape[1:], n_classes=len(labels), fold=0)
+        steps = int(np.ceil(len(tr) / config.batch_size))
+        train.compile_model(back, rate=train.learning_rate(config, train_settings, steps_per_epoch=steps), jit_compile=config.jit_compile)
+        fit = train.fit(back, train_ds, val_ds, epochs=config.epochs, patience=train_settings.patience)
+        row = {
+            "augment": json.loads(text),
+            "fit_seconds": round(fit["train_seconds"], 1),
+            "best_val_accuracy": round(fit["best_val_accuracy"], 4),
+            "test_fold": {lib: round(file_accuracy(back, specs, rows([lib], [0]), labels), 3) for lib in args.train},
+            "held_out": {lib: round(file_accuracy(back, specs, index[index["library"] == lib], labels), 3) for lib in args.held_out},
+        }
+        results.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n| augment ({args.model}, test fold 0) | " + " | ".join(f"test {lib}" for lib in args.train)
+          + " | " + " | ".join(f"held-out {lib}" for lib in args.held_out) + " |")
+    print("|---" * (1 + len(args.train) + len(args.held_out)) + "|")
+    for row in results:
+        cells = [json.dumps(row["augment"]) or "none"] + [f"{row['test_fold'][lib]:.3f}" for lib in args.train]
+        cells += [f"{row['held_out'][lib]:.3f}" for lib in args.held_out]
+        print("| " + " | ".join(cells) + " |")
+    write_json(args.out, {"model": args.model, "train": args.train, "held_out": args.held_out, "seed": seed, "runs": results})
+
+
+if __name__ == "__main__":
+    main()
