@@ -13,10 +13,8 @@ export PATH := $(BIN):$(PATH)
 
 # The sampled instrument libraries the default data is rendered from (Debian packages).
 SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont
-# Headless Chromium renders `dvc plots show`'s page in the browser test.
-TEST_PACKAGES := chromium
 
-.PHONY: setup repro test system test-system lock gpu
+.PHONY: setup repro test system lock gpu
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -29,9 +27,6 @@ endef
 
 system:
 	$(call apt_install,$(SOUNDFONTS))
-
-test-system:
-	$(call apt_install,$(SOUNDFONTS) $(TEST_PACKAGES))
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found; set PYTHON=/path/to/python3.x" >&2; exit 1; }
@@ -50,7 +45,7 @@ gpu: $(STAMP)
 repro: setup
 	$(BIN)/dvc repro
 
-test: test-system $(STAMP)
+test: system $(STAMP)
 	$(BIN)/python -m pytest
 
 # Re-resolve requirements.txt + requirements-dev.txt into the hashed lock (needs PyPI).

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -138,3 +139,23 @@ def test_write_json_refuses_what_json_cannot_hold(tmp_path):
     with pytest.raises(TypeError):
         write_json(tmp_path / "m.json", {"a": object()})
     assert names(tmp_path) == []
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_dead(tmp_path):
+    """A zombie (exited, not yet reaped by its parent) holds nothing: its leftovers are stale."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        state = ""
+        for _ in range(200):  # until it has exited, without reaping it
+            with open(f"/proc/{child.pid}/stat", "rb") as f:
+                state = f.read().rpartition(b")")[2].split()[0]
+            if state == b"Z":
+                break
+            time.sleep(0.02)
+        assert state == b"Z"
+        leftover = tmp_path / f".out.tmp-{child.pid}-x"
+        leftover.mkdir()
+        assert remove_stale(tmp_path / "out") == [leftover]
+        assert not leftover.exists()
+    finally:
+        child.wait()

@@ -345,3 +345,25 @@ def test_save_refuses_another_suffix(tmp_path, saved):
     with pytest.raises(ParameterError, match=r"must end in .keras, got .*m.h5"):
         models.save(keras.Sequential([keras.Input((2,)), layers.Dense(3)]), tmp_path / "m.h5", card=card)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_save_killed_midway_leaves_nothing_the_next_save_keeps(tmp_path, saved, dead_pid_file):
+    """A temporary of a killed save (io's naming, dead PID) is removed by the next save of that model."""
+    saved_folder, card = saved
+    folder = tmp_path / "again"
+    folder.mkdir()
+    leftover = folder / f".m.keras.tmp-{dead_pid_file}-.keras"
+    leftover.write_bytes(b"half a model")
+    model, _ = models.load(saved_folder / "m.keras")
+    models.save(model, folder / "m.keras", card=card)
+    assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.keras"]
+
+
+@pytest.fixture
+def dead_pid_file():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
