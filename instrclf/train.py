@@ -32,11 +32,6 @@ from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings
 #: Inference batch for the front end: memory only, never results.
 FRONTEND_BATCH = 256
 
-#: Validation batch: inference only, so it changes no figure; large, because Keras runs a
-#: Python step per batch, and under XLA (the LSTM) small validation batches cost more
-#: than the training epoch itself (1,560 vs 2,950 training samples/s with 32 vs 256).
-VAL_BATCH = 256
-
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy, Keras and TensorFlow, and make TensorFlow's ops deterministic."""
@@ -317,7 +312,7 @@ def run(
     y_val = data.encode(sets.val["label"], labels)
 
     train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment)
-    val_ds = dataset(x_val, y_val, batch_size=VAL_BATCH)
+    val_ds = dataset(x_val, y_val, batch_size=config.batch_size)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     with replicas.scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)

@@ -1,0 +1,69 @@
+"""TensorFlow's start-up noise is kept out of stage logs, and real errors are not (instrclf.runtime)."""
+
+import subprocess
+import sys
+import textwrap
+
+from instrclf.runtime import NOISE, filtered_stderr
+
+#: Lines TensorFlow prints at start on a CPU machine (from real stage logs).
+NOTICES = [
+    "2026-11-24 13:25:01.1: E external/local_xla/xla/stream_executor/cuda/cuda_platform.cc:51] failed call to cuInit: "
+    "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    "I0000 00:00:1.1 cpu_feature_guard.cc:210] This TensorFlow binary is optimized to use available CPU instructions.",
+    "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow.",
+    "I tensorflow/core/util/port.cc:153] oneDNN custom operations are on. You may see slightly different numerical results",
+]
+
+
+def test_filtered_stderr_drops_the_notices_and_keeps_everything_else():
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from instrclf.runtime import filtered_stderr
+        with filtered_stderr():
+            for line in {NOTICES!r}:
+                os.write(2, (line + "\\n").encode())           # native writes, as TensorFlow's C++ does
+            os.write(2, b"E0000 op_kernel.cc:1] OOM when allocating tensor\\n")
+            print("Traceback (most recent call last): boom", file=sys.stderr)
+            print("a warning of ours", file=sys.stderr)
+        print("after", file=sys.stderr)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines == [
+        "E0000 op_kernel.cc:1] OOM when allocating tensor",
+        "Traceback (most recent call last): boom",
+        "a warning of ours",
+        "after",
+    ]
+
+
+def test_every_notice_matches_and_real_errors_do_not():
+    assert all(NOISE.search(line) for line in NOTICES)
+    for line in ["E0000 op_kernel.cc:1] OOM when allocating tensor", "ValueError: bad input", "error: clean: no rows"]:
+        assert not NOISE.search(line)
+
+
+def test_an_exception_inside_still_replays_what_was_captured(capfd):
+    try:
+        with filtered_stderr():
+            print("kept line", file=sys.stderr)
+            raise RuntimeError("inside")
+    except RuntimeError:
+        pass
+    assert "kept line" in capfd.readouterr().err
+
+
+def test_importing_tensorflow_through_runtime_prints_no_notice():
+    proc = subprocess.run(
+        [sys.executable, "-c", "from instrclf.runtime import tf; tf.constant(1.0) + 1; print('ok')"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+    assert not [line for line in proc.stderr.splitlines() if NOISE.search(line)]
+    assert "cuInit" not in proc.stderr
