@@ -46,9 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_model, version  # benchmarks/machine.py (the script's folder is on sys.path)
 import numpy as np
 import soundfile as sf
 
@@ -243,24 +243,6 @@ def compare_cli(lines: list, probs: list, labels: list) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(package):
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
@@ -402,8 +384,8 @@ def main():
     print()
     print(f"**classify speed**: {args.model} ({card.model}, {len(card.labels)} labels, "
           f"{card.clean.sample_rate} Hz x {card.clean.delta_time} s windows); {args.files} recordings: {source}; "
-          f"{_cpu_model()}, {os.cpu_count()} cores, load average {load_start:.2f} -> {load_end:.2f}; "
-          f"TensorFlow {_version('tensorflow')}, Keras {_version('keras')}; fastest of {args.repeat}")
+          f"{cpu_model()}, {os.cpu_count()} cores, load average {load_start:.2f} -> {load_end:.2f}; "
+          f"TensorFlow {version('tensorflow')}, Keras {version('keras')}; fastest of {args.repeat}")
     print()
     print(table(rows))
     print()
@@ -438,7 +420,7 @@ def main():
         "command": shlex.join([sys.executable, *sys.argv]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "platform": platform.platform(),
@@ -446,7 +428,7 @@ def main():
             "load_average_start": load_start,
             "load_average_end": load_end,
         },
-        "versions": {p: _version(p) for p in ("tensorflow", "keras", "kapre", "numpy", "soxr", "soundfile")}
+        "versions": {p: version(p) for p in ("tensorflow", "keras", "kapre", "numpy", "soxr", "soundfile")}
         | {"python": platform.python_version()},
         "model": {"path": str(args.model), "name": card.model, "labels": card.labels, "clean": clean},
         "data": {"source": source, "files": args.files, "sample_rates": rates, "audio_seconds": audio_s,

@@ -67,9 +67,9 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
+from machine import cpu_model, version  # benchmarks/machine.py (the script's folder is on sys.path)
 import numpy as np
 
 from instrclf import settings
@@ -572,24 +572,6 @@ def run_machine(args, names) -> dict:
 # --------------------------------------------------------------------------- the parent: subprocesses, table, JSON
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _version(package):
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _worker(args, role, name=None) -> dict:
     """Run one role (``machine``, ``classic``, ``project``) in a fresh Python; its result dict, or its failure."""
     forwarded = [
@@ -766,14 +748,14 @@ def main(argv=None):
         "started": started.isoformat(timespec="seconds"),
         "level": args.level,
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "load_average_at_start": load,
             "matmul_n": MATMUL_N,
             "matmul_gflops_float32": machine.get("matmul_gflops_float32"),
             "matmul_gflops_bfloat16": machine.get("matmul_gflops_bfloat16"),
         },
-        "versions": {p: _version(p) for p in ("tensorflow", "keras", "kapre", "numpy")} | {"python": platform.python_version()},
+        "versions": {p: version(p) for p in ("tensorflow", "keras", "kapre", "numpy")} | {"python": platform.python_version()},
         "data": {
             "clean": str(args.clean),
             "params": str(args.params),

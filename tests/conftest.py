@@ -1,5 +1,8 @@
 """Fixtures shared by the test modules."""
 
+import subprocess
+import sys
+
 import pytest
 
 
@@ -9,3 +12,11 @@ def instrclf_cache(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("INSTRCLF_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(scope="session")
+def dead_pid():
+    """The PID of a process that has exited (started and waited for here): whatever it left is stale."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -12,14 +12,6 @@ import pytest
 from instrclf.io import atomic_dir, atomic_file, remove_stale, write_json
 
 
-@pytest.fixture(scope="module")
-def dead_pid():
-    """The PID of a process that has exited (started and waited for here)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 @pytest.fixture
 def live_pid():
     """The PID of a running process other than this one."""

@@ -347,23 +347,14 @@ def test_save_refuses_another_suffix(tmp_path, saved):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_save_killed_midway_leaves_nothing_the_next_save_keeps(tmp_path, saved, dead_pid_file):
+def test_a_save_killed_midway_leaves_nothing_the_next_save_keeps(tmp_path, saved, dead_pid):
     """A temporary of a killed save (io's naming, dead PID) is removed by the next save of that model."""
     saved_folder, card = saved
     folder = tmp_path / "again"
     folder.mkdir()
-    leftover = folder / f".m.keras.tmp-{dead_pid_file}-.keras"
+    leftover = folder / f".m.keras.tmp-{dead_pid}-.keras"
     leftover.write_bytes(b"half a model")
     model, _ = models.load(saved_folder / "m.keras")
     models.save(model, folder / "m.keras", card=card)
     assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.keras"]
 
-
-@pytest.fixture
-def dead_pid_file():
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
