@@ -48,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/augment_effect.json")
     args = parser.parse_args(argv)
 
-    from instrclf import train  # TensorFlow after the arguments
+    from instrclf import features, train  # TensorFlow after the arguments
 
     params = settings.load(args.params)
     clean, features = settings.section(params, CleanSettings), settings.section(params, FeatureSettings)
@@ -63,7 +63,7 @@ def main(argv=None):
     index = index[index["library"].isin(args.train + args.held_out)].reset_index(drop=True)
     start = time.perf_counter()
     front = models.frontend(clean=clean, features=features)
-    specs = train.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
+    specs = features.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
     print(f"spectrograms of {len(index)} windows: {time.perf_counter() - start:.1f} s", flush=True)
     val_fold, train_folds = SplitSettings.folds_of(0)
 
@@ -80,7 +80,7 @@ def main(argv=None):
         val_ds = train.dataset(specs[va.index.values], y_val, batch_size=config.batch_size)
         back = models.backend(args.model, config=config, input_shape=specs.shape[1:], n_classes=len(labels), fold=0)
         steps = int(np.ceil(len(tr) / config.batch_size))
-        train.compile_model(back, rate=train.learning_rate(config, train_settings, steps_per_epoch=steps), jit_compile=config.jit_compile)
+        train.compile_model(back, rate=train.learning_rate(config, train_settings, steps_per_epoch=steps))
         fit = train.fit(back, train_ds, val_ds, epochs=config.epochs, patience=train_settings.patience)
         row = {
             "augment": json.loads(text),

@@ -23,7 +23,7 @@ other, each in its own subprocess (so each has its own peak RSS):
   recipe from params (``models.<name>``: epochs, batch size, peak rate, precision;
   ``train.*``: warm-up, patience, augmentation, threads), built from the package's own
   functions: the windows are read and their spectrograms computed once
-  (:func:`instrclf.train.spectrograms`), the back end is trained from memory
+  (:func:`instrclf.features.spectrograms`), the back end is trained from memory
   (:func:`instrclf.train.dataset`) with the cosine schedule, and the best validation
   epoch's weights are restored. Reading the windows and computing the spectrograms is
   counted in its time to accuracy.
@@ -380,7 +380,7 @@ def run_classic(args, name) -> dict:
 
 
 def run_project(args, name) -> dict:
-    from instrclf import data, models, train
+    from instrclf import data, features, models, train
     from instrclf.runtime import filtered_stderr
 
     import keras
@@ -398,8 +398,8 @@ def run_project(args, name) -> dict:
     Timing, _ = _callbacks()
 
     start = time.perf_counter()  # train.run's own work from here on: read, spectrograms, build, fit
-    x_train = train.spectrograms(front, data.load_windows(args.clean, rows_train, n_samples=n))
-    x_val = train.spectrograms(front, data.load_windows(args.clean, rows_val, n_samples=n))
+    x_train = features.spectrograms(front, data.load_windows(args.clean, rows_train, n_samples=n))
+    x_val = features.spectrograms(front, data.load_windows(args.clean, rows_val, n_samples=n))
     prepare_seconds = time.perf_counter() - start
     y_train = data.encode(rows_train["label"], labels)
     y_val = data.encode(rows_val["label"], labels)
@@ -408,7 +408,7 @@ def run_project(args, name) -> dict:
     steps = int(np.ceil(len(x_train) / config.batch_size))
     with replicas.scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=TEST_FOLD)
-        train.compile_model(back, rate=train.learning_rate(config, s["train"], steps_per_epoch=steps), jit_compile=config.jit_compile)
+        train.compile_model(back, rate=train.learning_rate(config, s["train"], steps_per_epoch=steps))
     timing = Timing(label=f"project {name}", start=start, max_seconds=args.project_max_seconds,
                     batch_size=config.batch_size, per_epoch=len(x_train))
     # train.fit's stopping rule: best validation accuracy restored, patience from train.patience
@@ -423,7 +423,7 @@ def run_project(args, name) -> dict:
                   learning_rate=config.learning_rate, precision=config.precision,
                   max_seconds=args.project_max_seconds, samples_per_epoch=len(x_train))
     del x_train, x_val, train_ds, val_ds
-    x_test = train.spectrograms(front, data.load_windows(args.clean, rows_test, n_samples=n))
+    x_test = features.spectrograms(front, data.load_windows(args.clean, rows_test, n_samples=n))
     with filtered_stderr():
         probs = back.predict(x_test, batch_size=PREDICT_BATCH, verbose=0)
     result.update(_file_accuracy(rows_test, probs, labels))

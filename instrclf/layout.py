@@ -3,13 +3,17 @@
 - **Raw layout** (``download`` -> ``clean``): ``TinySOL_metadata.csv`` plus ``audio/<Path>``
   for every row, Zenodo's layout. :func:`read_metadata` is the one validation used by
   download's final check and by clean.
-- **index.csv** (``clean`` -> ``train``/``predict``): one row per window.
+- **index.csv** (``clean`` -> ``features``): one row per window.
+- **Features** (``features`` -> ``train``/``predict``): ``spectrograms.npy``, the front end's
+  output for every window, row ``i`` for row ``i`` of the ``index.csv`` beside it, and
+  ``features.json``, the settings that made them.
 - **Predictions** (``predict`` -> ``summary``/``plot``): one row per note and model.
 
 Every reader fails with one :class:`DataError` that names the file and lists every
 problem found, never with a pandas traceback.
 """
 
+import json
 import re
 from pathlib import Path, PurePosixPath
 
@@ -35,6 +39,10 @@ DEFAULT_LIBRARY = "default"
 
 #: ``data.target`` -> the metadata column that gives the label.
 TARGETS = {"instrument": "Instrument (abbr.)", "family": "Family"}
+
+#: The features folder: the spectrogram array and the card of the settings that made it.
+FEATURES_ARRAY = "spectrograms.npy"
+FEATURES_CARD = "features.json"
 
 #: Columns of index.csv, in order; one row per window.
 INDEX_COLUMNS = ("window", "Path", "instrument", "family", "library", "label", "fold", "window_index")
@@ -235,6 +243,73 @@ def read_index(clean_dir) -> pd.DataFrame:
     out["fold"] = folds.astype(int)
     out["window_index"] = positions.astype(int)
     return out
+
+
+# --------------------------------------------------------------------------- features
+
+
+def write_features(features_dir, index: pd.DataFrame, spectrograms: np.ndarray, settings: dict) -> Path:
+    """Write a features folder: ``index.csv``, ``spectrograms.npy`` (row ``i`` is window ``i``) and ``features.json``.
+
+    ``features_dir`` is written in place: wrap the call in :func:`instrclf.io.atomic_dir`.
+    ``settings`` (JSON-able) records what made the spectrograms; readers compare it with theirs.
+    """
+    if len(index) != len(spectrograms):
+        raise DataError(f"{features_dir}: {len(spectrograms)} spectrograms for {len(index)} index rows")
+    features_dir = Path(features_dir)
+    write_index(features_dir, index)
+    with atomic_file(features_dir / FEATURES_ARRAY, "wb") as f:
+        np.save(f, np.ascontiguousarray(spectrograms, dtype=np.float32), allow_pickle=False)
+    card = {"settings": settings, "shape": list(spectrograms.shape), "dtype": "float32"}
+    with atomic_file(features_dir / FEATURES_CARD) as f:
+        json.dump(card, f, indent=2)
+        f.write("\n")
+    return features_dir
+
+
+def read_features(features_dir, *, settings: dict) -> tuple:
+    """Read a features folder made with ``settings``.
+
+    Returns
+    -------
+    index : pandas.DataFrame
+        As :func:`read_index`.
+    spectrograms : numpy.ndarray
+        float32 ``(windows, frames, n_mels, 1)``, memory-mapped read-only.
+
+    Raises
+    ------
+    DataError
+        Naming the file: missing or unreadable parts, other settings than ``settings``
+        (re-run the features stage), or an array that does not match the index.
+    """
+    features_dir = Path(features_dir)
+    card_path, array_path = features_dir / FEATURES_CARD, features_dir / FEATURES_ARRAY
+    hint = "run the features stage first: dvc repro features"
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{card_path}: not found ({hint})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{card_path}: unreadable ({exc}): {hint}") from None
+    if not isinstance(card, dict) or card.get("settings") != settings:
+        made = card.get("settings") if isinstance(card, dict) else None
+        raise DataError(f"{card_path}: the spectrograms were made with {made}, not {settings}: {hint}")
+    index = read_index(features_dir)
+    try:
+        spectrograms = np.load(array_path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{array_path}: not found ({hint})") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{array_path}: not a spectrogram array ({exc}): {hint}") from None
+    if spectrograms.dtype != np.float32 or spectrograms.ndim != 4 or len(spectrograms) != len(index):
+        raise DataError(
+            f"{array_path}: {spectrograms.dtype} array of shape {spectrograms.shape}, expected float32 "
+            f"(windows, frames, n_mels, 1) with {len(index)} windows (the index beside it): {hint}"
+        )
+    if list(spectrograms.shape) != card.get("shape"):
+        raise DataError(f"{array_path}: shape {list(spectrograms.shape)}, its card says {card.get('shape')}: {hint}")
+    return index, spectrograms
 
 
 # --------------------------------------------------------------------------- predictions

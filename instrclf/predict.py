@@ -1,16 +1,16 @@
 """Cross-validated prediction: every fold model on its test fold and on the unseen library.
 
-The fold models of one architecture share the front end, so every window's spectrogram is
-computed once and only the back ends run per fold. The same back ends, averaged, are the
+The fold models of one architecture share the front end, whose output for every window the
+``features`` stage computed once (:mod:`instrclf.features`): only the back ends run here. The same back ends, averaged, are the
 architecture's one model for users (:func:`instrclf.models.assemble`).
 """
 
 import numpy as np
 import pandas as pd
 
-from . import data, evaluate, layout, models
+from . import data, evaluate, models
 from .errors import DataError
-from .train import spectrograms
+from .features import Features
 
 #: Inference batch: memory only, never results.
 BATCH_SIZE = 256
@@ -53,7 +53,7 @@ def _probs(back, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(back(x[i : i + BATCH_SIZE], training=False)) for i in range(0, len(x), BATCH_SIZE)])
 
 
-def run(name: str, *, paths: dict, clean_dir, unseen_library) -> dict:
+def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     """Evaluate each fold model of architecture ``name`` and build its averaging ensemble.
 
     Parameters
@@ -62,8 +62,8 @@ def run(name: str, *, paths: dict, clean_dir, unseen_library) -> dict:
         The architecture.
     paths : dict
         Test fold -> the fold model's path (``train@<name>-<fold>``'s output).
-    clean_dir : str or Path
-        The clean windows and index.csv.
+    features_dir : str or Path
+        The ``features`` stage's output: every window's spectrogram and index.csv.
     unseen_library : str or None
         ``split.unseen_library``; must match what the models were trained without.
 
@@ -76,7 +76,8 @@ def run(name: str, *, paths: dict, clean_dir, unseen_library) -> dict:
         ensemble and its card).
     """
     front, backs, card = load_fold_models(paths)
-    index = layout.read_index(clean_dir)
+    cache = Features(features_dir, clean=card.clean, features=card.features)
+    index = cache.index
     labels = card.labels
     if data.labels_of(index) != labels:
         raise DataError(f"the models' labels {labels} differ from the clean data's {data.labels_of(index)}: retrain")
@@ -87,11 +88,10 @@ def run(name: str, *, paths: dict, clean_dir, unseen_library) -> dict:
         raise DataError(f"the models were trained without library {card.unseen_library!r}, not {expected!r}: retrain")
     unseen = first.unseen
     per_fold, rows, unseen_probs = {}, [], []
-    n = card.clean.window_length
-    x_unseen = spectrograms(front, data.load_windows(clean_dir, unseen, n_samples=n)) if len(unseen) else None
+    x_unseen = cache.take(unseen) if len(unseen) else None
     for fold, back in backs.items():
         test = sets[fold].test
-        probs = _probs(back, spectrograms(front, data.load_windows(clean_dir, test, n_samples=n)))
+        probs = _probs(back, cache.take(test))
         predictions = evaluate.aggregate(test, probs, labels=labels, subset="test")
         figures = evaluate.metrics(test, probs, predictions, labels=labels)
         rows.append(predictions)

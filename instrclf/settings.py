@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ParameterError
 from .tinysol import N_FOLDS
@@ -346,8 +346,7 @@ class ModelConfig(Settings):
 
     ``epochs`` ends the cosine schedule, ``batch_size`` is the global batch (split across
     replicas under ``train.distribute``), ``learning_rate`` is the schedule's peak,
-    ``precision`` the Keras dtype policy of the back end and ``jit_compile`` whether its
-    training step is compiled by XLA.
+    and ``precision`` the Keras dtype policy of the back end.
     """
 
     NAME: ClassVar[str] = ""
@@ -356,7 +355,6 @@ class ModelConfig(Settings):
     batch_size: Annotated[int, Field(ge=1, le=8192)]
     learning_rate: Annotated[float, Field(gt=0, le=1)]
     precision: Literal[PRECISIONS]
-    jit_compile: StrictBool
 
 
 class Conv1dConfig(ModelConfig):

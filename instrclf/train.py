@@ -1,7 +1,8 @@
 """Training: seeding, threads, the distribution strategy, cached spectrograms and the fit loop.
 
 The kapre front end has no trainable weights, so each window's spectrogram is computed
-once (:func:`spectrograms`) and only the back end is trained, on batches from memory.
+once, by the ``features`` stage (:mod:`instrclf.features`), and only the back end is
+trained, on batches from memory.
 The trained back end is then assembled with the front end into one model that takes raw
 audio (:func:`instrclf.models.assemble`).
 
@@ -22,15 +23,16 @@ import time
 import numpy as np
 
 from . import augment as augmentation
-from . import data, layout, models
+from . import data, models
+from .features import Features
 from .runtime import filtered_stderr, tf
 
 import keras  # noqa: E402  (after runtime: TensorFlow imported quietly)
 from .errors import ParameterError
 from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings, TrainSettings
 
-#: Inference batch for the front end: memory only, never results.
-FRONTEND_BATCH = 256
+#: Validation batch: memory and speed only (a batch's windows are evaluated independently).
+VAL_BATCH = 256
 
 
 def seed_everything(seed: int) -> None:
@@ -144,14 +146,6 @@ def fit_across_processes(model: keras.Model, replicas: tf.distribute.Strategy):
     return replicas.scope()
 
 
-def spectrograms(front: keras.Model, x: np.ndarray) -> np.ndarray:
-    """The front end's output for every window, computed once: ``(n, frames, n_mels, 1)`` float32."""
-    if len(x) == 0:
-        return np.zeros((0, *front.output_shape[1:]), dtype=np.float32)
-    with filtered_stderr():
-        return front.predict(x, batch_size=FRONTEND_BATCH, verbose=0).astype(np.float32, copy=False)
-
-
 def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment=None) -> tf.data.Dataset:
     """Batches of ``(x, y)`` from memory.
 
@@ -196,17 +190,17 @@ def learning_rate(config: ModelConfig, train: TrainSettings, *, steps_per_epoch:
     )
 
 
-def compile_model(model: keras.Model, *, rate, jit_compile: bool = False) -> keras.Model:
-    """Adam + sparse categorical cross-entropy, reporting accuracy; the step compiled by XLA if asked.
+def compile_model(model: keras.Model, *, rate) -> keras.Model:
+    """Adam + sparse categorical cross-entropy, reporting accuracy.
 
-    XLA pays for the LSTM on CPU (its recurrence is many small ops: 2.4x the samples/s)
-    and costs the convolutional models (oneDNN's convolutions are faster than XLA's).
+    Not compiled by XLA: Keras refuses XLA while op determinism is on (it warns and trains
+    without), and on CPU oneDNN's convolutions beat XLA's (0.3-0.5x the samples/s measured).
     """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        jit_compile=jit_compile,
+        jit_compile=False,
     )
     return model
 
@@ -271,7 +265,7 @@ def run(
     name: str,
     *,
     test_fold: int,
-    clean_dir,
+    features_dir,
     clean: CleanSettings,
     features: FeatureSettings,
     split: SplitSettings,
@@ -281,7 +275,7 @@ def run(
     target: str,
     live_dir=None,
 ) -> tuple:
-    """Train model ``name`` for one test fold on the clean windows.
+    """Train model ``name`` for one test fold on the windows' spectrograms (``features_dir``).
 
     Trains on the three folds other than ``test_fold`` and its validation fold
     ``(test_fold + 1) % 5``, early-stops on the validation fold, and never sees the
@@ -299,24 +293,22 @@ def run(
     set_threads(train.threads)
     replicas = strategy(train.distribute)  # before any TensorFlow op: multi_worker configures the runtime
     seed_everything(seed)
-    index = layout.read_index(clean_dir)
-    labels = data.labels_of(index)
-    sets = data.fold_sets(index, test_fold=test_fold, unseen_library=split.unseen_library)
-    n_samples = clean.window_length
-    front = models.frontend(clean=clean, features=features)
     start = time.perf_counter()
-    x_train = spectrograms(front, data.load_windows(clean_dir, sets.train, n_samples=n_samples))
-    x_val = spectrograms(front, data.load_windows(clean_dir, sets.val, n_samples=n_samples))
+    cache = Features(features_dir, clean=clean, features=features)
+    labels = data.labels_of(cache.index)
+    sets = data.fold_sets(cache.index, test_fold=test_fold, unseen_library=split.unseen_library)
+    x_train, x_val = cache.take(sets.train), cache.take(sets.val)
     prepare_seconds = time.perf_counter() - start
+    front = models.frontend(clean=clean, features=features)
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
 
     train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment)
-    val_ds = dataset(x_val, y_val, batch_size=config.batch_size)
+    val_ds = dataset(x_val, y_val, batch_size=VAL_BATCH)
     steps = int(np.ceil(len(x_train) / config.batch_size))
     with replicas.scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
-        compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps), jit_compile=config.jit_compile)
+        compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps))
     schedule = {"epochs": config.epochs, "patience": train.patience}
     with fit_across_processes(back, replicas):
         if live_dir is None or not is_chief(train.distribute):  # one worker logs the curves
@@ -346,7 +338,7 @@ def run(
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
         "train_seconds": round(result["train_seconds"], 2),
-        "spectrogram_seconds": round(prepare_seconds, 2),
+        "read_seconds": round(prepare_seconds, 2),
         "samples_per_second": round(len(x_train) * result["epochs_run"] / result["train_seconds"], 1),
         "n_train_windows": len(x_train),
         "n_val_windows": len(x_val),

@@ -18,7 +18,7 @@ def parse_args(argv=None):
     parser.add_argument("--params", default="params.yaml", help="the params file")
     parser.add_argument("--model", required=True, help=f"one of {list(settings.MODEL_NAMES)}")
     parser.add_argument("--folds", required=True, help="folder of the fold models, <fold>.keras")
-    parser.add_argument("--clean", required=True, help="clean stage output folder (index.csv + windows)")
+    parser.add_argument("--features", required=True, help="features stage output folder (index.csv + spectrograms)")
     parser.add_argument("--out", required=True, help="per-note predictions, CSV")
     parser.add_argument("--results", required=True, help="per-fold figures, JSON")
     parser.add_argument("--ensemble", required=True, help="the averaged model, .keras (card beside it)")
@@ -34,7 +34,7 @@ def main(argv=None):
         from instrclf import layout, models, predict  # TensorFlow loads only once the params are good
 
         paths = {fold: Path(args.folds) / f"{fold}.keras" for fold in split.test_folds}
-        out = predict.run(args.model, paths=paths, clean_dir=args.clean, unseen_library=split.unseen_library)
+        out = predict.run(args.model, paths=paths, features_dir=args.features, unseen_library=split.unseen_library)
         layout.write_predictions(args.out, out["predictions"])
         write_json(args.results, out["results"])
         models.save(out["model"], args.ensemble, card=out["card"])

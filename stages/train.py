@@ -1,4 +1,4 @@
-"""Stage ``train@<model>-<fold>``: fit one model for one test fold on the clean windows.
+"""Stage ``train@<model>-<fold>``: fit one model for one test fold on the windows' spectrograms.
 
 Trains on the three folds other than the test fold and its validation fold (the next
 one), never on the unseen library; saves the raw-audio model with its card beside it.
@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser.add_argument("--params", default="params.yaml", help="the params file")
     parser.add_argument("--model", required=True, help=f"one of {list(settings.MODEL_NAMES)}")
     parser.add_argument("--fold", required=True, type=int, help="the test fold, 0-4")
-    parser.add_argument("--clean", required=True, help="clean stage output folder (index.csv + windows)")
+    parser.add_argument("--features", required=True, help="features stage output folder (index.csv + spectrograms)")
     parser.add_argument("--out", required=True, help="trained model, .keras (its card .json goes beside it)")
     parser.add_argument("--metrics", required=True, help="training figures, JSON")
     parser.add_argument("--live", required=True, help="dvclive folder for per-epoch curves")
@@ -47,7 +47,7 @@ def main(argv=None):
         model, card, figures = train.run(
             args.model,
             test_fold=args.fold,
-            clean_dir=args.clean,
+            features_dir=args.features,
             clean=settings.section(params, CleanSettings),
             features=settings.section(params, FeatureSettings),
             split=split,

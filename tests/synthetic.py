@@ -22,10 +22,10 @@ TINY_PARAMS = {
         "augment": {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None},
     },
     "models": {
-        "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": False, "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
-        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "jit_compile": False, "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
-        "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": True, "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
-        "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "jit_compile": False, "l2": 0.0001},
+        "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
+        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
+        "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
+        "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "l2": 0.0001},
     },
 }
 
@@ -74,6 +74,17 @@ def make_clean_dir(root, *, params=TINY_PARAMS, notes_per_fold=2, windows_per_no
     columns = ["window", "Path", "instrument", "family", "library", "label", "fold", "window_index"]
     pd.DataFrame(rows, columns=columns).to_csv(root / "index.csv", index=False)
     return root
+
+
+def make_features_dir(root, *, params=TINY_PARAMS, **clean_kwargs) -> Path:
+    """``<root>/clean`` (:func:`make_clean_dir`) and its features folder ``<root>/features``, as the features stage makes it."""
+    from instrclf import features
+
+    root = Path(root)
+    clean, feats = tiny_settings(params)
+    clean_dir = make_clean_dir(root / "clean", params=params, **clean_kwargs)
+    features.run(clean_dir, root / "features", clean=clean, features=feats, progress=False)
+    return root / "features"
 
 
 def tiny_settings(params=TINY_PARAMS) -> tuple:

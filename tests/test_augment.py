@@ -107,7 +107,7 @@ def test_each_transform_is_deterministic_for_a_seed_and_only_touches_training_da
 
 
 def test_run_augments_only_the_training_set(monkeypatch, tmp_path):
-    from synthetic import make_clean_dir, tiny_settings
+    from synthetic import make_features_dir, tiny_settings
 
     from instrclf import settings as s
 
@@ -124,7 +124,7 @@ def test_run_augments_only_the_training_set(monkeypatch, tmp_path):
     train.run(
         "baseline",
         test_fold=0,
-        clean_dir=make_clean_dir(tmp_path / "clean"),
+        features_dir=make_features_dir(tmp_path),
         clean=clean,
         features=features,
         split=s.section(TINY_PARAMS, s.SplitSettings),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from synthetic import TINY_PARAMS, make_clean_dir, write_params
+from synthetic import TINY_PARAMS, make_features_dir, write_params
 
 from instrclf import models
 
@@ -141,7 +141,7 @@ MIRRORED = PROBE + textwrap.dedent(
 
     from instrclf import models, settings
 
-    params_path, clean_dir, name, out = sys.argv[1:5]
+    params_path, features_dir, name, out = sys.argv[1:5]
     params = settings.load(params_path)
     runs = []
     for _ in range(2):  # twice in one process: the same seed, the same bits
@@ -149,7 +149,7 @@ MIRRORED = PROBE + textwrap.dedent(
         model, card, figures = train.run(
             name,
             test_fold=0,
-            clean_dir=clean_dir,
+            features_dir=features_dir,
             clean=settings.section(params, settings.CleanSettings),
             features=settings.section(params, settings.FeatureSettings),
             split=settings.section(params, settings.SplitSettings),
@@ -170,12 +170,12 @@ MIRRORED = PROBE + textwrap.dedent(
 
 def test_mirrored_splits_the_global_batch_over_two_logical_cpus(tmp_path):
     """Two replicas on one CPU: each gets half of every global batch, the schedule counts global steps, the model learns."""
-    clean_dir = make_clean_dir(tmp_path / "clean")
+    features_dir = make_features_dir(tmp_path)
     params = write_params(tmp_path / "params.yaml", params_for("mirrored"))
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED, encoding="utf-8")
     out, log = tmp_path / "probe.json", tmp_path / "mirrored.log"
-    finish([launch(script, [params, clean_dir, MODEL, out], log, cpu_only_env())], [log])
+    finish([launch(script, [params, features_dir, MODEL, out], log, cpu_only_env())], [log])
     probe = json.loads(out.read_text())
 
     assert probe["devices"] == ["/device:CPU:0", "/device:CPU:1"]
@@ -245,14 +245,14 @@ def free_ports(n: int) -> list:
             s.close()
 
 
-def stage_args(params, clean_dir, out: Path) -> list:
+def stage_args(params, features_dir, out: Path) -> list:
     return [
-        "--params", params, "--model", MODEL, "--fold", "0", "--clean", clean_dir,
+        "--params", params, "--model", MODEL, "--fold", "0", "--features", features_dir,
         "--out", out / "model.keras", "--metrics", out / "metrics.json", "--live", out / "live",
     ]  # fmt: skip
 
 
-def run_two_workers(tmp_path, tag: str, clean_dir, params) -> tuple:
+def run_two_workers(tmp_path, tag: str, features_dir, params) -> tuple:
     """Two workers of one cluster on 127.0.0.1, each running the stage with its own output folder: (probes, weights)."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
@@ -263,7 +263,7 @@ def run_two_workers(tmp_path, tag: str, clean_dir, params) -> tuple:
         for index in range(2):
             tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             log = tmp_path / f"{tag}-worker{index}.log"
-            args = [*stage_args(params, clean_dir, tmp_path / f"{tag}-out{index}"), tmp_path / f"{tag}-weights{index}.npz",
+            args = [*stage_args(params, features_dir, tmp_path / f"{tag}-out{index}"), tmp_path / f"{tag}-weights{index}.npz",
                     tmp_path / f"{tag}-probe{index}.json"]  # fmt: skip
             procs.append(launch(script, args, log, cpu_only_env(TF_CONFIG=tf_config)))
             logs.append(log)
@@ -276,9 +276,9 @@ def run_two_workers(tmp_path, tag: str, clean_dir, params) -> tuple:
 
 def test_multi_worker_trains_one_model_on_two_processes_and_only_the_chief_writes(tmp_path):
     """Two workers run stages/train.py: each trains on its half of every global batch, both end with the same weights."""
-    clean_dir = make_clean_dir(tmp_path / "clean")
+    features_dir = make_features_dir(tmp_path)
     params = write_params(tmp_path / "params.yaml", params_for("multi_worker", threads=1))
-    (chief, other), (w0, w1) = run_two_workers(tmp_path, "a", clean_dir, params)
+    (chief, other), (w0, w1) = run_two_workers(tmp_path, "a", features_dir, params)
 
     assert (chief["chief"], other["chief"]) == (True, False)
     for index, probe in enumerate((chief, other)):

@@ -107,6 +107,7 @@ class Case:
 CASES = [
     Case("download", ready="data/.raw.tmp-*/audio/**/*.wav", pool=True),  # the render pool is writing notes
     Case("clean", hold="pool", pool=True),  # the pool is writing windows (all of it lasts a third of a second)
+    Case("features", hold="write:data/features"),  # the spectrograms computed, their folder being written
     Case(f"train@{MODEL}-0", hold="epoch", leaves_temp=False),  # fitting: no temporary yet
     Case(f"train@{MODEL}-1", hold=f"write:models/folds/{MODEL}/1.json"),  # in models.save: the .keras temp exists
     Case(f"predict@{MODEL}", hold=f"write:models/{MODEL}.json"),  # predictions written, saving the ensemble

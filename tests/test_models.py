@@ -9,7 +9,7 @@ import pytest
 from keras import layers, regularizers
 from synthetic import TINY_PARAMS, tiny_card, tiny_settings
 
-from instrclf import models, settings, train
+from instrclf import features, models, settings
 from instrclf.errors import DataError, ParameterError
 from instrclf.settings import BaselineConfig, Conv1dConfig, Conv2dConfig, LstmConfig
 
@@ -18,7 +18,7 @@ CLEAN, FEATURES = tiny_settings()
 N_SAMPLES = CLEAN.window_length  # 4000: 0.5 s at 8 kHz
 
 #: The training recipe every config carries (models.<name>); the knobs tested here are the others.
-RECIPE = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "precision": "float32", "jit_compile": False}
+RECIPE = {"epochs": 1, "batch_size": 8, "learning_rate": 0.01, "precision": "float32"}
 
 
 def tiny_config(name):
@@ -146,7 +146,7 @@ def test_raw_audio_model_equals_back_end_on_cached_spectrograms(name, front, spe
     """What train.run fits (back end on front-end output computed once) is what the saved model computes."""
     back = tiny_back(name, spec_shape)
     model = models.assemble(front, [back], name=name)
-    cached = train.spectrograms(front, audio)
+    cached = features.spectrograms(front, audio)
     assert cached.shape == (len(audio), *spec_shape) and cached.dtype == np.float32
     np.testing.assert_allclose(model.predict(audio, verbose=0), back.predict(cached, verbose=0), rtol=1e-5, atol=1e-6)
 
@@ -154,7 +154,7 @@ def test_raw_audio_model_equals_back_end_on_cached_spectrograms(name, front, spe
 def test_ensemble_is_the_mean_of_its_back_ends(front, spec_shape, audio):
     backs = [tiny_back("conv1d", spec_shape, fold=0, seed=1), tiny_back("conv1d", spec_shape, fold=1, seed=2)]
     ensemble = models.assemble(front, backs, name="conv1d")
-    spec = train.spectrograms(front, audio)
+    spec = features.spectrograms(front, audio)
     outputs = [call(back, spec) for back in backs]
     assert not np.allclose(outputs[0], outputs[1])  # two different models, or the test proves nothing
     np.testing.assert_allclose(call(ensemble, audio), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-7)

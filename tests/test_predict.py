@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings
+from synthetic import TINY_PARAMS, make_features_dir, tiny_card, tiny_settings
 
 from instrclf import data, layout, models, predict, settings
 from instrclf.errors import DataError
@@ -28,8 +28,13 @@ def save_fold_model(path, fold, *, seed, name="baseline", **card_changes):
 
 
 @pytest.fixture(scope="module")
-def clean_dir(tmp_path_factory):
-    return make_clean_dir(tmp_path_factory.mktemp("clean"))
+def features_dir(tmp_path_factory):
+    return make_features_dir(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def clean_dir(features_dir):
+    return features_dir.parent / "clean"
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +44,8 @@ def fold_paths(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def result(clean_dir, fold_paths):
-    return predict.run("baseline", paths=fold_paths, clean_dir=clean_dir, unseen_library="B")
+def result(features_dir, fold_paths):
+    return predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library="B")
 
 
 def note_probs(model, clean_dir, windows):
@@ -112,9 +117,9 @@ def test_figures_per_fold_and_for_the_ensemble(result):
 
 
 def test_one_library_predicts_test_folds_only_with_a_note(tmp_path):
-    clean_dir = make_clean_dir(tmp_path / "clean", libraries=("default",))
+    features_dir = make_features_dir(tmp_path, libraries=("default",))
     paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, unseen_library=None) for f in FOLDS}
-    out = predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+    out = predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
     assert set(out["predictions"]["set"]) == {"test"} and len(out["predictions"]) == 12
     assert "one library (default)" in out["results"]["unseen_note"]
     assert "ensemble" not in out["results"] and out["results"]["unseen_library"] is None
@@ -135,23 +140,30 @@ def test_one_library_predicts_test_folds_only_with_a_note(tmp_path):
         ({"test_folds": [0]}, r"baseline-1.keras: its card says test fold\(s\) \[0\], expected \[1\]"),
     ],
 )
-def test_fold_models_that_disagree_are_refused(tmp_path, clean_dir, fold_paths, changes, match):
+def test_fold_models_that_disagree_are_refused(tmp_path, features_dir, fold_paths, changes, match):
     paths = dict(fold_paths)
     paths[1] = tmp_path / "baseline-1.keras"
     paths[1].write_bytes(fold_paths[1].read_bytes())
     card = tiny_card("baseline", labels=LABELS, test_folds=[1]).model_copy(update=changes)
     models.card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
     with pytest.raises(DataError, match=match):
-        predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+        predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
 
 
-def test_labels_other_than_the_datas_are_refused(tmp_path, clean_dir):
+def test_labels_other_than_the_datas_are_refused(tmp_path, features_dir):
     paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, labels=["Fl", "Ob", "Vn"]) for f in FOLDS}
     with pytest.raises(DataError, match=r"labels \['Fl', 'Ob', 'Vn'\] differ from the clean data's \['Fl', 'Tbn', 'Vn'\]"):
-        predict.run("baseline", paths=paths, clean_dir=clean_dir, unseen_library="B")
+        predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
 
 
 @pytest.mark.parametrize("unseen_library", [None, "A"])
-def test_another_unseen_library_than_the_models_was_trained_without_is_refused(clean_dir, fold_paths, unseen_library):
+def test_another_unseen_library_than_the_models_was_trained_without_is_refused(features_dir, fold_paths, unseen_library):
     with pytest.raises(DataError, match=f"trained without library 'B', not {unseen_library!r}: retrain"):
-        predict.run("baseline", paths=fold_paths, clean_dir=clean_dir, unseen_library=unseen_library)
+        predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library=unseen_library)
+
+
+def test_features_made_with_other_settings_than_the_models_are_refused(tmp_path, fold_paths):
+    other = TINY_PARAMS | {"features": TINY_PARAMS["features"] | {"n_mels": 16}}
+    features_dir = make_features_dir(tmp_path, params=other)
+    with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*dvc repro features"):
+        predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library="B")

@@ -8,10 +8,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from synthetic import TINY_PARAMS, make_clean_dir, tiny_settings
+from synthetic import TINY_PARAMS, make_features_dir, tiny_settings
 
 from instrclf import data, layout, models, settings, train
 from instrclf.errors import ParameterError
+from instrclf.features import Features
 from instrclf.settings import SplitSettings, TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,15 +29,15 @@ def model_config(name="baseline", **changes):
 
 
 @pytest.fixture(scope="module")
-def clean_dir(tmp_path_factory):
-    return make_clean_dir(tmp_path_factory.mktemp("clean"))
+def features_dir(tmp_path_factory):
+    return make_features_dir(tmp_path_factory.mktemp("data"))
 
 
-def run(clean_dir, name="baseline", *, seed=7, test_fold=0, **train_changes):
+def run(features_dir, name="baseline", *, seed=7, test_fold=0, **train_changes):
     return train.run(
         name,
         test_fold=test_fold,
-        clean_dir=clean_dir,
+        features_dir=features_dir,
         clean=CLEAN,
         features=FEATURES,
         split=SPLIT,
@@ -54,11 +55,11 @@ def back_end_weights(model, name, fold=0):
 # --------------------------------------------------------------------------- seeds
 
 
-@pytest.mark.parametrize("name", ["conv1d", "lstm"])  # lstm: compiled by XLA
-def test_training_is_reproducible_from_the_seed(clean_dir, name):
+@pytest.mark.parametrize("name", ["conv1d", "lstm"])
+def test_training_is_reproducible_from_the_seed(features_dir, name):
     """Two runs on CPU with the same seed (dropout, shuffling, augmentation): identical weights and figures."""
     augment = TINY_PARAMS["train"]["augment"] | {"eq_db": 3.0, "mel_shift": 1}
-    (m1, card1, fig1), (m2, card2, fig2) = run(clean_dir, name, augment=augment), run(clean_dir, name, augment=augment)
+    (m1, card1, fig1), (m2, card2, fig2) = run(features_dir, name, augment=augment), run(features_dir, name, augment=augment)
     assert card1 == card2
     for key in ("best_val_accuracy", "best_epoch", "epochs_run", "n_train_windows", "n_params"):
         assert fig1[key] == fig2[key]
@@ -66,9 +67,9 @@ def test_training_is_reproducible_from_the_seed(clean_dir, name):
         np.testing.assert_array_equal(w1, w2)
 
 
-def test_a_different_seed_gives_different_weights(clean_dir):
-    a, card_a, _ = run(clean_dir, seed=7)
-    b, card_b, _ = run(clean_dir, seed=8)
+def test_a_different_seed_gives_different_weights(features_dir):
+    a, card_a, _ = run(features_dir, seed=7)
+    b, card_b, _ = run(features_dir, seed=8)
     assert (card_a.seed, card_b.seed) == (7, 8)
     assert not np.array_equal(back_end_weights(a, "baseline")[-2], back_end_weights(b, "baseline")[-2])
 
@@ -193,27 +194,26 @@ def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
 # --------------------------------------------------------------------------- what run trains on
 
 
-def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, monkeypatch):
-    seen, threads, rates, jits = [], [], [], []
-    load = data.load_windows
+def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(features_dir, monkeypatch):
+    seen, threads, rates = [], [], []
+    take = Features.take
 
-    def spy(clean_dir, index, *, n_samples):
-        seen.append(index.copy())
-        return load(clean_dir, index, n_samples=n_samples)
+    def spy(self, rows):
+        seen.append(rows.copy())
+        return take(self, rows)
 
     compile_model = train.compile_model
 
-    def compile_spy(model, *, rate, jit_compile):
+    def compile_spy(model, *, rate):
         rates.append(rate)
-        jits.append(jit_compile)
-        return compile_model(model, rate=rate, jit_compile=jit_compile)
+        return compile_model(model, rate=rate)
 
-    monkeypatch.setattr(data, "load_windows", spy)
+    monkeypatch.setattr(Features, "take", spy)
     monkeypatch.setattr(train, "set_threads", threads.append)
     monkeypatch.setattr(train, "compile_model", compile_spy)
-    model, card, figures = run(clean_dir, test_fold=4)
+    model, card, figures = run(features_dir, test_fold=4)
 
-    index = layout.read_index(clean_dir)
+    index = layout.read_index(features_dir)
     rows = [i for part in seen for i in part["window"]]
     assert len(rows) == len(set(rows))
     read = index[index["window"].isin(rows)]
@@ -225,7 +225,7 @@ def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(clean_dir, mon
     # 3 classes x 3 folds x 2 notes x 2 windows in library A
     assert figures["n_train_windows"] == len(expected) == len(train_rows) == 36
     assert figures["n_val_windows"] == 12
-    assert threads == [None] and jits == [False]
+    assert threads == [None]
     schedule = rates[0].get_config()
     assert schedule["decay_steps"] == 2 * 3  # 2 epochs of ceil(36 / 16) steps, no warm-up
     assert schedule["warmup_target"] is None and schedule["initial_learning_rate"] == pytest.approx(0.003)

@@ -1,0 +1,68 @@
+"""The front end's spectrograms of every clean window, computed once for every model and fold.
+
+The kapre front end (:func:`instrclf.models.frontend`) has no trainable weights, so its
+output for a window never changes: the ``features`` stage computes it once per window and
+every ``train@`` and ``predict@`` stage reads the array (:func:`read`) instead of reading
+the windows and recomputing their spectrograms. The models saved for users still take raw
+audio: they carry the same front end (tests/test_models.py checks that the two agree).
+"""
+
+import numpy as np
+
+from . import data, layout, models
+from .io import atomic_dir
+from .runtime import filtered_stderr
+from .settings import CleanSettings, FeatureSettings
+
+#: Windows per chunk: the front end's inference batch, and the unit of the progress bar.
+BATCH = 256
+
+
+def settings_of(clean: CleanSettings, features: FeatureSettings) -> dict:
+    """What shapes a spectrogram: recorded beside the array and checked by every reader."""
+    return {"clean": clean.model_dump(), "features": features.model_dump()}
+
+
+def spectrograms(front, x: np.ndarray) -> np.ndarray:
+    """The front end's output for windows ``x`` ``(n, samples, 1)``: ``(n, frames, n_mels, 1)`` float32."""
+    if len(x) == 0:
+        return np.zeros((0, *front.output_shape[1:]), dtype=np.float32)
+    with filtered_stderr():
+        return front.predict(x, batch_size=BATCH, verbose=0).astype(np.float32, copy=False)
+
+
+def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, progress: bool = True) -> dict:
+    """Compute every window's spectrogram and write the features folder ``out_dir`` (replaced on success).
+
+    Returns
+    -------
+    dict
+        Flat figures: windows, frames, mel bands, megabytes written.
+    """
+    from tqdm import tqdm
+
+    index = layout.read_index(clean_dir)
+    front = models.frontend(clean=clean, features=features)
+    out = np.empty((len(index), *front.output_shape[1:]), dtype=np.float32)
+    bar = tqdm(total=len(index), unit="window", desc="features", disable=None if progress else True, mininterval=1.0)
+    with bar:
+        for start in range(0, len(index), BATCH):
+            rows = index.iloc[start : start + BATCH]
+            x = data.load_windows(clean_dir, rows, n_samples=clean.window_length)
+            out[start : start + len(rows)] = spectrograms(front, x)
+            bar.update(len(rows))
+    with atomic_dir(out_dir) as tmp:
+        layout.write_features(tmp, index, out, settings_of(clean, features))
+    return {"windows": len(index), "frames": out.shape[1], "n_mels": out.shape[2], "megabytes": round(out.nbytes / 2**20, 1)}
+
+
+class Features:
+    """The features folder, read once: its index and spectrograms, selected by window."""
+
+    def __init__(self, features_dir, *, clean: CleanSettings, features: FeatureSettings):
+        self.index, self.spectrograms = layout.read_features(features_dir, settings=settings_of(clean, features))
+        self._row = {window: i for i, window in enumerate(self.index["window"])}
+
+    def take(self, rows) -> np.ndarray:
+        """The spectrograms of index rows ``rows`` (a subset of :attr:`index`, any order), in memory."""
+        return np.asarray(self.spectrograms[[self._row[w] for w in rows["window"]]])

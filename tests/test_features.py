@@ -1,0 +1,103 @@
+"""The features stage's folder: every window's spectrogram, computed once (instrclf.features, instrclf.layout)."""
+
+import json
+
+import numpy as np
+import pytest
+from synthetic import TINY_PARAMS, make_clean_dir, tiny_settings
+
+from instrclf import data, features, layout, models
+from instrclf.errors import DataError
+
+CLEAN, FEATURES = tiny_settings()
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    clean_dir = make_clean_dir(root / "clean")
+    figures = features.run(clean_dir, root / "features", clean=CLEAN, features=FEATURES, progress=False)
+    return clean_dir, root / "features", figures
+
+
+def test_row_i_is_the_front_ends_output_for_window_i(made):
+    clean_dir, features_dir, figures = made
+    index = layout.read_index(clean_dir)
+    cache = features.Features(features_dir, clean=CLEAN, features=FEATURES)
+    assert cache.index.equals(index)
+    front = models.frontend(clean=CLEAN, features=FEATURES)
+    x = data.load_windows(clean_dir, index, n_samples=CLEAN.window_length)
+    np.testing.assert_array_equal(cache.spectrograms, features.spectrograms(front, x))
+    assert figures["windows"] == len(index) and cache.spectrograms.shape[1:] == front.output_shape[1:]
+    assert sorted(p.name for p in features_dir.iterdir()) == ["features.json", "index.csv", "spectrograms.npy"]
+
+
+def test_take_selects_by_window_in_the_rows_order(made):
+    _, features_dir, _ = made
+    cache = features.Features(features_dir, clean=CLEAN, features=FEATURES)
+    rows = cache.index.sample(7, random_state=1)  # shuffled, not contiguous
+    positions = [int(np.flatnonzero(cache.index["window"] == w)[0]) for w in rows["window"]]
+    np.testing.assert_array_equal(cache.take(rows), cache.spectrograms[positions])
+    assert cache.take(rows.iloc[:0]).shape == (0, *cache.spectrograms.shape[1:])
+
+
+def test_the_same_windows_give_byte_identical_files(made, tmp_path):
+    clean_dir, features_dir, _ = made
+    features.run(clean_dir, tmp_path / "again", clean=CLEAN, features=FEATURES, progress=False)
+    for name in ("spectrograms.npy", "index.csv", "features.json"):
+        assert (tmp_path / "again" / name).read_bytes() == (features_dir / name).read_bytes(), name
+
+
+def test_features_of_other_settings_are_refused(made):
+    _, features_dir, _ = made
+    other = FEATURES.model_copy(update={"n_mels": FEATURES.n_mels * 2})
+    with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*: run the features stage"):
+        features.Features(features_dir, clean=CLEAN, features=other)
+
+
+def test_a_missing_folder_names_the_stage_to_run(tmp_path):
+    with pytest.raises(DataError, match=r"features\.json: not found \(run the features stage first: dvc repro features\)"):
+        features.Features(tmp_path / "nowhere", clean=CLEAN, features=FEATURES)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda d: np.save(d / "spectrograms.npy", np.zeros((3, 2, 2, 1), np.float32)), r"spectrograms\.npy: float32 array of shape \(3, 2, 2, 1\)"),
+        (lambda d: np.save(d / "spectrograms.npy", np.zeros((1, 2), np.float64)), r"spectrograms\.npy: float64 array"),
+        (lambda d: (d / "spectrograms.npy").write_bytes(b"not numpy"), r"spectrograms\.npy: not a spectrogram array"),
+        (lambda d: (d / "spectrograms.npy").unlink(), r"spectrograms\.npy: not found"),
+        (lambda d: (d / "features.json").write_text("{", encoding="utf-8"), r"features\.json: unreadable"),
+    ],
+)
+def test_a_damaged_folder_is_refused_naming_the_file(made, tmp_path, damage, match):
+    _, features_dir, _ = made
+    copy = tmp_path / "features"
+    copy.mkdir()
+    for part in features_dir.iterdir():
+        (copy / part.name).write_bytes(part.read_bytes())
+    damage(copy)
+    with pytest.raises(DataError, match=match):
+        features.Features(copy, clean=CLEAN, features=FEATURES)
+
+
+def test_a_card_whose_shape_disagrees_is_refused(made, tmp_path):
+    _, features_dir, _ = made
+    copy = tmp_path / "features"
+    copy.mkdir()
+    for part in features_dir.iterdir():
+        (copy / part.name).write_bytes(part.read_bytes())
+    card = json.loads((copy / "features.json").read_text())
+    card["shape"][1] += 1
+    (copy / "features.json").write_text(json.dumps(card))
+    with pytest.raises(DataError, match=r"spectrograms\.npy: shape .* its card says"):
+        features.Features(copy, clean=CLEAN, features=FEATURES)
+
+
+def test_a_bad_window_fails_before_anything_is_written(tmp_path):
+    clean_dir = make_clean_dir(tmp_path / "clean", params=TINY_PARAMS)
+    victim = layout.read_index(clean_dir)["window"].iloc[-1]
+    (clean_dir / victim).write_bytes(b"RIFF broken")
+    with pytest.raises(DataError, match=f"cannot read window .*{victim}"):
+        features.run(clean_dir, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean"]  # no folder, no temporary
