@@ -48,7 +48,7 @@ def main(argv=None):
     parser.add_argument("--out", default="benchmarks/results/augment_effect.json")
     args = parser.parse_args(argv)
 
-    from instrclf import features, train  # TensorFlow after the arguments
+    from instrclf import features as spectra, train  # TensorFlow after the arguments
 
     params = settings.load(args.params)
     clean, features = settings.section(params, CleanSettings), settings.section(params, FeatureSettings)
@@ -63,7 +63,7 @@ def main(argv=None):
     index = index[index["library"].isin(args.train + args.held_out)].reset_index(drop=True)
     start = time.perf_counter()
     front = models.frontend(clean=clean, features=features)
-    specs = features.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
+    specs = spectra.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
     print(f"spectrograms of {len(index)} windows: {time.perf_counter() - start:.1f} s", flush=True)
     val_fold, train_folds = SplitSettings.folds_of(0)
 

@@ -20,6 +20,14 @@ def made(tmp_path_factory):
     return clean_dir, root / "features", figures
 
 
+def copy_of(features_dir, dest):
+    """A copy of a features folder, to damage."""
+    dest.mkdir()
+    for part in features_dir.iterdir():
+        (dest / part.name).write_bytes(part.read_bytes())
+    return dest
+
+
 def test_row_i_is_the_front_ends_output_for_window_i(made):
     clean_dir, features_dir, figures = made
     index = layout.read_index(clean_dir)
@@ -72,10 +80,7 @@ def test_a_missing_folder_names_the_stage_to_run(tmp_path):
 )
 def test_a_damaged_folder_is_refused_naming_the_file(made, tmp_path, damage, match):
     _, features_dir, _ = made
-    copy = tmp_path / "features"
-    copy.mkdir()
-    for part in features_dir.iterdir():
-        (copy / part.name).write_bytes(part.read_bytes())
+    copy = copy_of(features_dir, tmp_path / "features")
     damage(copy)
     with pytest.raises(DataError, match=match):
         features.Features(copy, clean=CLEAN, features=FEATURES)
@@ -83,10 +88,7 @@ def test_a_damaged_folder_is_refused_naming_the_file(made, tmp_path, damage, mat
 
 def test_a_card_whose_shape_disagrees_is_refused(made, tmp_path):
     _, features_dir, _ = made
-    copy = tmp_path / "features"
-    copy.mkdir()
-    for part in features_dir.iterdir():
-        (copy / part.name).write_bytes(part.read_bytes())
+    copy = copy_of(features_dir, tmp_path / "features")
     card = json.loads((copy / "features.json").read_text())
     card["shape"][1] += 1
     (copy / "features.json").write_text(json.dumps(card))
