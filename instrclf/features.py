@@ -2,8 +2,8 @@
 
 The kapre front end (:func:`instrclf.models.frontend`) has no trainable weights, so its
 output for a window never changes: the ``features`` stage computes it once per window and
-every ``train@`` and ``predict@`` stage reads the array (:func:`read`) instead of reading
-the windows and recomputing their spectrograms. The models saved for users still take raw
+every ``train@`` and ``predict@`` stage reads the array (:class:`Features`) instead of
+reading the windows and recomputing their spectrograms. The models saved for users still take raw
 audio: they carry the same front end (tests/test_models.py checks that the two agree).
 """
 

@@ -260,7 +260,7 @@ def write_features(features_dir, index: pd.DataFrame, spectrograms: np.ndarray, 
     write_index(features_dir, index)
     with atomic_file(features_dir / FEATURES_ARRAY, "wb") as f:
         np.save(f, np.ascontiguousarray(spectrograms, dtype=np.float32), allow_pickle=False)
-    card = {"settings": settings, "shape": list(spectrograms.shape), "dtype": "float32"}
+    card = {"settings": settings, "shape": list(spectrograms.shape)}  # the .npy header carries the dtype
     with atomic_file(features_dir / FEATURES_CARD) as f:
         json.dump(card, f, indent=2)
         f.write("\n")

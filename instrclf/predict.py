@@ -1,8 +1,9 @@
 """Cross-validated prediction: every fold model on its test fold and on the unseen library.
 
-The fold models of one architecture share the front end, whose output for every window the
-``features`` stage computed once (:mod:`instrclf.features`): only the back ends run here. The same back ends, averaged, are the
-architecture's one model for users (:func:`instrclf.models.assemble`).
+The fold models of one architecture share the front end, whose output for every window
+the ``features`` stage computed once (:mod:`instrclf.features`): only the back ends run
+here. The same back ends, averaged, are the architecture's one model for users
+(:func:`instrclf.models.assemble`).
 """
 
 import numpy as np

@@ -158,6 +158,7 @@ def _unique(values):
 Width = Annotated[int, Field(ge=1, le=4096)]
 Dropout = Annotated[float, Field(ge=0, lt=1)]
 L2 = Annotated[float, Field(ge=0, le=1)]
+TimePool = Annotated[int, Field(ge=1, le=64)]  # log-mel frames averaged per step; 1 keeps every frame
 
 
 # --------------------------------------------------------------------------- data
@@ -376,6 +377,7 @@ class Conv2dConfig(ModelConfig):
     KEY: ClassVar[str] = "models.conv2d"
     NAME: ClassVar[str] = "conv2d"
 
+    time_pool: TimePool
     filters: Annotated[list[Width], Field(min_length=1, max_length=8)]
     kernel_sizes: Annotated[list[Annotated[int, Field(ge=1, le=15)]], Field(min_length=1, max_length=8)]
     dense: Width
@@ -397,7 +399,7 @@ class LstmConfig(ModelConfig):
     KEY: ClassVar[str] = "models.lstm"
     NAME: ClassVar[str] = "lstm"
 
-    time_pool: Annotated[int, Field(ge=1, le=64)]
+    time_pool: TimePool
     frame_dense: Width
     units: Width
     dense: Annotated[list[Width], Field(min_length=2, max_length=2)]

@@ -298,7 +298,7 @@ def run(
     labels = data.labels_of(cache.index)
     sets = data.fold_sets(cache.index, test_fold=test_fold, unseen_library=split.unseen_library)
     x_train, x_val = cache.take(sets.train), cache.take(sets.val)
-    prepare_seconds = time.perf_counter() - start
+    read_seconds = time.perf_counter() - start
     front = models.frontend(clean=clean, features=features)
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
@@ -338,7 +338,7 @@ def run(
         "best_epoch": result["best_epoch"],
         "epochs_run": result["epochs_run"],
         "train_seconds": round(result["train_seconds"], 2),
-        "read_seconds": round(prepare_seconds, 2),
+        "read_seconds": round(read_seconds, 2),
         "samples_per_second": round(len(x_train) * result["epochs_run"] / result["train_seconds"], 1),
         "n_train_windows": len(x_train),
         "n_val_windows": len(x_val),

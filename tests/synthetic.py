@@ -23,7 +23,7 @@ TINY_PARAMS = {
     },
     "models": {
         "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
-        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
+        "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "time_pool": 2, "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},
         "lstm": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "time_pool": 2, "frame_dense": 16, "units": 8, "dense": [16, 8], "head": 8, "dropout": 0.2, "l2": 0.001},
         "baseline": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "l2": 0.0001},
     },

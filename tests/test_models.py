@@ -68,8 +68,8 @@ def call(model, x):
     # has no weights at all, so each back end alone has exactly the classic total; without
     # its LayerNormalization: conv1d 52,966, conv2d 135,486, lstm 95,118.
     # baseline: 256 (LayerNormalization) + 128 x 14 + 14 (softmax) = 2,062.
-    # The LSTM is the classic one with time_pool 1; the default pools frames by 8, which
-    # shrinks only its flattened head (13 steps instead of 100 before its max pooling).
+    # The classic LSTM and Conv2D keep every frame (time_pool 1); the defaults average frames
+    # (LSTM by 8, conv2d by 2), which shrinks only their flattened heads.
     [("conv1d", 53_222), ("conv2d", 135_742), ("lstm", 95_374), ("baseline", 2_062)],
 )
 def test_classic_parameter_counts(name, expected):
@@ -80,8 +80,8 @@ def test_classic_parameter_counts(name, expected):
     assert front.output_shape == (None, 100, 128, 1)
     assert front.count_params() == 0 and not front.trainable_weights
     config = settings.model_config(params, name)
-    if name == "lstm":
-        assert config.time_pool == 8
+    if name in ("lstm", "conv2d"):
+        assert config.time_pool == {"lstm": 8, "conv2d": 2}[name]
         config = config.model_copy(update={"time_pool": 1})
     back = models.backend(name, config=config, input_shape=front.output_shape[1:], n_classes=14, fold=0)
     assert back.count_params() == expected
@@ -174,6 +174,7 @@ def _check_conv1d(model, c):
 
 
 def _check_conv2d(model, c):
+    assert model.get_layer("time_pool").pool_size == (c.time_pool, 1)
     convs = _conv_layers(model, "conv2d_")
     assert [layer.filters for layer in convs] == list(c.filters)
     assert [layer.kernel_size for layer in convs] == [(k, k) for k in c.kernel_sizes]
@@ -194,7 +195,7 @@ def _check_head(model, c, dense):
 
 KNOBS = {
     "conv1d": (Conv1dConfig(**RECIPE, filters=[3, 5], kernel_size=5, dense=11, dropout=0.37, l2=0.0123), _check_conv1d),
-    "conv2d": (Conv2dConfig(**RECIPE, filters=[3, 5], kernel_sizes=[5, 3], dense=11, dropout=0.37, l2=0.0123), _check_conv2d),
+    "conv2d": (Conv2dConfig(**RECIPE, time_pool=3, filters=[3, 5], kernel_sizes=[5, 3], dense=11, dropout=0.37, l2=0.0123), _check_conv2d),
     "lstm": (LstmConfig(**RECIPE, time_pool=3, frame_dense=9, units=7, dense=[13, 6], head=11, dropout=0.37, l2=0.0123), _check_lstm),
 }
 
