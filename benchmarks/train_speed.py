@@ -11,8 +11,8 @@ other, each in its own subprocess (so each has its own peak RSS):
   ``TimeDistributed(Conv1D(w, k))`` layers over frequency (``models.conv1d`` filters and
   kernel, tanh first then relu, ``MaxPooling2D(2, 2)`` between, global max, dropout,
   ``Dense(dense, relu)`` with activity L2, softmax); conv2d as
-  :func:`instrclf.models.conv2d_stack`; lstm as :func:`instrclf.models.lstm_stack`
-  without time pooling (``time_pool`` 1). Batch 16, Adam at a constant 1e-3, one-hot
+  :func:`instrclf.models.conv2d_stack` and lstm as :func:`instrclf.models.lstm_stack`,
+  both on every frame (``time_pool`` 1). Batch 16, Adam at a constant 1e-3, one-hot
   categorical cross-entropy, a ``keras.utils.PyDataset`` (Keras 3's ``Sequence``) that
   reads each batch's WAV windows from disk with soundfile (the training one drops the
   last partial batch and reshuffles each epoch, as the notebooks' generator did; the
@@ -280,10 +280,9 @@ def classic_backend(name, *, config, input_shape, n_classes):
         x = layers.Dropout(config.dropout, name="dropout")(x)
         x = layers.Dense(config.dense, activation="relu", activity_regularizer=regularizers.l2(config.l2), name="dense")(x)
         outputs = layers.Dense(n_classes, activation="softmax", name="softmax")(x)
-    elif name == "conv2d":
-        outputs = models.conv2d_stack(x, n_classes=n_classes, config=config)
-    elif name == "lstm":
-        outputs = models.lstm_stack(x, n_classes=n_classes, config=config.model_copy(update={"time_pool": 1}))
+    elif name in ("conv2d", "lstm"):
+        stack = models.conv2d_stack if name == "conv2d" else models.lstm_stack
+        outputs = stack(x, n_classes=n_classes, config=config.model_copy(update={"time_pool": 1}))
     else:
         raise ValueError(f"no classic recipe for {name!r}")
     return keras.Model(inputs, outputs, name=f"classic_{name}_backend")
