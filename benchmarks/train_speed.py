@@ -281,7 +281,7 @@ def classic_backend(name, *, config, input_shape, n_classes):
         x = layers.Dense(config.dense, activation="relu", activity_regularizer=regularizers.l2(config.l2), name="dense")(x)
         outputs = layers.Dense(n_classes, activation="softmax", name="softmax")(x)
     elif name in ("conv2d", "lstm"):
-        stack = models.conv2d_stack if name == "conv2d" else models.lstm_stack
+        stack, _ = models.REGISTRY[name]
         outputs = stack(x, n_classes=n_classes, config=config.model_copy(update={"time_pool": 1}))
     else:
         raise ValueError(f"no classic recipe for {name!r}")

@@ -1,6 +1,7 @@
 """The features stage's folder: every window's spectrogram, computed once (instrclf.features, instrclf.layout)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -22,10 +23,7 @@ def made(tmp_path_factory):
 
 def copy_of(features_dir, dest):
     """A copy of a features folder, to damage."""
-    dest.mkdir()
-    for part in features_dir.iterdir():
-        (dest / part.name).write_bytes(part.read_bytes())
-    return dest
+    return shutil.copytree(features_dir, dest)
 
 
 def test_row_i_is_the_front_ends_output_for_window_i(made):
