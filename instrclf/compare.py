@@ -6,7 +6,8 @@ experiments, and prints one row per model (and source) in text, Markdown or JSON
 
     instrclf compare                                  # the workspace's metrics/
     instrclf compare --rev HEAD~1 --rev main          # committed metrics, per revision
-    instrclf compare --exps                           # every experiment (dvc exp show --json)
+    instrclf compare --exps                           # every experiment (dvc exp show --json), 3 figures
+    instrclf compare --exps --format markdown         # every experiment, every figure
     instrclf compare --exps --by split.unseen_library # unseen accuracy: param value x model
     instrclf compare --readme README.md               # rewrite the README's results table
 
@@ -39,6 +40,10 @@ COLUMNS = (
     ("unseen macro F1", "unseen_macro_f1"),
     ("ensemble unseen acc.", "ensemble_unseen_file_accuracy"),
 )
+
+#: The columns of ``--exps`` as text: one screen (100 columns) for many experiments; Markdown
+#: and JSON keep every column.
+BRIEF_COLUMNS = (COLUMNS[0], COLUMNS[4], COLUMNS[6])
 
 #: Cell of a value that is absent or null.
 MISSING = "n/a"
@@ -236,11 +241,11 @@ def cell(row: dict, key: str) -> str:
     return _number(row.get(key))
 
 
-def grid(rows: list, *, with_source: bool) -> tuple:
-    """``(header, body)`` of the per-model table, as strings."""
-    header = (["source"] if with_source else []) + ["model"] + [h for h, _ in COLUMNS]
+def grid(rows: list, *, with_source: bool, columns=COLUMNS) -> tuple:
+    """``(header, body)`` of the per-model table, as strings (``columns``: ``(header, key)`` pairs)."""
+    header = (["source"] if with_source else []) + ["model"] + [h for h, _ in columns]
     body = [
-        ([str(r["source"])] if with_source else []) + [r["model"]] + [cell(r, key) for _, key in COLUMNS] for r in rows
+        ([str(r["source"])] if with_source else []) + [r["model"]] + [cell(r, key) for _, key in columns] for r in rows
     ]
     return header, body
 
@@ -396,7 +401,9 @@ def compare(args) -> tuple:
     else:
         sources = {"workspace": read_workspace(args.metrics)}
     rows = rows_of(sources)
-    header, body = grid(rows, with_source=len(sources) > 1 or bool(args.exps or args.exps_json))
+    experiments = bool(args.exps or args.exps_json)
+    brief = experiments and args.format == "text" and not args.readme
+    header, body = grid(rows, with_source=len(sources) > 1 or experiments, columns=BRIEF_COLUMNS if brief else COLUMNS)
     return header, body, rows
 
 

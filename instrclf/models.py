@@ -14,7 +14,9 @@ and reloads with plain ``keras.models.load_model``. A :class:`ModelCard` saved b
 (``<name>.json``) carries its labels and every setting that shaped its input.
 """
 
+import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Literal
 
@@ -289,11 +291,51 @@ def save(model: keras.Model, path, *, card: ModelCard) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-.keras")  # Keras wants the .keras suffix
     try:
         model.save(tmp)
+        _make_reproducible(tmp)
         with atomic_file(card_path(path)) as f:
             f.write(card.model_dump_json(indent=2) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _renumber_shared_objects(node, ids: dict):
+    """Replace every ``shared_object_id`` (a Python ``id()`` in Keras) by its order of first appearance."""
+    if isinstance(node, dict):
+        return {
+            key: ids.setdefault(value, len(ids)) if key == "shared_object_id" else _renumber_shared_objects(value, ids)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_renumber_shared_objects(value, ids) for value in node]
+    return node
+
+
+def _make_reproducible(path) -> None:
+    """Rewrite a saved ``.keras`` archive so that the same model gives the same bytes.
+
+    Keras stamps three things that change from save to save although the model does not:
+    ``date_saved`` in ``metadata.json``, ``shared_object_id`` values in ``config.json``
+    (memory addresses) and the time of the weights' zip entry. They are dropped, renumbered
+    in order of appearance and set to 1980-01-01; the members, their order and the weights'
+    bytes stay as Keras wrote them, so the file loads exactly as before.
+    """
+    with zipfile.ZipFile(path) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    rewritten = []
+    for name, payload in members:
+        if name == "metadata.json":
+            meta = json.loads(payload)
+            meta.pop("date_saved", None)
+            payload = json.dumps(meta).encode()
+        elif name == "config.json":
+            payload = json.dumps(_renumber_shared_objects(json.loads(payload), {})).encode()
+        rewritten.append((name, payload))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, payload in rewritten:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, payload)
 
 
 def load(path) -> tuple:

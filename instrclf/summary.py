@@ -81,8 +81,8 @@ def summarise(results: dict, training: dict, *, folds) -> dict:
     -------
     dict
         Flat numbers: ``<key>_mean``/``<key>_std`` for :data:`FOLD_KEYS` present in every
-        fold, ``ensemble_<key>`` for :data:`ENSEMBLE_KEYS`, ``folds``, ``epochs_mean`` and
-        ``train_seconds`` (the sum over folds).
+        fold, ``ensemble_<key>`` for :data:`ENSEMBLE_KEYS`, ``folds`` and ``epochs_mean``
+        (no timings: a rerun reproduces this file byte for byte).
     """
     per_fold = results.get("folds", {})
     wanted = [str(f) for f in folds]
@@ -102,10 +102,8 @@ def summarise(results: dict, training: dict, *, folds) -> dict:
         if key in results.get("ensemble", {}):
             out[f"ensemble_{key}"] = _number(results["ensemble"][key], key, "ensemble")
     out["folds"] = len(wanted)
-    for key in ("epochs_run", "train_seconds"):
-        lacking = [int(f) for f in wanted if key not in training[int(f)]]
-        if lacking:
-            raise DataError(f"training figures of fold(s) {lacking} lack {key}: run dvc repro")
+    lacking = [int(f) for f in wanted if "epochs_run" not in training[int(f)]]
+    if lacking:
+        raise DataError(f"training figures of fold(s) {lacking} lack epochs_run: run dvc repro")
     out["epochs_mean"] = mean_std([_number(training[int(f)]["epochs_run"], "epochs_run", f) for f in wanted])[0]
-    out["train_seconds"] = round(math.fsum(_number(training[int(f)]["train_seconds"], "train_seconds", f) for f in wanted), 1)
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in out.items()}

@@ -34,6 +34,11 @@ from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings
 #: Validation batch: memory and speed only (a batch's windows are evaluated independently).
 VAL_BATCH = 256
 
+#: The figures of :func:`run` that measure the machine, not the model: they differ from run to
+#: run, so the stage writes them apart (``results/timings/``, not cached) from the figures that
+#: a rerun reproduces byte for byte.
+TIMING_KEYS = ("train_seconds", "read_seconds", "samples_per_second", "peak_memory_mb")
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy, Keras and TensorFlow, and make TensorFlow's ops deterministic."""

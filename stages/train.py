@@ -28,12 +28,13 @@ def parse_args(argv=None):
     parser.add_argument("--features", required=True, help="features stage output folder (index.csv + spectrograms)")
     parser.add_argument("--out", required=True, help="trained model, .keras (its card .json goes beside it)")
     parser.add_argument("--metrics", required=True, help="training figures, JSON")
+    parser.add_argument("--timings", required=True, help="wall times and peak memory, JSON (differ from run to run)")
     parser.add_argument("--live", required=True, help="dvclive folder for per-epoch curves")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
-    """Read params, train, save the model, its card and the training figures (the chief only)."""
+    """Read params, train, save the model, its card, the training figures and timings (the chief only)."""
     args = parse_args(argv)
 
     def work():
@@ -59,7 +60,8 @@ def main(argv=None):
         )
         if train.is_chief(train_settings.distribute):  # the other workers hold the same weights
             models.save(model, args.out, card=card)
-            write_json(args.metrics, figures)
+            write_json(args.metrics, {k: v for k, v in figures.items() if k not in train.TIMING_KEYS})
+            write_json(args.timings, {k: figures[k] for k in train.TIMING_KEYS})
         return figures
 
     stage.run(f"train@{args.model}-{args.fold}", work)

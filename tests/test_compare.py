@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ CONV1D = {
     "unseen_file_accuracy_mean": 0.61, "unseen_file_accuracy_std": 0.05,
     "unseen_macro_f1_mean": 0.58, "unseen_macro_f1_std": 0.04,
     "ensemble_unseen_file_accuracy": 0.65, "ensemble_unseen_macro_f1": 0.6,
-    "folds": 5, "epochs_mean": 12.0, "train_seconds": 812.5,
+    "folds": 5, "epochs_mean": 12.0,
 }
 # one fold: std null; no unseen library: no unseen keys
 BASELINE = {"file_accuracy_mean": 0.5, "file_accuracy_std": None, "window_accuracy_mean": 0.45, "folds": 1}
@@ -234,6 +235,23 @@ def test_experiments_table(capsys, exps_json):
     assert "| tim | baseline | 0.500 | 0.450 | n/a |" in out
 
 
+def test_experiments_as_text_fit_one_screen_with_every_model(capsys, tmp_path):
+    """Many experiments, every model, every figure: the text table stays within 100 columns."""
+    full = {**CONV1D}
+    entries = [exp_entry(f"{i:040x}", f"exp-with-a-long-name-{i}", library="FluidR3_GM", metrics={m: full for m in ("conv1d", "conv2d", "lstm", "baseline")}) for i in range(1, 4)]
+    data = [exp_entry("a" * 40, "main", library="FluidR3_GM", metrics={"conv1d": full}, experiments=[{"revs": [e], "executor": None, "name": e["name"]} for e in entries])]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(data))
+    code, out, _ = run(capsys, "--exps-json", path)
+    assert code == 0
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    assert lines[0].split() == ["source", "model", "file", "acc.", "unseen", "file", "acc.", "ensemble", "unseen", "acc."]
+    assert "exp-with-a-long-name-3  baseline  0.950 ± 0.012     0.610 ± 0.050                 0.650" in lines
+    _, markdown, _ = run(capsys, "--exps-json", path, "--format", "markdown")
+    assert "| macro F1 |" in markdown.splitlines()[0]  # Markdown keeps every figure
+
+
 BY_TEXT = """\
 split.unseen_library  conv1d  baseline
 --------------------  ------  --------
@@ -330,6 +348,23 @@ def test_readme_block_is_replaced(capsys, workspace, tmp_path):
     assert readme.stat().st_mode & 0o777 == 0o644 and sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "metrics"]
     assert run(capsys, *args, "--check")[:2] == (0, f"compare: {readme} up to date\n")
     assert run(capsys, *args)[1] == f"compare: {readme} up to date\n"
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o664, 0o755])
+def test_readme_rewrite_keeps_the_files_permissions(capsys, workspace, tmp_path, mode):
+    """Whatever the umask would give a new file, the README keeps its own mode (private, group-writable, executable)."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    readme.chmod(mode)
+    umask = os.umask(0o022)
+    try:
+        code, out, _ = run(capsys, "--metrics", workspace, "--readme", readme)
+    finally:
+        os.umask(umask)
+    assert code == 0 and out == f"compare: {readme} updated\n"
+    assert MARKDOWN in readme.read_text()
+    assert readme.stat().st_mode & 0o777 == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "metrics"]
 
 
 @pytest.mark.parametrize(

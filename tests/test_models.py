@@ -1,6 +1,7 @@
 """Front end, registry back ends, assembly, saving and the model card (instrclf.models)."""
 
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -158,6 +159,23 @@ def test_ensemble_is_the_mean_of_its_back_ends(front, spec_shape, audio):
     outputs = [call(back, spec) for back in backs]
     assert not np.allclose(outputs[0], outputs[1])  # two different models, or the test proves nothing
     np.testing.assert_allclose(call(ensemble, audio), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_the_same_model_saved_twice_is_the_same_bytes(tmp_path, spec_shape, audio):
+    """A DVC output must hash the same for the same weights: no save date, no memory addresses, no zip times."""
+    card = tiny_card("conv1d", labels=LABELS, test_folds=[0, 1])
+    paths = []
+    for i in range(2):  # rebuilt as a fresh stage process would: other Python objects, a later clock
+        if i:
+            time.sleep(1.1)  # Keras stamps the save time to the second
+        keras.backend.clear_session()  # layer names restart from 1, as in a new process
+        front = models.frontend(clean=CLEAN, features=FEATURES)
+        backs = [tiny_back("conv1d", spec_shape, fold=0, seed=1), tiny_back("conv1d", spec_shape, fold=1, seed=2)]
+        paths.append(tmp_path / f"{i}.keras")
+        models.save(models.assemble(front, backs, name="conv1d"), paths[-1], card=card)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    reloaded, _ = models.load(paths[1])
+    np.testing.assert_array_equal(call(reloaded, audio), call(keras.models.load_model(paths[0]), audio))
 
 
 # --------------------------------------------------------------------------- knobs
@@ -359,3 +377,58 @@ def test_a_save_killed_midway_leaves_nothing_the_next_save_keeps(tmp_path, saved
     models.save(model, folder / "m.keras", card=card)
     assert sorted(p.name for p in folder.iterdir()) == ["m.json", "m.keras"]
 
+
+
+# --------------------------------------------------------------------------- knobs measured (issue 24)
+
+
+@pytest.mark.parametrize("time_pool", [1, 2, 3, 8])
+@pytest.mark.parametrize(("name", "first_layer"), [("conv2d", "conv2d_0"), ("lstm", "frame_dense")])
+def test_time_pool_divides_the_frames_the_back_end_steps_over(name, first_layer, time_pool, spec_shape):
+    """50 frames averaged in groups of time_pool: the first layer after the pooling sees ceil(50 / time_pool) steps."""
+    config = tiny_config(name).model_copy(update={"time_pool": time_pool})
+    back = tiny_back(name, spec_shape, config=config)
+    assert back.get_layer(first_layer).output.shape[1] == -(-spec_shape[0] // time_pool)
+
+
+@pytest.mark.parametrize(
+    ("n_fft", "win_length", "hop_length", "n_mels"),
+    [(256, 200, 80, 32), (256, 128, 64, 40), (512, 400, 160, 64), (128, 128, 50, 20), (64, 48, 100, 33)],
+)
+def test_front_end_equals_librosas_log_mel_spectrogram(n_fft, win_length, hop_length, n_mels):
+    """Each features knob reaches the spectrogram: kapre's output equals librosa's, computed independently.
+
+    kapre frames the signal every hop_length samples from the start (padding the end with
+    zeros), windows win_length samples with a periodic Hann window, zero-pads them to n_fft,
+    takes the magnitude, applies a Slaney mel filterbank and returns 10 log10 (floor 1e-5,
+    80 dB below the example's maximum). librosa centres a short window inside n_fft: a circular
+    shift, which leaves the magnitude unchanged.
+    """
+    import librosa
+
+    feats = settings.FeatureSettings(n_mels=n_mels, n_fft=n_fft, win_length=win_length, hop_length=hop_length)
+    rng = np.random.default_rng(5)
+    t = np.arange(N_SAMPLES) / CLEAN.sample_rate
+    y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 1870 * t) + 0.01 * rng.standard_normal(N_SAMPLES)
+    got = models.frontend(clean=CLEAN, features=feats).predict(y.astype("float32")[None, :, None], verbose=0)[0, :, :, 0]
+
+    frames = -(-N_SAMPLES // hop_length)
+    offset = (n_fft - win_length) // 2
+    padded = np.zeros(offset + max(N_SAMPLES, (frames - 1) * hop_length + n_fft))
+    padded[offset : offset + N_SAMPLES] = y
+    mel = librosa.feature.melspectrogram(
+        y=padded, sr=CLEAN.sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window="hann",
+        center=False, power=1.0, n_mels=n_mels, htk=False, norm="slaney",
+    )[:, :frames]
+    reference = 10 * np.log10(np.maximum(mel, 1e-5))
+    reference = np.maximum(reference, reference.max() - 80.0).T
+    assert got.shape == reference.shape == (frames, n_mels)
+    np.testing.assert_allclose(got, reference, atol=0.05)
+
+
+def test_n_mels_up_to_the_ffts_bins_is_built_and_one_more_is_refused():
+    """n_fft 64 has 33 frequency bins: 33 mel bands are the most it can fill."""
+    feats = settings.FeatureSettings(n_mels=33, n_fft=64, win_length=64, hop_length=32)
+    assert models.frontend(clean=CLEAN, features=feats).output_shape[2] == 33
+    with pytest.raises(ParameterError, match=r"^features: n_mels \(34\) must be <= n_fft // 2 \+ 1 \(33\)$"):
+        settings.FeatureSettings.from_params({"n_mels": 34, "n_fft": 64, "win_length": 64, "hop_length": 32})

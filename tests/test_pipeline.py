@@ -4,15 +4,17 @@ import copy
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import pytest
+import soundfile as sf
 import yaml
-from synthetic import TINY_PARAMS
+from synthetic import TINY_PARAMS, tone
 
 from instrclf import layout, models
 from instrclf.summary import FOLD_KEYS, mean_std
@@ -149,18 +151,26 @@ def test_changing_one_models_knob_reruns_only_its_chain(repo):
     assert not any(s.startswith(("train@conv1d", "train@lstm", "train@baseline", "download", "clean")) for s in changed)
 
 
-def test_two_cold_runs_give_identical_data_predictions_and_metrics(repo, tmp_path):
-    other = make_repo(tmp_path / "again", tiny_params(models=["conv1d"]))
-    lock, again = (yaml.safe_load((r / "dvc.lock").read_text())["stages"] for r in (repo, other))
-    for stage in ("download", "clean", "features"):
-        assert lock[stage]["outs"] == again[stage]["outs"], stage
-    first, second = (json.loads((r / "metrics/conv1d.json").read_text()) for r in (repo, other))
-    first.pop("train_seconds"), second.pop("train_seconds")  # wall time, the one figure that may differ
-    assert first == second
-    frame = pd.read_csv(repo / "data/predictions/conv1d.csv")
-    pd.testing.assert_frame_equal(frame, pd.read_csv(other / "data/predictions/conv1d.csv"))
-    weights = [models.load(r / "models/conv1d.keras")[0].get_weights() for r in (repo, other)]
-    assert all((a == b).all() for a, b in zip(*weights, strict=True))
+def _without_timings(lock: dict) -> dict:
+    for stage in lock["stages"].values():
+        stage["outs"] = [out for out in stage.get("outs", []) if not out["path"].startswith("results/timings/")]
+    return lock
+
+
+def test_two_cold_runs_give_the_same_dvc_lock_and_check_out_each_others(repo, tmp_path):
+    """Every cached output is byte-identical for the same inputs: models, curves, figures, data."""
+    other = make_repo(tmp_path / "again", tiny_params())
+    lock, again = (yaml.safe_load((r / "dvc.lock").read_text()) for r in (repo, other))
+    assert {stage for stage in lock["stages"] if stage.startswith("train@")} == {
+        f"train@{m}-{f}" for m in MODELS for f in FOLDS
+    }
+    assert _without_timings(lock) == _without_timings(again)
+    # the other run's lock checks out from this run's cache: nothing to retrain
+    shutil.copy(other / "dvc.lock", repo / "dvc.lock")
+    for timing in (other / "results/timings").rglob("*.json"):
+        shutil.copy(timing, repo / timing.relative_to(other))
+    run([BIN / "dvc", "checkout"], repo)
+    assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
 
 
 def test_a_remote_serves_a_fresh_clone_without_training(repo, tmp_path):
@@ -178,3 +188,77 @@ def test_a_remote_serves_a_fresh_clone_without_training(repo, tmp_path):
     window = next((clone / "data/clean").rglob("*.wav"))
     out = run([BIN / "instrclf", "classify", "--model", "models/conv1d.keras", str(window)], clone).stdout
     assert out.startswith(str(window)) and "%" in out
+
+
+
+def test_after_a_failed_stage_checkout_and_git_bring_every_output_back(repo):
+    """DVC deletes a stage's outputs before it runs: the cached ones come back from the cache, the others from git."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run", "--allow-empty"], repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["clean"]["envelope_ms"] = -5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run([BIN / "dvc", "repro", "clean"], repo, check=False)
+    assert failed.returncode != 0 and "clean.envelope_ms" in failed.stderr
+    assert not (repo / "data/clean").exists() and not (repo / "plots/clean/threshold.png").exists()
+    run(["git", "checkout", "HEAD", "--", "params.yaml"], repo)
+    run([BIN / "dvc", "checkout", "--force"], repo)
+    assert (repo / "data/clean/index.csv").is_file() and (repo / "results/clean.json").is_file()
+    assert not (repo / "plots/clean/threshold.png").exists()  # cache: false: DVC cannot bring it back
+    run(["git", "checkout", "HEAD", "--", "metrics", "plots", "results"], repo)
+    assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
+
+
+# --------------------------------------------------------------------------- the README, executed
+
+#: A ```bash block of the README, with the reason it is not run here when it has one.
+README_BLOCK = re.compile(r"(?:<!-- readme-test: skip \((?P<skip>[^)]+)\) -->\n)?```bash\n(?P<body>.*?)```", re.S)
+
+
+def readme_blocks() -> list:
+    """``(skip reason or None, commands)`` of every ```bash block of the README, in order."""
+    return [(m["skip"], m["body"]) for m in README_BLOCK.finditer((ROOT / "README.md").read_text(encoding="utf-8"))]
+
+
+def example_output(blocks, command: str) -> str:
+    """The output line the README shows, as a ``# ...`` comment right after ``command``."""
+    lines = "\n".join(body for skip, body in blocks if skip is None).splitlines()
+    return next(lines[i + 1] for i, line in enumerate(lines) if line.startswith(command))[2:]
+
+
+def test_the_readme_commands_work_as_written(repo, tmp_path):
+    """Every ```bash block of the README that is not marked as skipped runs, in order, on the tiny project."""
+    blocks = readme_blocks()
+    assert len(blocks) >= 8 and sum(skip is None for skip, _ in blocks) >= 3
+    # A user's clone: the virtualenv at .venv, a history with the run committed.
+    (repo / ".venv").symlink_to(BIN.parent)
+    with open(repo / ".git/info/exclude", "a") as f:
+        f.write(".venv\n")
+    run(["git", "add", "-A"], repo)
+    for message in ("run", "later"):
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message, "--allow-empty"], repo)
+    # The recordings the classify example names.
+    rng = np.random.default_rng(0)
+    (repo / "recordings").mkdir()
+    for name in ("my_flute.wav", "cello.flac", "recordings/a.wav", "recordings/b.wav"):
+        sf.write(repo / name, tone(440.0, sample_rate=22050, seconds=1.5, rng=rng), 22050)
+    models_before = sorted(p.name for p in (repo / "models").glob("*.keras"))
+
+    script = "set -euo pipefail\n" + "\n".join(body for skip, body in blocks if skip is None)
+    out = run(["bash", "-c", script], repo, timeout=900).stdout.splitlines()
+
+    # classify prints what the README shows, in the same form
+    shown = example_output(blocks, "instrclf classify --model models/conv2d.keras my_flute.wav")
+    name, probabilities = shown.split(": ", 1)
+    form = re.escape(name) + ": " + ", ".join([r"[A-Za-z]+ \d{1,3}\.\d%"] * len(probabilities.split(", ")))
+    assert any(re.fullmatch(form, line) for line in out), (form, out)
+    labels = [json.loads(line) for line in (repo / "labels.jsonl").read_text().splitlines()]
+    assert len(labels) == 2 and all(len(row["top"]) == 5 for row in labels)
+    # the experiments ran with --temp, and the way back restored the committed run
+    assert len(run([BIN / "dvc", "exp", "ls", "--name-only"], repo).stdout.split()) == 3
+    assert sorted(p.name for p in (repo / "models").glob("*.keras")) == models_before
+    assert run(["git", "status", "--porcelain", "--", "params.yaml", "dvc.lock", "metrics", "plots"], repo).stdout == ""
+    assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
+    # the experiment tables fit a screen
+    exps = run([BIN / "instrclf", "compare", "--exps"], repo).stdout.splitlines()
+    assert len(exps) == 2 + 4 + 4 + 4 + 2 and max(map(len, exps)) <= 100  # baseline, dropout, one fold: 4 models; then 2

@@ -53,7 +53,7 @@ RESULTS = {
     "folds": {str(f): fold_figures(f) for f in range(3)},
     "ensemble": {"unseen_file_accuracy": 0.66666, "unseen_macro_f1": 0.61234, "file_accuracy": 1.0},
 }
-TRAINING = {0: {"epochs_run": 10, "train_seconds": 12.34}, 1: {"epochs_run": 12, "train_seconds": 20.0}, 2: {"epochs_run": 11, "train_seconds": 7.71}}
+TRAINING = {0: {"epochs_run": 10}, 1: {"epochs_run": 12}, 2: {"epochs_run": 11}}
 
 
 def test_summarise_by_hand():
@@ -66,14 +66,14 @@ def test_summarise_by_hand():
         "unseen_file_accuracy_mean": 0.5, "unseen_file_accuracy_std": 0.1,
         "unseen_macro_f1_mean": 0.45, "unseen_macro_f1_std": 0.1,
         "ensemble_unseen_file_accuracy": 0.6667, "ensemble_unseen_macro_f1": 0.6123,
-        "folds": 3, "epochs_mean": 11.0, "train_seconds": 40.0,
+        "folds": 3, "epochs_mean": 11.0,
     }
 
 
 def test_summarise_uses_only_the_asked_folds():
     got = summary.summarise(RESULTS, TRAINING, folds=[1])
     assert got["file_accuracy_mean"] == 0.8 and math.isnan(got["file_accuracy_std"]) and got["folds"] == 1
-    assert got["train_seconds"] == 20.0 and got["epochs_mean"] == 12.0
+    assert got["epochs_mean"] == 12.0
 
 
 def test_summarise_without_unseen_library():
@@ -94,8 +94,8 @@ def _without(fold, key):
     [
         (_without(1, "unseen_file_accuracy"), TRAINING, r"^unseen_file_accuracy is missing for fold\(s\) \[1\] but present for \[0, 2\]"),
         ({"folds": {**RESULTS["folds"], "2": fold_figures(2) | {"macro_f1": "0.5"}}}, TRAINING, r"^macro_f1 of fold 2 is '0.5', not a number"),
-        (RESULTS, {**TRAINING, 0: {"epochs_run": 10}}, r"^training figures of fold\(s\) \[0\] lack train_seconds"),
-        (RESULTS, {**TRAINING, 1: {"epochs_run": True, "train_seconds": 1.0}}, r"^epochs_run of fold 1 is True, not a number"),
+        (RESULTS, {**TRAINING, 0: {"best_epoch": 10}}, r"^training figures of fold\(s\) \[0\] lack epochs_run"),
+        (RESULTS, {**TRAINING, 1: {"epochs_run": True}}, r"^epochs_run of fold 1 is True, not a number"),
     ],
     ids=["metric-in-some-folds", "string-metric", "training-key-missing", "bool-epochs"],
 )
@@ -156,3 +156,16 @@ def test_summary_stage_writes_one_file_per_model(tmp_path, capsys):
     with pytest.raises(SystemExit):
         stage_module.main(["--params", str(tmp_path / "params.yaml"), "--results", str(results), "--out", str(out)])
     assert "1.json: not found" in capsys.readouterr().err
+
+
+def test_a_figure_of_exactly_zero_is_a_figure_not_a_missing_one():
+    """A fold that got every note wrong scores 0.0: it enters the mean, it is not "missing"."""
+    results = {"folds": {str(f): fold_figures(f) for f in range(3)}}
+    results["folds"]["1"] = results["folds"]["1"] | {"file_accuracy": 0.0, "unseen_macro_f1": 0}
+    got = summary.summarise(results, TRAINING, folds=[0, 1, 2])
+    assert got["file_accuracy_mean"] == pytest.approx((0.9 + 0.0 + 0.7) / 3, abs=1e-4)
+    assert got["file_accuracy_std"] == pytest.approx(summary.mean_std([0.9, 0.0, 0.7])[1], abs=1e-4)
+    assert got["unseen_macro_f1_mean"] == pytest.approx((0.55 + 0 + 0.35) / 3, abs=1e-4)
+    results["folds"]["1"] = results["folds"]["1"] | {"file_accuracy": None}
+    with pytest.raises(DataError, match=r"file_accuracy is missing for fold\(s\) \[1\] but present for \[0, 2\]"):
+        summary.summarise(results, TRAINING, folds=[0, 1, 2])
