@@ -4,6 +4,13 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests (Hypothesis) repeat exactly in CI: examples derived from each test's source,
+# no example database carried between runs, no per-example deadline (TensorFlow's first call
+# is slow). Each test sets its own max_examples.
+hypothesis_settings.register_profile("instrclf", derandomize=True, database=None, deadline=None, print_blob=True)
+hypothesis_settings.load_profile("instrclf")
 
 
 @pytest.fixture(autouse=True)

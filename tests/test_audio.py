@@ -452,3 +452,164 @@ def test_streaming_keeps_memory_bounded(tmp_path, monkeypatch):
 def test_streaming_refuses_a_bad_block_size(tmp_path):
     with pytest.raises(ParameterError, match="block_frames"):
         list(audio.stream_windows(tmp_path / "x.wav", **CONFIG, block_frames=0))
+
+
+# --- edges and properties (issue 24) ------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def test_to_pcm16_rounds_to_the_nearest_step_not_towards_zero():
+    """0.6 of a step is 1 step, -0.6 is -1, 1.4 is 1: truncation would give 0, 0 and 1."""
+    step = 1 / 32768
+    pcm, clipped = audio.to_pcm16(np.array([0.6, -0.6, 1.4, -1.4, 32766.7, -32767.7]) * step)
+    np.testing.assert_array_equal(pcm, [1, -1, 1, -1, 32767, -32768])
+    assert clipped == 0
+
+
+@settings(max_examples=60)
+@given(
+    pcm=st.lists(st.integers(-32768, 32767), min_size=1, max_size=50),
+    offsets=st.lists(st.floats(-0.49, 0.49), min_size=50, max_size=50),
+)
+def test_to_pcm16_is_the_nearest_16_bit_value(pcm, offsets):
+    """Any sample within half a step of a 16-bit value converts to that value."""
+    pcm = np.array(pcm, dtype=np.int64)
+    y = (pcm + np.array(offsets[: len(pcm)])) / 32768
+    y = np.clip(y, -1.0, 32767 / 32768)  # beyond full scale is clipping, tested above
+    got, clipped = audio.to_pcm16(y)
+    np.testing.assert_array_equal(got, pcm)
+    assert clipped == 0
+
+
+def _chunk(cid: bytes, payload: bytes) -> bytes:
+    """A RIFF chunk: id, little-endian size, payload and RIFF's pad byte after an odd size."""
+    return cid + len(payload).to_bytes(4, "little") + payload + (b"\0" if len(payload) % 2 else b"")
+
+
+def _wav_with_odd_chunk_first(samples: np.ndarray, *, sr=8000, truncate=0) -> bytes:
+    """A 16-bit mono WAV with a 3-byte chunk (so a pad byte) before its data chunk; ``truncate`` bytes cut off the end."""
+    fmt = _chunk(b"fmt ", np.array([1, 1], "<u2").tobytes() + np.array([sr, 2 * sr], "<u4").tobytes()
+                 + np.array([2, 16], "<u2").tobytes())
+    body = b"WAVE" + fmt + _chunk(b"junk", b"abc") + _chunk(b"data", samples.astype("<i2").tobytes())
+    data = b"RIFF" + len(body).to_bytes(4, "little") + body
+    return data[: len(data) - truncate] if truncate else data
+
+
+def test_a_wav_with_an_odd_sized_chunk_before_its_data_loads(tmp_path):
+    samples = (np.arange(400) * 37 % 2000 - 1000).astype(np.int16)
+    path = tmp_path / "odd.wav"
+    path.write_bytes(_wav_with_odd_chunk_first(samples))
+    y, sr = audio.load(path)
+    assert sr == 8000
+    np.testing.assert_array_equal(np.round(y[:, 0] * 32768).astype(np.int16), samples)
+
+
+@pytest.mark.parametrize("truncate", [2, 100, 798])
+def test_a_truncated_wav_after_an_odd_sized_chunk_is_named(tmp_path, truncate):
+    """The chunk walk honours the pad byte after the 3-byte chunk, so it still finds "data" and sees the cut."""
+    path = tmp_path / "cut.wav"
+    path.write_bytes(_wav_with_odd_chunk_first(np.ones(400, np.int16), truncate=truncate))
+    with pytest.raises(DataError, match=rf"cut\.wav: truncated WAV: header declares 800 bytes of audio, file holds {800 - truncate}"):
+        audio.load(path)
+    with pytest.raises(DataError, match="truncated WAV"):
+        list(audio.stream_windows(path, **CONFIG))
+
+
+SUBTYPE_STEP = {"PCM_U8": 2 / 256, "PCM_16": 1 / 32768, "PCM_24": 2**-23, "PCM_32": 2**-31, "FLOAT": 0.0, "DOUBLE": 0.0}
+
+
+@settings(max_examples=40)
+@given(
+    sr=st.integers(audio.MIN_SAMPLE_RATE, audio.MAX_SAMPLE_RATE),
+    channels=st.integers(1, 8),
+    frames=st.integers(1, 3000),
+    subtype=st.sampled_from(sorted(SUBTYPE_STEP)),
+    seed=st.integers(0, 2**16),
+)
+def test_load_reads_any_rate_channel_count_length_and_sample_format(tmp_path_factory, sr, channels, frames, subtype, seed):
+    """What was written comes back: shape (frames, channels), float32, the rate, each sample within a step.
+
+    (libsndfile writes floats as integers scaled by 2**(bits-1) - 1 and reads them back
+    divided by 2**(bits-1): up to one step apart, whoever reads.)"""
+    y = np.random.default_rng(seed).uniform(-1.0, 0.99, size=(frames, channels))
+    path = tmp_path_factory.mktemp("load") / "a.wav"
+    sf.write(path, y, sr, subtype=subtype)
+    got, got_sr = audio.load(path)
+    assert got_sr == sr and got.shape == (frames, channels) and got.dtype == np.float32
+    np.testing.assert_allclose(got, y, atol=SUBTYPE_STEP[subtype] + 1e-6)
+
+
+@settings(max_examples=60)
+@given(
+    frames=st.integers(0, 500),
+    channels=st.integers(1, 6),
+    dtype=st.sampled_from(["int16", "int32", "float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_to_mono_is_the_channel_mean_for_any_dtype(frames, channels, dtype, seed):
+    rng = np.random.default_rng(seed)
+    if dtype.startswith("int"):
+        y = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, size=(frames, channels), dtype=dtype, endpoint=True)
+    else:
+        y = rng.uniform(-1, 1, size=(frames, channels)).astype(dtype)
+    mono = audio.to_mono(y)
+    assert mono.shape == (frames,)
+    assert mono.dtype == (np.float32 if dtype.startswith("int") else np.dtype(dtype))
+    np.testing.assert_allclose(mono, y.astype(np.float64).mean(axis=1), rtol=1e-6, atol=1e-6 * (np.abs(y).max(initial=1)))
+
+
+@settings(max_examples=40)
+@given(
+    orig_sr=st.sampled_from([1000, 8000, 11025, 16000, 22050, 44100, 48000, 96000, 192000, 384000]),
+    target_sr=st.sampled_from([8000, 16000, 22050, 44100, 48000]),
+    n=st.integers(0, 4000),
+)
+def test_resample_gives_the_documented_length_for_any_pair_of_rates(orig_sr, target_sr, n):
+    y = np.random.default_rng(n).uniform(-0.5, 0.5, n).astype(np.float32)
+    out = audio.resample(y, orig_sr=orig_sr, target_sr=target_sr)
+    assert out.ndim == 1 and len(out) == round(n * target_sr / orig_sr)
+    assert np.isfinite(out).all()
+
+
+@settings(max_examples=80)
+@given(
+    n_samples=st.integers(0, 5000),
+    sr=st.sampled_from([8000, 16000, 22050, 44100]),
+    delta_time=st.sampled_from([0.01, 0.1, 0.25, 0.5, 1.0]),
+)
+def test_windows_cut_every_whole_window_in_order_and_pad_only_a_short_signal(n_samples, sr, delta_time):
+    y = np.arange(1, n_samples + 1, dtype=np.float32)  # every sample distinct and non-zero
+    n = audio.window_samples(sample_rate=sr, delta_time=delta_time)
+    cut = audio.windows(y, sample_rate=sr, delta_time=delta_time)
+    if n_samples == 0:
+        assert cut.shape == (0, n)
+    elif n_samples < n:
+        assert cut.shape == (1, n)
+        np.testing.assert_array_equal(cut[0, :n_samples], y)
+        assert not cut[0, n_samples:].any()
+    else:
+        assert cut.shape == (n_samples // n, n)
+        np.testing.assert_array_equal(cut.ravel(), y[: cut.size])  # nothing reordered, skipped or repeated
+
+
+@settings(max_examples=25)
+@given(
+    sr=st.sampled_from([1000, 8000, 16000, 44100]),
+    channels=st.integers(1, 3),
+    seconds=st.floats(0.0, 0.35),
+    block_frames=st.integers(16, 5000),
+    seed=st.integers(0, 2**16),
+)
+def test_streaming_equals_prepare_for_any_file_and_block_size(tmp_path_factory, sr, channels, seconds, block_frames, seed):
+    rng = np.random.default_rng(seed)
+    n = max(1, round(seconds * sr))
+    y = rng.uniform(-0.5, 0.5, size=(n, channels)) * (rng.uniform(size=(n, 1)) > 0.5)  # loud and silent stretches
+    path = tmp_path_factory.mktemp("stream") / "a.wav"
+    sf.write(path, y, sr, subtype="FLOAT")
+    config = {"sample_rate": 8000, "threshold_db": -40.0, "envelope_ms": 5, "delta_time": 0.1}
+    whole = audio.prepare(*audio.load(path), **config)
+    blocks = list(audio.stream_windows(path, block_frames=block_frames, **config))
+    streamed = np.concatenate(blocks) if blocks else np.zeros((0, 800), np.float32)
+    np.testing.assert_array_equal(streamed, whole)

@@ -136,3 +136,43 @@ def test_run_augments_only_the_training_set(monkeypatch, tmp_path):
     training, validation = calls
     assert training["augment"].eq_db == 3.0 and training["seed"] == 7
     assert validation.get("augment") is None and validation.get("seed") is None
+
+
+# --------------------------------------------------------------------------- measured levels
+
+
+@pytest.mark.parametrize("snr_db", [(0.0, 0.0), (10.0, 10.0), (20.0, 30.0)])
+def test_noise_is_added_below_the_examples_mean_power_by_the_drawn_snr(batch, snr_db):
+    """The added power (output minus input, in the power domain) is flat, and the signal's
+    mean power over it is an SNR inside the configured range: noise below the signal, not above."""
+    x, _ = batch
+    out = augment.noise(x, SEED, snr_db).numpy().astype(np.float64)
+    xs = x.numpy().astype(np.float64)
+    added = 10 ** (out / 10) - 10 ** (xs / 10)
+    for i in range(len(xs)):
+        level = np.median(added[i])
+        np.testing.assert_allclose(added[i], level, rtol=2e-3)  # flat: the same power in every bin
+        measured = 10 * np.log10(np.mean(10 ** (xs[i] / 10)) / level)
+        assert snr_db[0] - 0.05 <= measured <= snr_db[1] + 0.05
+
+
+def test_mel_shift_uses_its_whole_range_and_no_more():
+    """Over many examples every shift from -2 to +2 occurs, and never 3: the knob's bound is what it says."""
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.uniform(-60, 0, size=(200, 3, 16, 1)).astype(np.float32))
+    out = augment.mel_shift(x, SEED, 2).numpy()
+    xs = x.numpy()
+    shifts = []
+    for i in range(len(xs)):
+        found = [s for s in range(-4, 5) if np.array_equal(out[i], xs[i][:, np.clip(np.arange(16) - s, 0, 15)])]
+        assert len(found) == 1
+        shifts.append(found[0])
+    assert set(shifts) == {-2, -1, 0, 1, 2}
+
+
+def test_eq_reaches_but_never_exceeds_its_bound():
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.uniform(-60, 0, size=(200, 2, 64, 1)).astype(np.float32))
+    curve = (augment.eq(x, SEED, 6.0) - x).numpy()
+    assert np.abs(curve).max() <= 6.0 + 1e-4
+    assert np.abs(curve).max(axis=(1, 2, 3)).max() > 4.0  # the range is used, not a tenth of it

@@ -178,6 +178,15 @@ def test_silent_note_is_skipped_and_counted(tmp_path):
     assert not index["Path"].str.contains("G9").any()
 
 
+def test_silent_notes_are_not_counted_as_padded(tmp_path):
+    """A silent note keeps 0 samples: it is silent, not a short note padded to a window."""
+    rows = small_rows()  # 3 padded notes among 9
+    rows += [row("Winds/Flute", "Fl", "Winds", f"G{k}", 2, y=np.zeros(8000)) for k in (7, 8)]
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert (metrics["notes_silent"], metrics["notes_padded"], metrics["files_read"]) == (2, 3, 11)
+
+
 def test_every_note_silent_is_an_error(tmp_path):
     raw = make_raw(tmp_path / "raw", [row("Winds/Flute", "Fl", "Winds", "C4", 0, y=np.zeros(16000))])
     with pytest.raises(DataError, match="no windows"):
@@ -309,6 +318,17 @@ def test_colliding_window_names_are_refused(tmp_path):
     raw = make_raw(tmp_path / "raw", rows)
     with pytest.raises(DataError, match="would both write Fl/Fl-ord-C4-mf-N_<i>.wav"):
         clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+
+
+def test_window_names_that_collide_only_under_the_family_target_are_refused(tmp_path):
+    """Flute and oboe notes with the same file name: apart as instruments, the same Winds/<stem>_<i>.wav as a family."""
+    rows = [row("Winds/Flute", "Fl", "Winds", "C4", 0), row("Winds/Oboe", "Ob", "Winds", "C4", 1)]
+    rows[0]["Path"], rows[1]["Path"] = "Winds/Flute/ordinario/C4-mf.wav", "Winds/Oboe/ordinario/C4-mf.wav"
+    raw = make_raw(tmp_path / "raw", rows)
+    assert clean.run(raw, tmp_path / "by-instrument", clean=CONFIG, target="instrument", jobs=1, progress=False)["files_read"] == 2
+    with pytest.raises(DataError, match=r"Winds/Flute/ordinario/C4-mf\.wav and Winds/Oboe/ordinario/C4-mf\.wav would both write Winds/C4-mf_<i>\.wav"):
+        clean.run(raw, tmp_path / "by-family", clean=CONFIG, target="family", jobs=1, progress=False)
+    assert not (tmp_path / "by-family").exists()
 
 
 @pytest.mark.parametrize("target", ["Instrument", "pitch", None])

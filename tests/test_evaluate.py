@@ -246,3 +246,13 @@ def test_metrics_refuse_an_empty_predictions_table(small):
     empty = evaluate.aggregate(index, probs, labels=LABELS).iloc[:0]
     with pytest.raises(DataError, match="predictions table is empty"):
         evaluate.metrics(index, probs, empty, labels=LABELS)
+
+
+@pytest.mark.parametrize(("column", "value"), [("library", "B"), ("label", "Fl"), ("fold", 3)])
+def test_windows_of_one_note_that_disagree_are_refused_naming_the_note_and_column(small, column, value):
+    """A note's windows must agree on library, label and fold, or its row would take the first window's."""
+    index, probs = small
+    mixed = index.copy()
+    mixed.loc[2, column] = value  # one of b.wav's three windows
+    with pytest.raises(DataError, match=rf"\['b\.wav'\] have windows with different {column}"):
+        evaluate.aggregate(mixed, probs, labels=LABELS)

@@ -101,3 +101,17 @@ def test_a_bad_window_fails_before_anything_is_written(tmp_path):
     with pytest.raises(DataError, match=f"cannot read window .*{victim}"):
         features.run(clean_dir, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean"]  # no folder, no temporary
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"threshold_db": -50.0}, {"envelope_ms": 20.0}, {"sample_rate": 16000, "delta_time": 0.25}],
+    ids=["threshold", "envelope", "rate-same-length"],
+)
+def test_features_of_other_clean_settings_are_refused(made, change):
+    """Windows cut with another threshold or envelope give spectrograms of the same shape: only the record tells."""
+    _, features_dir, _ = made
+    other = CLEAN.model_copy(update=change)
+    assert other.window_length == CLEAN.window_length
+    with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*: run the features stage"):
+        features.Features(features_dir, clean=other, features=FEATURES)

@@ -151,3 +151,105 @@ def test_a_killed_writer_not_yet_reaped_counts_as_dead(tmp_path):
         assert not leftover.exists()
     finally:
         child.wait()
+
+
+@pytest.mark.parametrize(("mode", "data"), [("w", "partial"), ("wb", b"partial")])
+def test_atomic_file_interrupted_leaves_no_temporary_and_keeps_the_old_file(tmp_path, mode, data):
+    """Ctrl-C (KeyboardInterrupt, not an Exception) mid-write: the old file whole, no .tmp- sibling."""
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_file(path, mode) as f:
+            f.write(data)
+            raise KeyboardInterrupt
+    assert names(tmp_path) == ["f.bin"] and path.read_bytes() == b"old"
+
+
+def test_write_json_interrupted_leaves_nothing(tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(json, "dump", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_json(tmp_path / "m.json", {"a": 1})
+    assert names(tmp_path) == []
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_a_live_writer_whose_name_holds_a_parenthesis_keeps_its_temporary(tmp_path):
+    """/proc/<pid>/stat puts the program name in parentheses, and a name may hold ") Z ": still alive."""
+    odd = tmp_path / "w) Z x"
+    odd.symlink_to(sys.executable)
+    child = subprocess.Popen([str(odd), "-c", "import time; time.sleep(60)"])
+    try:
+        for _ in range(200):  # until the child has exec'd (its name is the link's)
+            with open(f"/proc/{child.pid}/stat", "rb") as f:
+                if b"(w) Z x)" in f.read():
+                    break
+            time.sleep(0.01)
+        leftover = tmp_path / f".out.tmp-{child.pid}-x"
+        leftover.mkdir()
+        assert remove_stale(tmp_path / "out") == []
+        assert leftover.is_dir()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_without_proc_a_live_writer_keeps_its_temporary(tmp_path, live_pid, monkeypatch):
+    """Where /proc cannot be read (another OS, hidepid), a process that exists counts as alive."""
+    real_open = open
+
+    def no_proc(file, *args, **kwargs):
+        if str(file).startswith("/proc/"):
+            raise PermissionError(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_proc)
+    leftover = tmp_path / f".out.tmp-{live_pid}-x"
+    leftover.mkdir()
+    assert remove_stale(tmp_path / "out") == []
+    assert leftover.is_dir()
+
+
+def test_a_leftover_that_cannot_be_removed_does_not_stop_the_write(tmp_path, dead_pid, monkeypatch):
+    """A stale folder whose removal fails (busy on NFS, another owner): the new output is written all the same."""
+    stale = tmp_path / f".out.tmp-{dead_pid}-x"
+    stale.mkdir()
+    (stale / "half.wav").write_bytes(b"RIFF")
+    real_rmdir = os.rmdir
+
+    def busy(path, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) == stale.name:
+            raise OSError(16, "Device or resource busy", os.fspath(path))
+        return real_rmdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rmdir", busy)
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "out" / "x").read_text() == "x"
+
+
+def test_two_writers_removing_the_same_leftover_both_succeed(tmp_path, dead_pid, monkeypatch):
+    """Another writer of the same output removes a stale file first: this one carries on."""
+    import instrclf.io as io_module
+
+    stale = tmp_path / f".m.json.tmp-{dead_pid}-abc"
+    stale.write_text("{")
+    real_alive = io_module._alive
+
+    def other_writer_cleans_first(pid):
+        stale.unlink(missing_ok=True)  # the other writer got there between our listing and our unlink
+        return real_alive(pid)
+
+    monkeypatch.setattr(io_module, "_alive", other_writer_cleans_first)
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1} and names(tmp_path) == ["m.json"]
+
+
+def test_write_json_layout_is_fixed(tmp_path):
+    """Metrics files are compared byte for byte (git, dvc metrics diff): two-space indent, one item a line."""
+    write_json(tmp_path / "m.json", {"a": 1, "b": [1.5, None]})
+    assert (tmp_path / "m.json").read_text() == '{\n  "a": 1,\n  "b": [\n    1.5,\n    null\n  ]\n}\n'

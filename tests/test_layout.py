@@ -1,5 +1,7 @@
 """instrclf.layout: each inter-stage file has one reader that refuses bad content with one DataError."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,6 +79,15 @@ def test_read_metadata_caps_a_long_list(tmp_path):
     raw = write_raw(tmp_path / "raw", [f"n{i}.wav,9,Winds,Fl" for i in range(25)], audio=False)
     message = str(pytest.raises(DataError, layout.read_metadata, raw).value)
     assert message.count("Fold must be") == 10 and message.endswith("; and 15 more")
+
+
+@pytest.mark.parametrize("library", ["", " ", "a/b", "..", "-x", "lib\\x"])
+def test_read_metadata_refuses_an_empty_or_unsafe_library_field(tmp_path, library):
+    """A library becomes part of the evaluation's split: an empty cell is not a library."""
+    raw = write_raw(tmp_path / "raw", [GOOD_ROWS[0] + ",A", "Brass/Trombone/a.wav,0,Brass,Tbn," + library],
+                    header=HEADER + ",Library", audio=False)
+    with pytest.raises(DataError, match=rf"Brass/Trombone/a\.wav: Library {re.escape(repr(library))} must be a plain name"):
+        layout.read_metadata(raw, check_audio=False)
 
 
 def test_read_metadata_refuses_a_bad_library_name(tmp_path):
@@ -175,9 +186,12 @@ def _corrupt(index, column, row, value):
         (lambda i: _corrupt(i, "window", 1, "Fl/n0_0.wav"), r"window 'Fl/n0_0\.wav' is listed twice"),
         (lambda i: _corrupt(i, "window", 1, "../etc/passwd"), r"window '\.\./etc/passwd' is not a relative path"),
         (lambda i: _corrupt(i, "label", 3, ""), r"empty 'label' in 1 row\(s\)"),
+        (lambda i: _corrupt(i, "library", 0, ""), r"empty 'library' in 1 row\(s\)"),
+        (lambda i: _corrupt(i, "Path", 2, ""), r"empty 'Path' in 1 row\(s\)"),
         (lambda i: i.iloc[:0], r"no rows"),
     ],
-    ids=["missing-column", "fold-5", "fold-text", "negative-position", "duplicate", "escape", "empty-label", "no-rows"],
+    ids=["missing-column", "fold-5", "fold-text", "negative-position", "duplicate", "escape", "empty-label", "empty-library",
+         "empty-path", "no-rows"],
 )
 def test_read_index_refuses_a_corrupt_index(tmp_path, change, match):
     change(make_index()).to_csv(tmp_path / layout.INDEX_FILE, index=False)
@@ -275,3 +289,53 @@ def test_safe_path_accepts(path):
 @pytest.mark.parametrize("path", ["", "/a.wav", "../a.wav", "a/../../b.wav", "a\\b.wav", "a/.."])
 def test_safe_path_refuses(path):
     assert not layout.safe_path(path)
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+#: One problem each: (how the row is spoiled, the cells) -> a row with exactly that problem.
+SPOILERS = {
+    "fold": lambda i, v: (f"n{i}.wav", v, "Winds", "Fl", "A"),
+    "instrument": lambda i, v: (f"n{i}.wav", "0", "Winds", v, "A"),
+    "family": lambda i, v: (f"n{i}.wav", "0", v, "Fl", "A"),
+    "path": lambda i, v: (v.format(i), "0", "Winds", "Fl", "A"),
+    "library": lambda i, v: (f"n{i}.wav", "0", "Winds", "Fl", v),
+}
+SPOILED_VALUES = {
+    "fold": st.sampled_from(["5", "-1", "x", "1.5", "", "0x1", "nan"]),
+    "instrument": st.sampled_from(["Guitar", "", "fl", "FL ", "Winds"]),
+    "family": st.sampled_from(["Brass", "", "winds", "Strings"]),
+    "path": st.sampled_from(["../n{}.wav", "/n{}.wav", "a\\n{}.wav", "a/../../n{}.wav", "x/../n{}/.."]),
+    "library": st.sampled_from(["", " ", "../x", "a/b", "-y"]),
+}
+bad_row = st.sampled_from(sorted(SPOILERS)).flatmap(lambda kind: st.tuples(st.just(kind), SPOILED_VALUES[kind]))
+
+
+@settings(max_examples=40)
+@given(n_good=st.integers(0, 6), bad=st.lists(bad_row, max_size=8), seed=st.integers(0, 1000))
+@example(n_good=3, bad=[("path", "a\\n{}.wav"), ("library", ""), ("fold", "nan"), ("family", "Strings")], seed=1)
+@example(n_good=1, bad=[("path", "x/../n{}/.."), ("instrument", "FL "), ("library", " "), ("path", "/n{}.wav")], seed=2)
+def test_read_metadata_names_every_bad_row_and_no_good_one(tmp_path_factory, n_good, bad, seed):
+    good = [(f"Good/g{i}.wav", str(i % 5), "Brass", "Tbn", "B") for i in range(n_good)]
+    spoiled = [SPOILERS[kind](100 + k, value) for k, (kind, value) in enumerate(bad)]
+    rows = good + spoiled
+    if not rows:
+        return
+    order = np.random.default_rng(seed).permutation(len(rows))
+    raw = tmp_path_factory.mktemp("raw")
+    pd.DataFrame([rows[i] for i in order], columns=[*HEADER.split(","), "Library"]).to_csv(raw / layout.METADATA_FILE, index=False)
+    if not spoiled:
+        table = layout.read_metadata(raw, check_audio=False)
+        assert sorted(table["Path"]) == sorted(r[0] for r in good) and (table["library"] == "B").all()
+        return
+    with pytest.raises(DataError) as error:
+        layout.read_metadata(raw, check_audio=False)
+    message = str(error.value)
+    assert message.startswith(f"{raw / layout.METADATA_FILE}: bad metadata: ") and "\n" not in message
+    for row in spoiled:
+        assert row[0] in message or repr(row[0]) in message, f"{row} not named"
+    for row in good:
+        assert row[0] not in message

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -131,3 +132,62 @@ def test_workers_die_when_their_parent_is_killed(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def fail_first_then_slow(x):
+    """Item 0 fails at once; every other item takes a while, then leaves a mark in its folder."""
+    folder, i = x
+    if i == 0:
+        raise ValueError("item 0 is bad")
+    time.sleep(0.1)
+    Path(folder, str(i)).write_text("")
+    return i
+
+
+def slow_mark(x):
+    folder, i = x
+    Path(folder, f"start-{i}-{os.getpid()}").write_text("")
+    time.sleep(0.1)
+    Path(folder, str(i)).write_text("")
+    return i
+
+
+def test_a_worker_failure_cancels_the_remaining_work(tmp_path):
+    """The error comes back at once: the pool does not finish the other 60 items first."""
+    items = [(str(tmp_path), i) for i in range(61)]
+    with pytest.raises(ValueError, match="item 0 is bad"):
+        parallel.process_map(fail_first_then_slow, items, jobs=2, chunksize=1, progress=False)
+    time.sleep(0.3)  # work that was not cancelled would go on finishing items meanwhile
+    done = len(list(tmp_path.iterdir()))
+    assert done < 20, f"{done} of 60 items still ran after the failure"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc")
+def test_ctrl_c_cancels_the_pool_and_leaves_no_worker(tmp_path):
+    """SIGINT to the parent while workers are busy: KeyboardInterrupt, no worker left, no further item done."""
+    items = [(str(tmp_path), i) for i in range(60)]
+    stop = threading.Event()
+
+    def press_ctrl_c():
+        """Once the workers are busy, SIGINT to this process's main thread (where Python raises it)."""
+        deadline = time.monotonic() + 20
+        while not any(tmp_path.glob("start-*")) and time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.01)
+        if not stop.is_set():
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.process_map(slow_mark, items, jobs=2, chunksize=1, progress=False)
+    finally:
+        stop.set()
+        presser.join()
+    workers = {int(p.name.split("-")[2]) for p in tmp_path.glob("start-*")}
+    assert workers and os.getpid() not in workers
+    assert all(gone(pid) for pid in workers), "a worker outlived the interrupted map"
+    done = {p.name for p in tmp_path.iterdir() if not p.name.startswith("start-")}
+    time.sleep(0.3)
+    assert {p.name for p in tmp_path.iterdir() if not p.name.startswith("start-")} == done  # nothing runs on
+    assert len(done) < 30

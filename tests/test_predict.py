@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from synthetic import TINY_PARAMS, make_features_dir, tiny_card, tiny_settings
 
@@ -167,3 +168,45 @@ def test_features_made_with_other_settings_than_the_models_are_refused(tmp_path,
     features_dir = make_features_dir(tmp_path, params=other)
     with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*dvc repro features"):
         predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library="B")
+
+
+# --------------------------------------------------------------------------- inference mode
+
+
+@pytest.fixture(scope="module")
+def dropout_paths(tmp_path_factory):
+    """conv1d fold models with half their features dropped in training mode: training=True would show."""
+    params = TINY_PARAMS | {"models": TINY_PARAMS["models"] | {"conv1d": TINY_PARAMS["models"]["conv1d"] | {"dropout": 0.5}}}
+    folder = tmp_path_factory.mktemp("dropout")
+    paths = {}
+    for fold in FOLDS:
+        keras.utils.set_random_seed(20 + fold)
+        front = models.frontend(clean=CLEAN, features=FEATURES)
+        back = models.backend("conv1d", config=settings.model_config(params, "conv1d"), input_shape=front.output_shape[1:],
+                              n_classes=len(LABELS), fold=fold)
+        paths[fold] = folder / f"conv1d-{fold}.keras"
+        card = tiny_card("conv1d", labels=LABELS, test_folds=[fold], params=params)
+        models.save(models.assemble(front, [back], name="conv1d"), paths[fold], card=card)
+    return paths
+
+
+def test_predictions_are_the_models_in_inference_mode_and_repeat_exactly(clean_dir, features_dir, dropout_paths):
+    index = layout.read_index(clean_dir)
+    x = data.load_windows(clean_dir, index, n_samples=CLEAN.window_length)
+    reference = {}
+    for fold, path in dropout_paths.items():
+        model = keras.models.load_model(path)
+        inference = np.asarray(model(x, training=False))
+        assert not np.allclose(np.asarray(model(x, training=True)), inference, atol=1e-4)  # dropout is really there
+        reference[fold] = {p: inference[(index["Path"] == p).to_numpy()].mean(axis=0) for p in sorted(set(index["Path"]))}
+    first = predict.run("conv1d", paths=dropout_paths, features_dir=features_dir, unseen_library="B")
+    again = predict.run("conv1d", paths=dropout_paths, features_dir=features_dir, unseen_library="B")
+    pd.testing.assert_frame_equal(first["predictions"], again["predictions"], check_exact=True)
+    assert first["results"] == again["results"]
+    for row in first["predictions"].itertuples():
+        got = first["predictions"].loc[row.Index, P].to_numpy(float)
+        if row.set == "test":
+            expected = reference[row.fold][row.Path]
+        else:
+            expected = np.mean([reference[f][row.Path] for f in FOLDS], axis=0)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -280,3 +280,78 @@ def test_load_errors_are_one_line(tmp_path, text, match):
     with pytest.raises(ParameterError, match=match) as error:
         settings.load(path)
     assert "\n" not in str(error.value)
+
+
+# --------------------------------------------------------------------------- properties
+
+import yaml  # noqa: E402
+from hypothesis import example, given  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+def _yaml_round_trip(section: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump(section))
+
+
+@hypothesis_settings(max_examples=300)
+@given(
+    n_mels=st.integers(-2, 600),
+    n_fft=st.integers(0, 9000),
+    win_length=st.integers(0, 9000),
+    hop_length=st.integers(-1, 9000),
+)
+@example(n_mels=33, n_fft=64, win_length=64, hop_length=32)  # the edges: as many bands as bins,
+@example(n_mels=34, n_fft=64, win_length=64, hop_length=32)  # one more,
+@example(n_mels=129, n_fft=256, win_length=257, hop_length=1)  # a window one longer than the FFT
+def test_features_are_accepted_exactly_inside_their_bounds_and_round_trip(n_mels, n_fft, win_length, hop_length):
+    values = {"n_mels": n_mels, "n_fft": n_fft, "win_length": win_length, "hop_length": hop_length}
+    in_range = 8 <= n_mels <= 512 and 32 <= n_fft <= 8192 and 16 <= win_length <= 8192 and 1 <= hop_length <= 8192
+    consistent = win_length <= n_fft and n_mels <= n_fft // 2 + 1
+    if in_range and consistent:
+        parsed = FeatureSettings.from_params(values)
+        assert parsed.model_dump() == values
+        assert FeatureSettings.from_params(_yaml_round_trip(parsed.model_dump())) == parsed
+        return
+    with pytest.raises(ParameterError) as error:
+        FeatureSettings.from_params(values)
+    message = str(error.value)
+    assert message.startswith("features") and "\n" not in message
+    if not in_range:  # every key out of its own range is named with its value
+        for key, (low, high) in {"n_mels": (8, 512), "n_fft": (32, 8192), "win_length": (16, 8192), "hop_length": (1, 8192)}.items():
+            if not low <= values[key] <= high:
+                assert f"features.{key} = {values[key]}" in message
+    elif win_length > n_fft:
+        assert f"win_length ({win_length}) must be <= n_fft ({n_fft})" in message
+    else:
+        assert f"n_mels ({n_mels}) must be <= n_fft // 2 + 1 ({n_fft // 2 + 1})" in message
+
+
+@hypothesis_settings(max_examples=200)
+@given(
+    sample_rate=st.one_of(st.integers(0, 60000), st.floats(8000, 48000), st.booleans()),
+    delta_time=st.one_of(st.floats(-1, 12, allow_nan=False), st.just(0.0)),
+    threshold_db=st.floats(-250, 5, allow_nan=False),
+    envelope_ms=st.floats(-1, 1200, allow_nan=False),
+)
+def test_clean_settings_refuse_exactly_what_is_outside_their_bounds(sample_rate, delta_time, threshold_db, envelope_ms):
+    values = {"sample_rate": sample_rate, "delta_time": delta_time, "threshold_db": threshold_db, "envelope_ms": envelope_ms}
+    bad = {
+        "sample_rate": isinstance(sample_rate, (bool, float)) or not 8000 <= sample_rate <= 48000,
+        "delta_time": not 0 < delta_time <= 10,
+        "threshold_db": not -200 <= threshold_db < 0,
+        "envelope_ms": not 0 < envelope_ms <= 1000,
+    }
+    if not any(bad.values()) and round(sample_rate * delta_time) >= 1:
+        parsed = CleanSettings.from_params(values)
+        assert parsed.window_length == round(sample_rate * delta_time) >= 1
+        assert CleanSettings.from_params(_yaml_round_trip(parsed.model_dump())) == parsed
+        return
+    with pytest.raises(ParameterError) as error:
+        CleanSettings.from_params(values)
+    message = str(error.value)
+    for key, wrong in bad.items():
+        if wrong:
+            assert f"clean.{key} = {values[key]!r}" in message
+    if not any(bad.values()):
+        assert "gives no sample" in message

@@ -97,3 +97,54 @@ def test_the_output_folder_cannot_be_the_source(tmp_path):
     with pytest.raises(ParameterError, match="is the download output"):
         sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
     assert (own / layout.METADATA_FILE).is_file()
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("inside", ["sub", "a/b/own"], ids=["child", "grandchild"])
+def test_a_folder_inside_the_output_is_refused_before_anything_is_deleted(tmp_path, inside):
+    """The swap replaces the whole output folder: a source inside it would be deleted with it."""
+    raw = tmp_path / "raw"
+    own = make_raw_dir(raw / inside)
+    (raw / "old.txt").write_text("previous run")
+    before = _tree(raw)
+    with pytest.raises(ParameterError, match=rf"data\.local\.path '{own}' is the download output '{raw}' \(or inside it\)"):
+        sources.fetch(data_settings(own), seed=1, out_dir=raw)
+    assert _tree(raw) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temporary folder either
+
+
+def test_a_link_or_dotted_path_to_the_output_is_refused(tmp_path):
+    raw = tmp_path / "raw"
+    make_raw_dir(raw / "own")
+    (tmp_path / "alias").symlink_to(raw, target_is_directory=True)
+    for path in (tmp_path / "alias" / "own", tmp_path / "raw" / "x" / ".." / "own"):
+        (raw / "x").mkdir(exist_ok=True)
+        with pytest.raises(ParameterError, match="is the download output"):
+            sources.fetch(data_settings(path), seed=1, out_dir=raw)
+        assert (raw / "own" / layout.METADATA_FILE).is_file()
+
+
+def test_a_sibling_with_the_outputs_name_as_prefix_is_fine(tmp_path):
+    """raw-own is not inside raw: only a real parent counts, not a common string prefix."""
+    own = make_raw_dir(tmp_path / "raw-own")
+    figures = sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
+    assert figures["rows"] == len(RAW_ROWS) and (own / layout.METADATA_FILE).is_file()
+
+
+def test_a_home_relative_path_is_expanded(tmp_path, monkeypatch):
+    """data.local.path: ~/own is the user's folder, not a folder named '~' in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    make_raw_dir(tmp_path / "home" / "own")
+    figures = sources.fetch(data_settings("~/own"), seed=1, out_dir=tmp_path / "raw")
+    assert figures["rows"] == len(RAW_ROWS)
+    assert not (tmp_path / "~").exists()
+    # and ~ pointing into the output is refused like the plain path
+    make_raw_dir(tmp_path / "raw" / "own")
+    monkeypatch.setenv("HOME", str(tmp_path / "raw"))
+    with pytest.raises(ParameterError, match="is the download output"):
+        sources.fetch(data_settings("~/own"), seed=1, out_dir=tmp_path / "raw")
+    assert (tmp_path / "raw" / "own" / layout.METADATA_FILE).is_file()

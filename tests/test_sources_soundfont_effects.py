@@ -121,3 +121,17 @@ def test_drawn_values_stay_inside_their_ranges(seed):
         assert abs(v.detune_cents) <= settings.detune_cents
         assert abs(v.tilt_db_per_octave) <= settings.tilt_db_per_octave
         assert v.body_db == settings.body_db
+
+
+@pytest.mark.parametrize("color", [0.0, 0.5, 1.0, 2.0])
+def test_colored_noise_power_falls_as_one_over_f_to_the_colour(color):
+    """The documented spectrum, measured: the log-log slope of the power between 100 Hz and 10 kHz is -color."""
+    sr = 44100
+    noise = np.mean([np.abs(np.fft.rfft(E.colored_noise(2**14, rng=np.random.default_rng(s), sample_rate=sr, color=color))) ** 2
+                     for s in range(8)], axis=0)
+    freqs = np.fft.rfftfreq(2**14, 1 / sr)
+    edges = np.geomspace(100, 10000, 21)  # log-spaced bands, so every octave weighs the same
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    power = [noise[(freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    slope = np.polyfit(np.log10(centres), np.log10(power), 1)[0]
+    assert slope == pytest.approx(-color, abs=0.1)

@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -23,6 +24,9 @@ import pytest
 import requests
 import soundfile as sf
 import yaml
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from instrclf import layout, settings, sources
 from instrclf.errors import DataError, DownloadError, ParameterError
@@ -338,6 +342,62 @@ def test_unsafe_member_is_refused_by_name(zenodo, tmp_path, instrclf_cache, extr
     assert not (tmp_path / "evil.wav").exists()
 
 
+UNSAFE_NAMES = [
+    ("TinySOL\\..\\..\\evil.wav", "'..'"),
+    ("TinySOL/Winds\\..\\..\\..\\evil.wav", "'..'"),
+    ("..\\evil.wav", "'..'"),
+    ("\\evil.wav", "absolute path"),
+    ("\\\\server\\share\\evil.wav", "absolute path"),
+    ("C:\\evil.wav", "absolute path"),
+    ("C:evil.wav", "absolute path"),
+    ("c:/TinySOL/evil.wav", "absolute path"),
+    ("//evil.wav", "absolute path"),
+    ("TinySOL/..", "'..'"),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), UNSAFE_NAMES, ids=[n for n, _ in UNSAFE_NAMES])
+def test_windows_style_member_names_are_refused_before_anything_is_extracted(tmp_path, name, expected):
+    """Backslashes, drive letters and UNC names escape the folder when the archive is unpacked on Windows."""
+    archive = tmp_path / "TinySOL.tar.gz"
+    archive.write_bytes(tarball_bytes(extra=[member(name)]))
+    with pytest.raises(DataError, match=rf"refusing to extract member {re.escape(repr(name))}: .*{expected}"):
+        tinysol.extract(archive, tmp_path / "out", first_path=ROWS[0][0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["TinySOL.tar.gz"]
+
+
+_SEGMENT = st.text(st.sampled_from("abcXYZ019 _-."), min_size=1, max_size=8).filter(lambda s: s not in (".", ".."))
+
+
+@hypothesis_settings(max_examples=150)
+@given(
+    before=st.lists(_SEGMENT, max_size=3),
+    after=st.lists(_SEGMENT, max_size=3),
+    separators=st.lists(st.sampled_from(["/", "\\"]), min_size=7, max_size=7),
+    escape=st.sampled_from(["..", "/", "\\", "C:", "d:\\", "\\\\host\\share\\", None]),
+)
+@example(before=["TinySOL"], after=["evil.wav"], separators=["\\"] * 7, escape="..")
+@example(before=[], after=["evil.wav"], separators=["/"] * 7, escape="C:")
+def test_a_member_name_is_refused_exactly_when_it_could_leave_the_folder(before, after, separators, escape):
+    """Plain segments joined by / or \\ pass; a '..' segment anywhere, or a leading root or drive, is refused."""
+    if escape in (None, ".."):
+        segments = before + ([escape] if escape else []) + after
+        if not segments:
+            return
+        name = "".join(seg + sep for seg, sep in zip(segments, separators)).rstrip("/\\")
+        if not name or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            return
+    else:
+        name = escape + "/".join(before + after or ["x.wav"])
+    info = tarfile.TarInfo(name)
+    refused = escape is not None
+    if refused:
+        with pytest.raises(DataError, match=re.escape(repr(name))):
+            tinysol.check_member(info, archive="a.tar")
+    else:
+        tinysol.check_member(info, archive="a.tar")
+
+
 def test_symlink_inside_the_archive_is_allowed(zenodo, tmp_path, instrclf_cache):
     link = member("TinySOL/Winds/copy.wav", kind=tarfile.SYMTYPE, link="Flute/ordinario/Fl-ord-C4-mf-N-T14d.wav")
     publish(zenodo, archive=tarball_bytes(extra=[link]))
@@ -491,3 +551,77 @@ def test_stage_reports_errors_without_traceback(tmp_path):
 def test_stage_needs_its_output_path(tmp_path):
     done = run_stage(params_for("https://example.org", {n: "a" * 32 for n in tinysol.FILES}), tmp_path)
     assert done.returncode == 2 and "--out" in done.stderr
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_a_missing_file_url_says_which_url_and_why_in_words(tmp_path, instrclf_cache):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()  # empty: the archive is not there
+    with pytest.raises(DownloadError) as info:
+        fetch(params_for(mirror.as_uri(), {n: "a" * 32 for n in tinysol.FILES}), tmp_path / "raw")
+    message = str(info.value)
+    assert f"{mirror.as_uri()}/{tinysol.ARCHIVE}" in message and message.endswith("No such file or directory")
+    assert "[Errno" not in message
+
+
+def test_http_500_is_retried():
+    error, retry = tinysol.explain(http_error(500), url="https://example.org/TinySOL.tar.gz")
+    assert retry is True and "HTTP 500" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("exc", "transient", "expected"),
+    [
+        (requests.HTTPError("no response attached"), False, "failed: no response attached"),
+        (requests.exceptions.InvalidURL("bad host name"), False, "failed: bad host name"),
+        (requests.ConnectionError(), True, "was interrupted"),
+        (requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer")), True,
+         "interrupted ([Errno 104] Connection reset by peer)"),
+    ],
+    ids=["http-error-without-response", "invalid-url", "no-args", "reset"],
+)
+def test_other_request_failures_name_the_url_and_the_reason(exc, transient, expected):
+    url = "https://example.org/files/TinySOL.tar.gz"
+    error, retry = tinysol.explain(exc, url=url)
+    assert retry is transient and isinstance(error, DownloadError)
+    assert url in str(error) and expected in str(error)
+
+
+def test_unreachable_host_names_the_host_and_the_innermost_reason():
+    """urllib3 wraps the refusal twice; the message gives the host and the refusal itself, not the wrappers."""
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    refused = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    exc = requests.ConnectionError(MaxRetryError(None, "/files/TinySOL.tar.gz", reason=refused))
+    error, retry = tinysol.explain(exc, url="https://zenodo.example:8443/files/TinySOL.tar.gz")
+    message = str(error)
+    assert retry is False and "host zenodo.example:8443 " in message and "Connection refused" in message
+    assert "Max retries" not in message and "MaxRetryError" not in message
+
+
+def test_an_archive_without_the_metadatas_first_path_names_that_path(tmp_path):
+    archive = tmp_path / "TinySOL.tar.gz"
+    archive.write_bytes(tarball_bytes())
+    with pytest.raises(DataError, match=re.escape(repr("Winds/Flute/missing.wav"))):
+        tinysol.extract(archive, tmp_path / "out", first_path="Winds/Flute/missing.wav")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (b"Path,Fold\n", "has no rows with a 'Path' column"),
+        (b"Path,Fold\n,0\nWinds/a.wav,1\n", "has no rows with a 'Path' column"),
+        (b"Fold\n0\n", "has no rows with a 'Path' column"),
+        (b"Path,Fold\n\xff\xfe,0\n", "cannot read"),
+    ],
+    ids=["header-only", "empty-first-path", "no-path-column", "not-utf8"],
+)
+def test_unusable_metadata_is_refused_naming_the_file(tmp_path, text, expected):
+    metadata = tmp_path / tinysol.METADATA
+    metadata.write_bytes(text)
+    with pytest.raises(DataError) as info:
+        tinysol.first_path(metadata)
+    assert str(metadata) in str(info.value) and expected in str(info.value)

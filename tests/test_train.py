@@ -260,3 +260,25 @@ def test_set_threads_is_honoured(monkeypatch):
     assert calls == []
     train.set_threads(3)
     assert calls == [3, 1]
+
+
+# --------------------------------------------------------------------------- batch composition
+
+
+def test_shuffled_batches_mix_the_classes_of_a_training_set_sorted_by_class():
+    """Windows arrive sorted by path, so by class; every training batch must still mix the classes.
+
+    4,000 windows of 8 classes in blocks of 500: a shuffle over only part of the set would
+    give its first batches one or two classes. A uniform shuffle puts at least 5 of the 8
+    classes in every batch of 64 (the chance of fewer is below 1e-6 per batch).
+    """
+    n_classes, per_class, batch = 8, 500, 64
+    y = np.repeat(np.arange(n_classes, dtype="int32"), per_class)
+    x = np.arange(len(y), dtype="float32")[:, None]
+    for epoch, labels in enumerate([b[1].numpy() for b in train.dataset(x, y, batch_size=batch, seed=3)] for _ in range(2)):
+        full = labels[:-1]  # the last batch is a remainder
+        assert min(len(set(b)) for b in full) >= 5, f"epoch {epoch}: a batch of few classes"
+        first_half = np.concatenate(full[: len(full) // 2])
+        # Each class is spread over the epoch, not gathered at its start or end.
+        counts = np.bincount(first_half, minlength=n_classes) / len(first_half)
+        assert np.abs(counts - 1 / n_classes).max() < 0.05, f"epoch {epoch}: classes unevenly spread {counts}"
