@@ -6,7 +6,17 @@
 ``classify`` never gives up on a batch: every file gets its line (or JSON object), a file
 that cannot be read is reported on its line and the others are still classified; the
 exit status is 1 if any file failed. Only a model that cannot be used stops it, with one
-line ``error: <file>: <reason>``.
+line ``error: <file>: <reason>``: a missing, corrupt or unsafe ``.keras``, a card that
+belongs to another model, or a model whose call fails (never blamed on the files).
+
+An answer that cannot be trusted is still printed, with ``warning: <file>: <reason>`` on
+stderr (and a ``"warning"`` field in its JSON object, present only then):
+
+- too little sound: after the silence is trimmed, less than :data:`MIN_SOUND_FRACTION` of
+  one window is left, so the model sees mostly the zero padding;
+- a sample rate below the model's (``clean.sample_rate`` in its card): the band above half
+  the file's rate, which the model learned from, is missing (an 8 kHz recording for a
+  16 kHz model has nothing above 4 kHz).
 """
 
 import argparse
@@ -19,12 +29,21 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, InstrclfError
+from .stage import unix_exits
 
 #: Suffixes picked up when a directory is given (what libsndfile reads here; MP3 needs libsndfile >= 1.1).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
 #: Windows per model call: windows of many files share one call, a long file is split over several.
 BATCH_WINDOWS = 256
+
+#: A file whose sound (after the silence is trimmed) fills less than this share of one window
+#: gets a warning: its one window is mostly zero padding, unlike the windows the model learned.
+MIN_SOUND_FRACTION = 0.25
+
+
+class ModelError(InstrclfError):
+    """The model failed (its call raised or returned nonsense): no file is to blame, classify stops."""
 
 
 @dataclass
@@ -35,6 +54,7 @@ class FileResult:
     probs: np.ndarray | None = None
     windows: int = 0
     error: str | None = None
+    warnings: list = field(default_factory=list)
     _sum: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -105,7 +125,15 @@ class _Batcher:
         x = np.concatenate(self.windows)[..., np.newaxis]
         if len(x) < self.size:  # one input shape for every call: no retracing
             x = np.concatenate([x, np.zeros((self.size - len(x), *x.shape[1:]), x.dtype)])
-        probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
+        try:
+            probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
+        except Exception as exc:  # whatever the model raises is the model's failure, never a file's
+            reason = " ".join(str(exc).split())[:300]
+            raise ModelError(f"the model failed on a call of {len(x)} windows ({type(exc).__name__}: {reason})") from exc
+        if probs.ndim != 2 or len(probs) != len(x):
+            raise ModelError(f"the model returned an array of shape {probs.shape} for {len(x)} windows")
+        if not np.isfinite(probs).all():
+            raise ModelError(f"the model returned NaN or infinite probabilities for a call of {len(x)} windows")
         row = 0
         for owner, part in zip(self.owners, self.windows, strict=True):
             if owner.error is None:
@@ -152,17 +180,92 @@ def classify_files(model, card, items, *, batch_windows=BATCH_WINDOWS, block_fra
         result = FileResult(path=path, error=error)
         waiting.append(result)
         if error is None:
-            try:
+            count, last = 0, None
+            try:  # only the file's own errors (DataError) are the file's: a ModelError stops everything
                 for windows in audio.stream_windows(path, **card.clean.model_dump(), **blocks):
                     batcher.add(result, windows)
+                    count, last = count + len(windows), windows
+                rate = _file_rate(path) if count else None
             except DataError as exc:
                 result.error = _reason(exc, path)
                 result.windows, result._sum = 0, None
+            else:
+                if count:
+                    result.warnings = untrusted(windows=count, last_window=last[-1], file_rate=rate, clean=card.clean)
         while waiting and not batcher.holds(waiting[0]):
             yield _finish(waiting.pop(0))
     batcher.flush()
     for result in waiting:
         yield _finish(result)
+
+
+def _file_rate(path) -> int:
+    """The sample rate a file was recorded at (read from its header)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except (sf.SoundFileError, RuntimeError, OSError) as exc:
+        raise DataError(f"{path}: not readable as audio ({exc})") from None
+
+
+def untrusted(*, windows: int, last_window, file_rate: int, clean) -> list:
+    """Why a file's answer cannot be trusted, as warnings (empty when it can).
+
+    Parameters
+    ----------
+    windows : int
+        How many windows the file gave (>= 1).
+    last_window : np.ndarray, shape (window_length,)
+        Its last window; with one window, the sound it holds is followed by zero padding.
+    file_rate : int
+        The file's own sample rate in Hz.
+    clean : instrclf.settings.CleanSettings
+        The model card's settings.
+
+    Returns
+    -------
+    list of str
+        Too little sound (less than :data:`MIN_SOUND_FRACTION` of one window), and a
+        sample rate below ``clean.sample_rate``.
+    """
+    found = []
+    if windows == 1:
+        sound = np.flatnonzero(last_window)
+        seconds = (sound[-1] + 1 if len(sound) else 0) / clean.sample_rate
+        if seconds < MIN_SOUND_FRACTION * clean.delta_time:
+            found.append(
+                f"only {seconds:.4g} s of sound above the threshold, under {MIN_SOUND_FRACTION:.0%} of the model's "
+                f"{clean.delta_time:g}-s window (the rest is zero padding): the answer cannot be trusted"
+            )
+    if file_rate < clean.sample_rate:
+        found.append(
+            f"recorded at {file_rate} Hz, below the model's {clean.sample_rate} Hz: nothing above {file_rate / 2:g} Hz, "
+            "a band the model learned from, so the answer cannot be trusted"
+        )
+    return found
+
+
+def check_card_fits(model, card, *, path) -> None:
+    """Refuse a card that describes another model than the one loaded from ``path``.
+
+    A saved model is named after its model (``conv2d``) and holds one back end per test
+    fold of its card (``conv2d_fold0``...); a card copied beside another ``.keras`` differs.
+
+    Raises
+    ------
+    DataError
+        One line naming the card, what it describes and what the file holds.
+    """
+    from .models import backend_name, card_path
+
+    expected = sorted(backend_name(card.model, fold) for fold in card.test_folds)
+    layers = sorted(layer.name for layer in model.layers if type(layer).__name__ != "InputLayer")
+    if model.name != card.model or not set(expected) <= set(layers):
+        raise DataError(
+            f"{card_path(path)}: the card of a {card.model} model (back ends {expected}) does not fit {path}, "
+            f"a {model.name!r} model with layers {layers}: it belongs to another model"
+        )
 
 
 def _reason(exc, path) -> str:
@@ -190,13 +293,16 @@ def _line(result: FileResult, *, labels, top_k: int, threshold_db: float) -> str
 
 def _json(result: FileResult, *, labels, top_k: int) -> str:
     ranked = _ranked(result, labels, top_k) if result.status == "ok" else []
-    return json.dumps({
+    value = {
         "file": result.path,
         "status": result.status,
         "windows": result.windows,
         "top": [{"label": label, "probability": p} for label, p in ranked],
         "error": result.error,
-    })
+    }
+    if result.warnings:
+        value["warning"] = "; ".join(result.warnings)
+    return json.dumps(value)
 
 
 def _ranked(result, labels, top_k):
@@ -224,8 +330,10 @@ def classify(argv=None) -> int:
         description=(
             "Name the instrument playing each recording. Every file gets one line (or one JSON "
             "object); unreadable files are reported on their line and the rest are still "
-            "classified. Exit status: 0 if every file was classified or found silent, 1 if any "
-            "failed or the model cannot be used, 2 for a bad command line."
+            "classified. An answer that cannot be trusted (too little sound, a sample rate below the "
+            "model's) gets a warning on stderr and a 'warning' field in JSON. Exit status: 0 if every "
+            "file was classified or found silent, 1 if any failed or the model cannot be used, 2 for a "
+            "bad command line, 130 if interrupted (Ctrl-C), 141 if the output's reader closed early (| head)."
         ),
         epilog=(
             f"Any sample rate from {MIN_SAMPLE_RATE // 1000} kHz to {MAX_SAMPLE_RATE // 1000} kHz and any number "
@@ -236,7 +344,7 @@ def classify(argv=None) -> int:
     )
     parser.add_argument("--model", required=True, help="a trained model, e.g. models/conv2d.keras (its card .json beside it)")
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K", help="how many labels to show per file (default 3)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field) instead of text")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field, and a 'warning' field when the answer cannot be trusted) instead of text")
     parser.add_argument(
         "--batch-size", type=_positive, default=BATCH_WINDOWS, metavar="N",
         help=f"windows per model call, shared by consecutive files (default {BATCH_WINDOWS})",
@@ -254,18 +362,24 @@ def classify(argv=None) -> int:
     expected = (None, card.clean.window_length, 1)
     if tuple(model.input_shape) != expected:
         raise DataError(f"{args.model}: model takes input {tuple(model.input_shape)}, its card's windows are {expected}")
+    check_card_fits(model, card, path=args.model)
     counts = {"ok": 0, "silent": 0, "error": 0}
     bar = tqdm(total=len(items), unit="file", desc="classify", disable=None, leave=False, file=sys.stderr)
     with bar:
-        for result in classify_files(model, card, items, batch_windows=args.batch_size):
-            if args.json:
-                line = _json(result, labels=card.labels, top_k=args.top_k)
-            else:
-                line = _line(result, labels=card.labels, top_k=args.top_k, threshold_db=card.clean.threshold_db)
-            bar.write(line, file=sys.stdout)
-            sys.stdout.flush()
-            counts[result.status] += 1
-            bar.update(1)
+        try:
+            for result in classify_files(model, card, items, batch_windows=args.batch_size):
+                for warning in result.warnings:
+                    bar.write(f"warning: {result.path}: {warning}", file=sys.stderr)
+                if args.json:
+                    line = _json(result, labels=card.labels, top_k=args.top_k)
+                else:
+                    line = _line(result, labels=card.labels, top_k=args.top_k, threshold_db=card.clean.threshold_db)
+                bar.write(line, file=sys.stdout)
+                sys.stdout.flush()
+                counts[result.status] += 1
+                bar.update(1)
+        except ModelError as exc:
+            raise ModelError(f"{args.model}: {exc}") from exc
     print(
         f"classify: {len(items)} file(s): {counts['ok']} classified, {counts['silent']} silent, {counts['error']} failed",
         file=sys.stderr,
@@ -288,7 +402,12 @@ COMMANDS = {"classify": classify, "compare": compare}
 
 
 def main(argv=None) -> None:
-    """``instrclf <command> ...``: exit 0 on success, 1 on an error (one line, no traceback), 2 on bad usage."""
+    """``instrclf <command> ...``: exit 0 on success, 1 on an error (one line, no traceback), 2 on bad usage.
+
+    Like a Unix tool (:func:`instrclf.stage.unix_exits`): Ctrl-C prints ``interrupted`` and
+    exits 130; output cut off by its reader (``| head -1``) ends quietly with 141; a
+    permission error is one line naming the path, exit 1.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     usage = f"usage: instrclf {{{','.join(COMMANDS)}}} ...\n{__doc__}"
     if argv and argv[0] in ("-h", "--help"):
@@ -297,12 +416,14 @@ def main(argv=None) -> None:
     if not argv or argv[0] not in COMMANDS:
         print(usage, file=sys.stderr)
         sys.exit(2)
-    try:
-        sys.exit(COMMANDS[argv[0]](argv[1:]))
-    except InstrclfError as exc:
-        sys.exit(f"error: {exc}")
-    except KeyboardInterrupt:
-        sys.exit(130)
+    with unix_exits():
+        try:
+            status = COMMANDS[argv[0]](argv[1:])
+        except InstrclfError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+        sys.stdout.flush()  # inside unix_exits: a reader gone by now is a closed pipe, not a traceback at exit
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -342,14 +342,19 @@ def update_readme(readme, table: str, *, check=False) -> bool:
     readme = Path(readme)
     try:
         current = readme.read_text(encoding="utf-8")
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"README not readable: {readme} ({exc.__class__.__name__})") from None
     wanted = replace_section(current, table, name=str(readme))
     if wanted != current and not check:
+        if not os.access(readme, os.W_OK):  # the rewrite replaces the file: respect a read-only one
+            raise DataError(f"{readme}: permission denied (the file is read-only)")
         mode = readme.stat().st_mode & 0o777
-        with atomic_file(readme) as f:
-            f.write(wanted)
-            os.chmod(f.name, mode)
+        try:
+            with atomic_file(readme) as f:
+                f.write(wanted)
+                os.chmod(f.name, mode)
+        except PermissionError as exc:
+            raise DataError(f"{readme}: cannot be rewritten: its folder {readme.parent} is not writable ({exc.strerror})") from None
     return wanted != current
 
 

@@ -356,6 +356,13 @@ def load(path) -> tuple:
     if not path.is_file():
         raise DataError(f"{path}: model not found (train it first: dvc repro)")
     card = read_card(card_path(path))
+    try:  # Keras says "File not found" for a file it cannot open as a zip: say what is wrong instead
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise DataError(f"{path}: not a loadable Keras model (cannot be read: {exc.strerror})") from None
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a loadable Keras model (corrupt: a .keras file is a zip archive, this one is not)")
     try:
         model = keras.models.load_model(path)
     except Exception as exc:  # Keras raises many types for a bad file; all mean "not a usable model"

@@ -5,6 +5,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import soundfile as sf
 from synthetic import CLASS_F0, TINY_PARAMS, tone
 
 from instrclf import audio, cli, models
+from instrclf.errors import DataError
 from instrclf.settings import BaselineConfig, CleanSettings, FeatureSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,3 +289,180 @@ def test_a_file_failing_midway_loses_its_windows_only(model_dir, tmp_path):
     assert [r.status for r in results] == ["error", "ok"]
     assert "NaN" in results[0].error and results[0].windows == 0 and results[0].probs is None
     assert results[1].windows == 2
+
+
+# --- like a Unix tool: a reader that goes away, Ctrl-C (real processes) ------------------------
+
+
+def test_a_reader_gone_ends_classify_quietly_with_141(model_dir, inputs):
+    """``instrclf classify ... | head -1`` once head has gone: no BrokenPipeError traceback, status 141."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "instrclf.cli", "classify", "--model", str(model_dir / "tiny.keras"),
+             str(inputs / "note.wav"), str(inputs / "high.wav")],
+            cwd=ROOT, env=ENV, stdout=write, stderr=subprocess.PIPE, text=True, timeout=180, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_ctrl_c_mid_classify_is_one_line_and_status_130(model_dir, inputs, tmp_path):
+    """SIGINT once the first file's line is out and a long file is being classified: 130 and ``interrupted``."""
+    long = write_tone(tmp_path / "long.wav", sample_rate=8000, seconds=120.0, subtype="PCM_16")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "instrclf.cli", "classify", "--model", str(model_dir / "tiny.keras"), "--batch-size", "1",
+         str(inputs / "note.wav"), *[str(long)] * 20],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith(f"{inputs / 'note.wav'}: ") and proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and err == "interrupted\n", err
+    assert len(out.splitlines()) < 20  # it stopped: the 20 long files were not all classified
+
+
+# --- when an answer cannot be trusted (issue 25, item 6) ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory, model_dir):
+    """Beside tiny.keras (a baseline of fold 0): a conv1d of fold 0 and a baseline of fold 1, each with its card."""
+    root = tmp_path_factory.mktemp("others")
+    features = card().features
+    for name, fold in (("conv1d", 0), ("baseline", 1)):
+        the_card = card(model=name, config=TINY_PARAMS["models"][name], test_folds=[fold])
+        model = models.build(
+            name, config=models.REGISTRY[name][1].from_params(TINY_PARAMS["models"][name]), clean=CLEAN,
+            features=features, n_classes=len(LABELS), fold=fold,
+        )
+        models.save(model, root / f"{name}{fold}.keras", card=the_card)
+    return root
+
+
+def classify_in_process(capsys, *args):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["classify", *map(str, args)])
+    out, err = capsys.readouterr()
+    return exit_.value.code, out, err
+
+
+@pytest.mark.parametrize("card_of", ["conv1d0", "baseline1"])
+def test_a_card_of_another_model_is_refused_in_one_line(model_dir, other_models, inputs, tmp_path, capsys, card_of):
+    """A conv1d card (or the card of another fold) beside tiny.keras, a baseline of fold 0: refused, nothing classified."""
+    shutil.copy(model_dir / "tiny.keras", tmp_path / "m.keras")
+    shutil.copy(other_models / f"{card_of}.json", tmp_path / "m.json")
+    code, out, err = classify_in_process(capsys, "--model", tmp_path / "m.keras", inputs / "note.wav")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {tmp_path / 'm.json'}: the card of a {card_of[:-1]} model") and "belongs to another model" in line
+    # the card's own model is accepted: the check compares, it does not refuse conv1d or fold 1
+    shutil.copy(other_models / f"{card_of}.keras", tmp_path / "m.keras")
+    code, out, err = classify_in_process(capsys, "--model", tmp_path / "m.keras", inputs / "note.wav")
+    assert code == 0 and out.startswith(f"{inputs / 'note.wav'}: "), err
+
+
+def test_corrupt_keras_files_say_corrupt_not_file_not_found(model_dir, tmp_path):
+    whole = (model_dir / "tiny.keras").read_bytes()
+    for name, content in (("random", np.random.default_rng(1).bytes(4096)), ("truncated", whole[: len(whole) // 2])):
+        (tmp_path / f"{name}.keras").write_bytes(content)
+        shutil.copy(model_dir / "tiny.json", tmp_path / f"{name}.json")
+        with pytest.raises(DataError) as err:
+            models.load(tmp_path / f"{name}.keras")
+        message = str(err.value)
+        assert message.startswith(f"{tmp_path / name}.keras: ") and "corrupt" in message
+        assert "not found" not in message.lower() and "\n" not in message
+
+
+def test_too_little_sound_and_a_low_sample_rate_are_warned(model_dir, tmp_path, capsys):
+    """10 samples, a 0.1-s blip, 0.1225 s (under a quarter of the 0.5-s window) and a 4 kHz file for an 8 kHz model: warned."""
+    y = tone(CLASS_F0["Fl"], sample_rate=8000, seconds=1.0, rng=np.random.default_rng(0))
+    sf.write(tmp_path / "ten.wav", y[:10], 8000)
+    sf.write(tmp_path / "blip.wav", np.concatenate([np.zeros(8000), y[:800], np.zeros(8000)]), 8000)
+    sf.write(tmp_path / "under.wav", y[:980], 8000)  # 0.1225 s of sound: just under a quarter of a window
+    sf.write(tmp_path / "quarter.wav", y[:1020], 8000)  # 0.1275 s: just over it
+    low = write_tone(tmp_path / "low.wav", sample_rate=4000, seconds=1.2)
+    good = write_tone(tmp_path / "good.wav", sample_rate=44100, seconds=1.2)
+    files = [tmp_path / "ten.wav", tmp_path / "blip.wav", tmp_path / "under.wav", tmp_path / "quarter.wav", low, good]
+    code, out, err = classify_in_process(capsys, "--model", model_dir / "tiny.keras", "--json", *files)
+    assert code == 0, err
+    rows = {Path(r["file"]).name: r for r in map(json.loads, out.splitlines())}
+    assert all(r["status"] == "ok" and r["windows"] >= 1 for r in rows.values())  # still classified
+    assert "warning" not in rows["quarter.wav"]
+    assert "warning" not in rows["good.wav"] and set(rows["good.wav"]) == {"file", "status", "windows", "top", "error"}
+    assert rows["ten.wav"]["warning"].startswith("only 0.00125 s of sound above the threshold, under 25% of the model's 0.5-s window")
+    assert rows["under.wav"]["warning"].startswith("only 0.1225 s of sound")
+    blip = float(rows["blip.wav"]["warning"].split()[1])  # the blip and the envelope's margins around it
+    assert rows["blip.wav"]["warning"].startswith("only ") and 0.1 <= blip < 0.125
+    assert rows["low.wav"]["warning"].startswith("recorded at 4000 Hz, below the model's 8000 Hz: nothing above 2000 Hz")
+    warned = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert warned == [f"warning: {tmp_path / name}: {rows[name]['warning']}" for name in ("ten.wav", "blip.wav", "under.wav", "low.wav")]
+    # the text output is unchanged: the warning goes to stderr only
+    code, out, err = classify_in_process(capsys, "--model", model_dir / "tiny.keras", tmp_path / "ten.wav", good)
+    assert [line.split(": ")[0] for line in out.splitlines()] == [str(tmp_path / "ten.wav"), str(good)]
+    assert all(line.split(": ", 1)[1].count("%") == 3 for line in out.splitlines())
+    assert [line.split(": ")[1] for line in err.splitlines() if line.startswith("warning: ")] == [str(tmp_path / "ten.wav")]
+
+
+# --- a model failure is not a file's failure (issue 24) ----------------------------------------
+
+
+class FailingModel:
+    """The real model, except that call number ``fail_on`` raises (a model bug, a transient TF runtime error)."""
+
+    def __init__(self, model, *, fail_on=1, error=RuntimeError("graph execution error: out of memory")):
+        self.model, self.fail_on, self.error, self.calls = model, fail_on, error, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict_on_batch(self, x):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise self.error
+        return self.model.predict_on_batch(x)
+
+
+def test_a_model_failure_stops_classify_naming_the_model_not_the_files(model_dir, inputs, capsys, monkeypatch):
+    """The bad file keeps its one error line; the model's failure (its first call) is one line naming the model, exit 1."""
+    real = models.load
+
+    def load(path):
+        model, the_card = real(path)
+        return FailingModel(model), the_card
+
+    monkeypatch.setattr(models, "load", load)
+    bad = inputs / "folder" / "text.flac"
+    code, out, err = classify_in_process(
+        capsys, "--model", model_dir / "tiny.keras", "--batch-size", "2", bad, inputs / "note.wav", inputs / "high.wav"
+    )
+    assert code == 1
+    [line] = out.splitlines()
+    assert line.startswith(f"{bad}: error: not readable as audio")  # the file that is bad, and only it
+    assert err.splitlines()[-1] == (
+        f"error: {model_dir / 'tiny.keras'}: the model failed on a call of 2 windows (RuntimeError: graph execution error: out of memory)"
+    )
+    assert "note.wav" not in out + err and "high.wav" not in out + err
+
+
+def test_a_model_failure_midway_is_raised_not_put_on_the_files(model_dir, inputs):
+    model, the_card = models.load(model_dir / "tiny.keras")
+    failing = FailingModel(model, fail_on=2, error=ValueError("a bug in the model"))
+    paths = [inputs / "note.wav", inputs / "folder" / "empty.wav", inputs / "high.wav", inputs / "note.wav"]
+    results = cli.classify_files(failing, the_card, [(str(p), None) for p in paths], batch_windows=3)
+    first, second = next(results), next(results)  # the first call (note.wav's 3 windows) worked
+    assert (first.status, second.status) == ("ok", "error") and "empty file" in second.error
+    with pytest.raises(cli.ModelError, match=r"^the model failed on a call of 3 windows \(ValueError: a bug in the model\)$"):
+        next(results)
+    nan_model = FailingModel(model, fail_on=0)
+    nan_model.predict_on_batch = lambda x: np.full((len(x), len(LABELS)), np.nan)
+    with pytest.raises(cli.ModelError, match="NaN"):
+        list(cli.classify_files(nan_model, the_card, [(str(inputs / "note.wav"), None)]))

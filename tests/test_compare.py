@@ -405,3 +405,56 @@ def test_module_runs_as_a_script(workspace):
         capture_output=True, text=True, check=False,
     )
     assert done.returncode == 0 and done.stdout == MARKDOWN + "\n"
+
+
+# --------------------------------------------------------------------------- like a Unix tool (issue 25, item 5)
+
+from test_stage import modes_bind, without_root_bypass  # noqa: E402, F401  (modes_bind: a fixture)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def instrclf_compare(*args, **kwargs):
+    """The real ``instrclf compare`` in a subprocess."""
+    command = [sys.executable, "-m", "instrclf.cli", "compare", *map(str, args)]
+    return subprocess.run(command, cwd=ROOT, text=True, timeout=60, check=False, **kwargs)
+
+
+def test_a_reader_gone_ends_compare_quietly_with_141(workspace):
+    """``instrclf compare | head -3`` once head has gone: no BrokenPipeError traceback, status 141."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = instrclf_compare("--metrics", workspace, stdout=write, stderr=subprocess.PIPE)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+@pytest.mark.parametrize("read_only", ["file", "folder"])
+def test_a_read_only_readme_is_one_line_naming_it(workspace, tmp_path, modes_bind, read_only):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    readme = folder / "README.md"
+    readme.write_text(README)
+    (readme if read_only == "file" else folder).chmod(0o444 if read_only == "file" else 0o555)
+    command = [sys.executable, "-m", "instrclf.cli", "compare", "--metrics", workspace, "--readme", readme]
+    try:
+        done = subprocess.run(without_root_bypass(command), cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    finally:
+        folder.chmod(0o755)
+    assert done.returncode == 1 and done.stdout == ""
+    expected = {
+        "file": f"error: {readme}: permission denied (the file is read-only)",
+        "folder": f"error: {readme}: cannot be rewritten: its folder {folder} is not writable (Permission denied)",
+    }
+    assert done.stderr.splitlines() == [expected[read_only]]
+    assert readme.read_text() == README and [p.name for p in folder.iterdir()] == ["README.md"]
+
+
+def test_a_readme_under_a_file_is_one_line_naming_it(workspace, tmp_path):
+    """A path through a file fails for root too (ENOTDIR)."""
+    (tmp_path / "docs").write_text("a file, not a folder")
+    done = instrclf_compare("--metrics", workspace, "--readme", tmp_path / "docs" / "README.md", capture_output=True)
+    assert done.returncode == 1
+    assert done.stderr == f"error: README not readable: {tmp_path / 'docs' / 'README.md'} (NotADirectoryError)\n"

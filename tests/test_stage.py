@@ -1,6 +1,17 @@
 """instrclf.stage: the one-line summary and the exit style shared by every stage script."""
 
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
+import yaml
+from synthetic import TINY_PARAMS, make_features_dir, make_raw_dir, write_params
 
 from instrclf import stage
 from instrclf.errors import DataError, InstrclfError, ParameterError
@@ -42,3 +53,194 @@ def test_other_errors_are_not_hidden():
 
     with pytest.raises(KeyError, match="a bug"):  # a bug keeps its traceback
         stage.run("clean", work)
+
+
+# --- like a Unix tool: Ctrl-C, a reader that goes away, permissions (real processes) ----------
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+#: Runs ``argv[1:]`` without the capabilities that let root ignore file modes (CAP_DAC_OVERRIDE,
+#: CAP_DAC_READ_SEARCH): prctl(PR_CAPBSET_DROP) before exec, so chmod binds root too.
+_NO_BYPASS = (
+    "import ctypes, os, sys\n"
+    "if os.geteuid() == 0:\n"
+    "    libc = ctypes.CDLL(None, use_errno=True)\n"
+    "    for cap in (1, 2):\n"
+    "        libc.prctl(24, cap, 0, 0, 0)\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def without_root_bypass(command: list) -> list:
+    """``command`` run so that a folder's or file's mode binds it even when the tests run as root."""
+    return [sys.executable, "-c", _NO_BYPASS, *map(str, command)]
+
+
+@pytest.fixture
+def modes_bind(tmp_path):
+    """Skip (only) where no process of this user can be made to obey chmod: root that cannot drop its capabilities."""
+    folder = tmp_path / "probe"
+    folder.mkdir()
+    folder.chmod(0o555)
+    probe = subprocess.run(
+        without_root_bypass([sys.executable, "-c", f"open({str(folder / 'x')!r}, 'w')"]), capture_output=True, check=False
+    )
+    folder.chmod(0o755)
+    if probe.returncode == 0:
+        pytest.skip("running as root with capabilities that cannot be dropped: chmod does not block writes here")
+
+
+def closed_pipe() -> int:
+    """The write end of a pipe whose reader has already gone (``| head`` that has had its lines)."""
+    read, write = os.pipe()
+    os.close(read)
+    return write
+
+
+def test_a_reader_gone_ends_a_stage_quietly_with_141():
+    write = closed_pipe()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from instrclf import stage; stage.run('summary', lambda: {'conv1d': 0.5})"],
+            cwd=ROOT, stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (stage.EXIT_BROKEN_PIPE, "")  # no BrokenPipeError, no "Exception ignored"
+    assert stage.EXIT_BROKEN_PIPE == 141
+
+
+def test_a_broken_pipe_that_is_not_stdout_keeps_its_traceback(capsys):
+    def work():
+        raise BrokenPipeError(32, "Broken pipe")  # a worker's or a subprocess's pipe: stdout is fine
+
+    with pytest.raises(BrokenPipeError):
+        stage.run("clean", work)
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    def work():
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            stage.run("plot", work)
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped stage.run")
+    assert exit_.value.code == 130
+    assert capsys.readouterr() == ("", "plot: interrupted\n")
+
+
+def test_ctrl_c_mid_training_is_one_line_and_status_130(tmp_path):
+    """SIGINT while Keras fits (dvclive has logged an epoch): 130, one line, no model, no temporary."""
+    params = copy.deepcopy(TINY_PARAMS)
+    params["train"]["patience"] = 0
+    params["models"]["baseline"]["epochs"] = 1000  # the most allowed: still fitting when the signal comes
+    params["data"] = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["data"]
+    write_params(tmp_path / "params.yaml", params)
+    features = make_features_dir(tmp_path / "data")
+    out = tmp_path / "models"
+    command = [
+        sys.executable, "stages/train.py", "--params", tmp_path / "params.yaml", "--model", "baseline", "--fold", "0",
+        "--features", features, "--out", out / "0.keras", "--metrics", tmp_path / "m.json",
+        "--timings", tmp_path / "t.json", "--live", tmp_path / "live",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        list(map(str, command)), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "live" / "metrics.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, f"the stage ended before it was interrupted: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1:] == ["train@baseline-0: interrupted"] and "Traceback" not in err, err
+    assert not out.exists() and not (tmp_path / "m.json").exists()
+
+
+def _clean_command(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params["clean"] = TINY_PARAMS["clean"]
+    write_params(tmp_path / "params.yaml", params)
+    raw = make_raw_dir(tmp_path / "raw")
+    return [
+        sys.executable, ROOT / "stages" / "clean.py", "--params", "params.yaml", "--raw", raw, "--out", "data/clean",
+        "--metrics", "results/clean.json", "--threshold-plot", "plots/threshold.png",
+    ]  # fmt: skip
+
+
+def test_a_read_only_data_folder_is_one_line_naming_it(tmp_path, modes_bind):
+    command = _clean_command(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data").chmod(0o555)
+    try:
+        done = subprocess.run(without_root_bypass(command), cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        (tmp_path / "data").chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("error: clean: data: folder not writable (Permission denied: data/.clean.tmp-"), line
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_path_through_a_file_is_one_line_naming_it(tmp_path, capsys):
+    """ENOTDIR binds root too: an output under a file (``data`` is a file, not a folder)."""
+    (tmp_path / "data").write_text("not a folder")
+
+    def work():
+        (tmp_path / "data" / "clean.json").write_text("{}")
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: clean: {tmp_path / 'data' / 'clean.json'}: Not a directory\n"
+
+
+def test_other_os_errors_keep_their_traceback(tmp_path):
+    def work():
+        (tmp_path / "absent.json").read_text()  # a missing input is the package's to name (DataError): here a bug
+
+    with pytest.raises(FileNotFoundError):
+        stage.run("clean", work)
+
+
+# --- an unknown model in train.models (issue 25, item 8) ----------------------------------------
+
+
+def test_an_unknown_model_in_train_models_is_refused_by_dvc_and_by_the_stages(tmp_path):
+    """`dvc repro` never runs train@gru-0 (DVC: the params are missing); a stage that reads train.models names it."""
+    dvc = Path(sys.executable).parent / "dvc"
+    if not dvc.is_file():
+        pytest.skip("dvc is not installed beside this Python")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("stages", "instrclf"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for dep in ("data/features", "results/predict", "results/train"):  # the deps of train and summary, empty
+        (tmp_path / dep).mkdir(parents=True)
+        (tmp_path / dep / "placeholder").touch()
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text(encoding="utf-8"))
+    params["train"]["models"] = ["gru"]
+    write_params(tmp_path / "params.yaml", params)
+    env = {**ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+
+    def dvc_run(*args):
+        return subprocess.run([dvc, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    assert dvc_run("init", "--no-scm", "-q").returncode == 0
+    train = dvc_run("repro", "--single-item", "train@gru-0")
+    assert train.returncode != 0
+    assert "ERROR: failed to reproduce 'train@gru-0': Parameters 'models.gru' are missing from 'params.yaml'." in train.stderr
+    assert "> python stages/train.py" not in train.stdout and not (tmp_path / "models").exists()  # the stage never ran
+    summary = dvc_run("repro", "--single-item", "summary")
+    assert summary.returncode != 0
+    assert "error: summary: train.models[0] = 'gru': Input should be 'conv1d', 'conv2d', 'lstm' or 'baseline'" in (
+        summary.stdout + summary.stderr
+    ).splitlines()
