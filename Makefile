@@ -13,8 +13,11 @@ export PATH := $(BIN):$(PATH)
 
 # The sampled instrument libraries the default data is rendered from (Debian packages).
 SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont
+# Only the tests need these: headless Chromium opens `dvc plots show`'s page (tests/test_plots.py);
+# freepats + timidity render the Gravis-patch library (tests/test_sources_soundfont_timidity.py).
+TEST_PACKAGES := chromium freepats timidity
 
-.PHONY: setup repro test system lock gpu
+.PHONY: setup repro test system test-system lock gpu
 
 define apt_install
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -27,6 +30,9 @@ endef
 
 system:
 	$(call apt_install,$(SOUNDFONTS))
+
+test-system: system
+	$(call apt_install,$(TEST_PACKAGES))
 
 $(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11-3.13 found; set PYTHON=/path/to/python3.x" >&2; exit 1; }
@@ -45,7 +51,7 @@ gpu: $(STAMP)
 repro: setup
 	$(BIN)/dvc repro
 
-test: system $(STAMP)
+test: test-system $(STAMP)
 	$(BIN)/python -m pytest
 
 # Re-resolve requirements.txt + requirements-dev.txt into the hashed lock (needs PyPI).

@@ -22,6 +22,11 @@ median rendered waveform NCC is >= 0.8 (independent pairs measure 0.1-0.35, deri
 
     python benchmarks/library_overlap.py --out /tmp/library_overlap.json
     python benchmarks/library_overlap.py --lib Tim=/path/TimGM6mb.sf2 --lib Fluid=/path/FluidR3_GM.sf2 --out o.json
+
+Gravis (GUS) patch sets are libraries too: give their TiMidity++ config (``.cfg``, e.g.
+``--lib freepats=/etc/timidity/freepats.cfg``). Their ``.pat`` files are parsed here (8/16-bit,
+signed/unsigned PCM, root frequency -> root key) and their notes rendered by ``timidity``
+(instrclf.sources.soundfont.timidity), with the same comparisons.
 """
 
 import argparse
@@ -125,8 +130,58 @@ def read_font(path):
     return {"info": info, "programs": programs, "samples": samples, "smpl": sub[("sdta", "smpl")]}
 
 
+def read_gus(cfg):
+    """Parse the bank-0 Gravis patches of a TiMidity++ config into :func:`read_font`'s form (PCM kept per sample)."""
+    from instrclf.sources.soundfont import timidity
+
+    cfg = Path(cfg)
+    folder, section, samples, pcm, programs, size, seen = cfg.parent, "bank 0", [], [], {}, 0, set()
+    for line in cfg.read_text(encoding="utf-8", errors="replace").splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if words[0] == "dir":
+            folder = Path(words[1])
+        elif words[0] in ("bank", "drumset"):
+            section = " ".join(words[:2])
+        elif words[0].isdigit() and section == "bank 0" and len(words) > 1:
+            path = Path(words[1]) if Path(words[1]).is_absolute() else folder / words[1]
+            if path.suffix != ".pat":
+                path = path.with_name(path.name + ".pat")
+            programs[int(words[0])] = {}
+            size += path.stat().st_size if path not in seen else 0
+            seen.add(path)
+            for rate, root, raw, x in _gus_samples(path):
+                programs[int(words[0])][len(samples)] = {root}
+                samples.append({"name": path.stem, "rate": rate, "root": root, "type": 0})
+                pcm.append((x, raw))
+    assert set(programs) == set(timidity.programs(cfg)), "the bank-0 programs must be what the renderer sees"
+    return {"info": {"cfg": str(cfg)}, "programs": programs, "samples": samples, "pcm": pcm, "bytes": size}
+
+
+def _gus_samples(path):
+    """``(rate, root key, raw bytes, float32 PCM)`` of every sample of a GF1 patch (first instrument and layer)."""
+    buf = Path(path).read_bytes()
+    if not buf.startswith(b"GF1PATCH"):
+        raise ValueError(f"{path}: not a Gravis patch")
+    n_samples, off = buf[129 + 63 + 6], 129 + 63 + 47  # header, instrument header, layer header
+    for _ in range(n_samples):
+        size, _ls, _le, rate, _lo, _hi, root_mhz = struct.unpack_from("<IIIHIII", buf, off + 8)
+        modes = buf[off + 55]
+        raw = buf[off + 96: off + 96 + size]
+        off += 96 + size
+        dtype = ("<u2" if modes & 2 else "<i2") if modes & 1 else ("u1" if modes & 2 else "i1")
+        x = np.frombuffer(raw[: len(raw) // np.dtype(dtype).itemsize * np.dtype(dtype).itemsize], dtype).astype(np.float32)
+        bits = 16 if modes & 1 else 8
+        x = (x - 2 ** (bits - 1) if modes & 2 else x) / 2 ** (bits - 1)
+        root = int(round(69 + 12 * np.log2(max(root_mhz, 1) / 1000 / 440)))
+        yield rate, min(max(root, 0), 127), raw, x
+
+
 def sample_pcm(font, i):
-    """Sample ``i`` as (float32 PCM, raw bytes or None if lossy): SF2 16-bit, SF3 Ogg Vorbis decoded."""
+    """Sample ``i`` as (float32 PCM, raw bytes or None if lossy): SF2 16-bit, SF3 Ogg Vorbis decoded, GUS as parsed."""
+    if "pcm" in font:
+        return font["pcm"][i]
     s, smpl = font["samples"][i], font["smpl"]
     if s["type"] & 0x8000 or s["end"] <= s["start"]:  # ROM sample / empty
         return np.zeros(0, np.float32), None
@@ -212,9 +267,19 @@ def render(synth, sfid, program, key, seconds=1.0, velocity=80):
 
 def scan_library(path):
     """Load one library: load time, every key's peak, renders of 5 keys spread over each range, speed."""
-    synth = tinysoundfont.Synth(samplerate=SR)
     t0 = time.perf_counter()
-    sfid = synth.sfload(str(path))
+    if Path(path).suffix == ".cfg":  # Gravis patches, rendered by timidity
+        from instrclf.sources.soundfont import timidity
+
+        synth, sfid = None, None
+
+        def render(_synth, _sfid, program, key, seconds=1.0, velocity=80):  # noqa: F811 (this library's renderer)
+            return timidity.synthesize(path, program=program, midi=key, velocity=velocity, detune_cents=0.0,
+                                       on_frames=round(seconds * SR), off_frames=0, sample_rate=SR)
+    else:
+        synth = tinysoundfont.Synth(samplerate=SR)
+        sfid = synth.sfload(str(path))
+        render = globals()["render"]
     load_s = time.perf_counter() - t0
     peaks, renders, audio_s, t0 = {}, {}, 0.0, time.perf_counter()
     for abbr, (prog, low, high) in INSTRUMENTS.items():
@@ -262,12 +327,12 @@ def median_of(per_inst, key):
 def describe_library(name, path):
     """Parse, fingerprint and scan one library; return (report entry, font, fingerprints, hashes, scan)."""
     t0 = time.perf_counter()
-    font = read_font(path)
+    font = read_gus(path) if Path(path).suffix == ".cfg" else read_font(path)
     fp, hashes = fingerprints(font), all_hashes(font)
     parse_s, sc = time.perf_counter() - t0, scan_library(path)
     progs = {a: set(font["programs"].get(p, {})) for a, (p, _, _) in INSTRUMENTS.items()}
     entry = {
-        "path": str(path), "resolves_to": str(path.resolve()), "mb": round(path.stat().st_size / 1e6, 1),
+        "path": str(path), "resolves_to": str(path.resolve()), "mb": round(font.get("bytes", path.stat().st_size) / 1e6, 1),
         "info": {k: v[:300] for k, v in font["info"].items()},
         "samples_total": len(font["samples"]), "samples_14_programs": len(fp),
         "missing_programs": [a for a, (p, _, _) in INSTRUMENTS.items() if p not in font["programs"]],

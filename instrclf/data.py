@@ -84,6 +84,41 @@ def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSet
     return sets
 
 
+def draws_of(train: pd.DataFrame, weights: dict, *, libraries, unseen_library=None):
+    """How many times each training window is drawn per epoch, from ``train.library_weights``.
+
+    Parameters
+    ----------
+    train : pandas.DataFrame
+        The training windows (:attr:`FoldSets.train`), with their ``library``.
+    weights : dict
+        ``train.library_weights``: library -> weight > 0; a library not listed weighs 1.
+    libraries : iterable of str
+        Every library of the data (the index's), so a name can be checked against it.
+    unseen_library : str or None
+        ``split.unseen_library``: never trained on, so it may not be weighted.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        float64 per window, or None when every training window weighs 1: then training
+        draws exactly the unweighted batches.
+
+    Raises
+    ------
+    ParameterError
+        A name that is not a library of the data, or the held-out library, naming the key.
+    """
+    libraries = sorted(set(libraries))
+    for name in weights:
+        if name not in libraries:
+            raise ParameterError(f"train.library_weights.{name}: not a library of the data; its libraries are {libraries}")
+        if name == unseen_library:
+            raise ParameterError(f"train.library_weights.{name}: the held-out library (split.unseen_library) is never trained on")
+    draws = train["library"].map(lambda name: float(weights.get(name, 1.0))).to_numpy(dtype=np.float64)
+    return None if np.all(draws == 1.0) else draws
+
+
 def _rows(index: pd.DataFrame, folds) -> pd.DataFrame:
     return index[index["fold"].isin(list(folds))].reset_index(drop=True)
 

@@ -12,7 +12,7 @@ from . import audio, layout
 from .errors import ParameterError
 from .evaluate import roc_auc
 from .io import atomic_file
-from .plots import class_rocs, micro_roc
+from .plots import LOG_FPR_FLOOR, class_rocs, micro_roc
 from .settings import CleanSettings
 
 
@@ -46,7 +46,9 @@ def _draw_confusion(ax, matrix, *, labels, normalise, title):
 
 
 def model_figure(predictions, *, labels, model):
-    """One model's figure: per-class ROC with micro and macro AUC, confusion counts and row shares.
+    """One model's figure: per-class ROC (linear and log false-positive axis), confusion counts and row shares.
+
+    Four panels in a 2 x 2 grid, 1280 px wide at 100 dpi: it fits a 1400-px page.
 
     Parameters
     ----------
@@ -62,24 +64,30 @@ def model_figure(predictions, *, labels, model):
     matplotlib.figure.Figure
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(19, 6), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(12.8, 11.5), layout="constrained")
+    (roc_ax, log_ax), (count_ax, share_ax) = axes
     auc = roc_auc(predictions, labels=labels)
     colours = plt.get_cmap("tab20")
-    for k, (label, (fpr, tpr)) in enumerate(class_rocs(predictions, labels=labels).items()):
-        axes[0].plot(fpr, tpr, lw=1, color=colours(k % 20), label=label)
     fpr, tpr = micro_roc(predictions, labels=labels)
     micro, macro = auc.get("roc_auc_micro"), auc.get("roc_auc_macro")
-    axes[0].plot(fpr, tpr, "k-", lw=2.5, label=f"micro-average (AUC {micro:.3f})")
     macro_text = "n/a" if macro is None else f"{macro:.3f}"
-    axes[0].plot([], [], " ", label=f"macro AUC (mean of classes) {macro_text}")
-    axes[0].plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    axes[0].set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
-                title=f"{model}: one-vs-rest ROC per class")
-    axes[0].legend(fontsize=7, loc="lower right")
+    for ax in (roc_ax, log_ax):
+        for k, (label, (f, t)) in enumerate(class_rocs(predictions, labels=labels).items()):
+            ax.plot(f, t, lw=1, color=colours(k % 20), label=label)
+        ax.plot(fpr, tpr, "k-", lw=2.5, label=f"micro-average (AUC {micro:.3f})")
+        ax.set(ylim=(0, 1.01), ylabel="true positive rate")
+    roc_ax.plot([], [], " ", label=f"macro AUC (mean of classes) {macro_text}")
+    roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
+    roc_ax.set(xlim=(0, 1), xlabel="false positive rate", title=f"{model}: one-vs-rest ROC per class")
+    roc_ax.legend(fontsize=7, loc="lower right", ncols=2)
+    log_ax.set_xscale("log", nonpositive="clip")
+    log_ax.set(xlim=(LOG_FPR_FLOOR, 1), xlabel="false positive rate (log)",
+               title=f"{model}: the same, log false-positive axis")
     matrix = confusion_matrix(predictions["label"], predictions["predicted"], labels=labels)
-    _draw_confusion(axes[1], matrix, labels=labels, normalise=False, title=f"{model}: notes (n={len(predictions)})")
-    image = _draw_confusion(axes[2], matrix, labels=labels, normalise=True, title=f"{model}: share of each actual")
-    fig.colorbar(image, ax=axes[2], shrink=0.8)
+    _draw_confusion(count_ax, matrix, labels=labels, normalise=False, title=f"{model}: notes (n={len(predictions)})")
+    image = _draw_confusion(share_ax, matrix, labels=labels, normalise=True, title=f"{model}: share of each actual")
+    fig.colorbar(image, ax=share_ax, shrink=0.8)
+    fig.suptitle(f"{model}: every fold's test notes", fontsize=13)
     return fig
 
 
@@ -106,9 +114,9 @@ def comparison_figure(models: dict, *, fold_accuracy: dict, unseen_accuracy: dic
     for name, (predictions, labels) in models.items():
         fpr, tpr = micro_roc(predictions, labels=labels)
         micro = roc_auc(predictions, labels=labels)["roc_auc_micro"]
-        roc_ax.plot(fpr, tpr, lw=1.8, label=f"{name} (micro AUC {micro:.3f})")
-    roc_ax.plot([0, 1], [0, 1], ":", color="grey", lw=1)
-    roc_ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
+        roc_ax.plot(fpr, tpr, lw=1.8, label=f"{name} (micro AUC {micro:.4f})")
+    roc_ax.set_xscale("log", nonpositive="clip")  # the corner where good models differ
+    roc_ax.set(xlim=(LOG_FPR_FLOOR, 1), ylim=(0, 1.01), xlabel="false positive rate (log)", ylabel="true positive rate",
                title="micro-averaged one-vs-rest ROC (every fold's test notes)")
     roc_ax.legend(loc="lower right")
     names = list(models)
@@ -118,15 +126,19 @@ def comparison_figure(models: dict, *, fold_accuracy: dict, unseen_accuracy: dic
         if not any(values.get(n) for n in names):
             continue
         means = [float(np.mean(values[n])) if values.get(n) else np.nan for n in names]
-        bars = bar_ax.bar(x + shift, means, width=0.38, color=colour, alpha=0.55, label=f"{title}: mean")
-        bar_ax.bar_label(bars, labels=[f"{m:.3f}" for m in means], fontsize=8)
+        bar_ax.bar(x + shift, means, width=0.38, color=colour, alpha=0.55, label=f"{title}: mean")
+        for xi, m, n in zip(x + shift, means, names, strict=True):
+            points = values.get(n) or []
+            if np.isfinite(m):  # the mean at the foot of its bar, or above the dots where they reach down there
+                y = 0.02 if min(points) > 0.15 else max(points) + 0.02
+                bar_ax.text(xi, y, f"{m:.3f}", ha="center", va="bottom", rotation=90, fontsize=8)
         for i, n in enumerate(names):
             points = values.get(n) or []
             bar_ax.plot(np.full(len(points), x[i] + shift), points, "k.", ms=5)
     bar_ax.plot([], [], "k.", label="one fold")
     bar_ax.set_xticks(x, names)
     bar_ax.set(ylim=(0, 1.05), ylabel="file accuracy", title="file-level accuracy per fold and mean")
-    bar_ax.legend(loc="lower left", fontsize=8)
+    bar_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return fig
 
 

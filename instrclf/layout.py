@@ -187,6 +187,42 @@ def write_metadata(raw_dir, rows) -> Path:
     return path
 
 
+def read_metadata_table(raw_dir) -> pd.DataFrame:
+    """Every column of a raw folder's metadata CSV as strings, rows in file order (no checks beyond
+    :func:`_read_csv`'s: run :func:`read_metadata` first).
+
+    The sources' combiner (:mod:`instrclf.sources`) uses it to keep columns that no stage reads.
+    """
+    csv = Path(raw_dir) / METADATA_FILE
+    return _read_csv(csv, columns=REQUIRED_COLUMNS, what="metadata file")
+
+
+def write_metadata_table(raw_dir, table: pd.DataFrame) -> Path:
+    """Write a metadata CSV keeping every column: TinySOL's first (its order), ``Library``, then the rest as given.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The raw folder.
+    table : pandas.DataFrame
+        Strings (empty where a source has no value); must have :data:`REQUIRED_COLUMNS`.
+
+    Returns
+    -------
+    Path
+        The CSV written (``\\n`` line ends, atomically).
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"metadata table lacks column(s) {missing}")
+    known = [c for c in (*METADATA_COLUMNS, LIBRARY_COLUMN) if c in table.columns]
+    columns = known + [c for c in table.columns if c not in known]
+    path = Path(raw_dir) / METADATA_FILE
+    with atomic_file(path, newline="") as f:
+        table[columns].to_csv(f, index=False, lineterminator="\n")
+    return path
+
+
 def labels_of(metadata: pd.DataFrame, *, target: str) -> pd.Series:
     """Each note's label: its instrument abbreviation or its family (``data.target``)."""
     return metadata["instrument" if target == "instrument" else "family"]
@@ -375,3 +411,50 @@ def _prediction_problems(table: pd.DataFrame, labels: list) -> list:
     if folds.isna().any() or counts.isna().any():
         problems.append(f"fold must be 0-{N_FOLDS - 1} and n_windows an integer >= 1")
     return problems
+
+
+# --------------------------------------------------------------------------- note details, training curves (-> plot)
+
+#: What the plots break accuracy down by, from the metadata: column -> name in the table.
+DETAIL_COLUMNS = {"Instrument (abbr.)": "instrument", "Pitch": "pitch", "Dynamics": "dynamics"}
+
+
+def read_note_details(csv) -> pd.DataFrame:
+    """Each note's instrument, pitch and dynamics from a metadata CSV (the plot stage's breakdowns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Path``, ``instrument``, ``pitch``, ``dynamics`` (strings; ``""`` where the
+        metadata has no ``Pitch`` or ``Dynamics`` column, as your own set may not).
+    """
+    table = _read_csv(csv, columns=("Path", "Instrument (abbr.)"), what="metadata file")
+    if table["Path"].duplicated().any():
+        _fail(csv, [f"{p} is listed more than once" for p in sorted(set(table.loc[table["Path"].duplicated(), "Path"]))],
+              what="bad metadata")
+    out = pd.DataFrame({"Path": table["Path"]})
+    for column, name in DETAIL_COLUMNS.items():
+        out[name] = table[column].str.strip() if column in table.columns else ""
+    return out
+
+
+def read_live_curves(live_dir) -> pd.DataFrame:
+    """Per-epoch curves that dvclive wrote for one training (``<live_dir>/plots/metrics/<split>/<name>.tsv``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``split`` (``train`` or ``eval``), ``metric``, ``step`` (int) and ``value`` (float).
+    """
+    root = Path(live_dir) / "plots" / "metrics"
+    files = sorted(root.glob("*/*.tsv"))
+    if not files:
+        raise DataError(f"{live_dir}: no dvclive curves (plots/metrics/<split>/<name>.tsv)")
+    frames = []
+    for path in files:
+        table = _read_csv(path, columns=("step", path.stem), what="dvclive curve", sep="\t")
+        step, value = pd.to_numeric(table["step"], errors="coerce"), pd.to_numeric(table[path.stem], errors="coerce")
+        if step.isna().any() or value.isna().any():
+            raise DataError(f"{path}: step and {path.stem} must be numbers")
+        frames.append(pd.DataFrame({"split": path.parent.name, "metric": path.stem, "step": step.astype(int), "value": value}))
+    return pd.concat(frames, ignore_index=True)

@@ -214,12 +214,34 @@ class SoundfontSettings(Settings):
     body_jitter: Annotated[float, Field(ge=0, le=0.5)]
 
 
+#: Values of ``data.source`` (one, or a list of them combined into one raw set).
+SOURCE_NAMES = ("soundfont", "tinysol", "local")
+
+
+def _sources(value):
+    """``data.source`` as a tuple: one name, or a non-empty list of distinct names."""
+    allowed = ", ".join(repr(n) for n in SOURCE_NAMES[:-1]) + f" or {SOURCE_NAMES[-1]!r}"
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"must be {allowed}, or a non-empty list of them")
+    bad = [n for n in names if n not in SOURCE_NAMES]
+    if bad:
+        raise ValueError(f"unknown source(s) {bad}; each must be {allowed}")
+    if len(set(names)) != len(names):
+        raise ValueError("each source may be listed once")
+    return tuple(names)
+
+
 class DataSettings(Settings):
-    """``data``: which source builds the raw set, and what a label is."""
+    """``data``: which sources build the raw set, and what a label is.
+
+    ``source`` is one name or a list of names (``[soundfont, local]``); it is stored as a
+    tuple, in the order given.
+    """
 
     KEY: ClassVar[str] = "data"
 
-    source: Literal["soundfont", "tinysol", "local"]
+    source: Annotated[tuple[str, ...], BeforeValidator(_sources)]
     target: Literal["instrument", "family"]
     tinysol: TinysolSettings
     soundfont: SoundfontSettings
@@ -333,6 +355,9 @@ class TrainSettings(Settings):
     distribute: Literal["default", "mirrored", "multi_worker"]
     threads: Annotated[int, Field(ge=1, le=1024)] | None
     augment: AugmentSettings
+    #: Library -> how many times more often training draws its windows (1 for a library not
+    #: listed); training windows only. Names are checked against the data at train time.
+    library_weights: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0, le=1000)]]
 
 
 # --------------------------------------------------------------------------- models

@@ -151,18 +151,27 @@ def fit_across_processes(model: keras.Model, replicas: tf.distribute.Strategy):
     return replicas.scope()
 
 
-def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment=None) -> tf.data.Dataset:
+def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment=None, draws=None) -> tf.data.Dataset:
     """Batches of ``(x, y)`` from memory.
 
     With a ``seed`` the windows are shuffled each epoch; with ``augment`` (an
     :class:`~instrclf.settings.AugmentSettings` with a transform on, training data only)
     each batch is transformed with a stateless seed drawn from ``seed``, so the augmented
-    batches are the same on every run.
+    batches are the same on every run. With ``draws`` (training only, from
+    :func:`instrclf.data.draws_of`; needs a ``seed``) an epoch draws window ``i``
+    ``draws[i]`` times (:func:`weighted_order`); ``None`` is the plain shuffle.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if seed is not None:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    if draws is None:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if seed is not None:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
+    else:
+        if seed is None:
+            raise ValueError("library weights need a seed")
+        order, _ = weighted_order(draws, seed=seed)
+        x_all, y_all = tf.constant(x), tf.constant(y)
+        ds = order.batch(batch_size).map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)))
     if augment is not None and augmentation.active(augment):
         if seed is None:
             raise ValueError("augmentation needs a seed")
@@ -174,6 +183,41 @@ def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def weighted_order(draws: np.ndarray, *, seed: int) -> tuple:
+    """One epoch's window indices when window ``i`` is drawn ``draws[i]`` times, reshuffled each epoch.
+
+    Windows that share a weight ``w`` (a library's) form a group of ``n`` windows: each is
+    drawn ``floor(w)`` times, and a seeded subset of ``round(frac(w) * n)`` of them, drawn
+    anew each epoch, once more. So a group's share of every epoch is fixed, ``w * n`` draws
+    up to rounding, and only its fractional part varies in membership.
+
+    Returns
+    -------
+    order : tf.data.Dataset
+        int64 window indices, shuffled each epoch (seeded).
+    size : int
+        Draws per epoch (the steps per epoch follow it).
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    parts, size = [], 0
+    for k, weight in enumerate(sorted(set(draws.tolist()))):
+        members = np.flatnonzero(draws == weight).astype(np.int64)
+        whole = int(np.floor(weight))
+        extra = int(round((weight - whole) * len(members)))
+        if whole:
+            parts.append(tf.data.Dataset.from_tensor_slices(np.tile(members, whole)))
+        if extra:
+            pick = tf.data.Dataset.from_tensor_slices(members).shuffle(len(members), seed=seed + 1 + k, reshuffle_each_iteration=True)
+            parts.append(pick.take(extra))
+        size += whole * len(members) + extra
+    if not size:
+        raise ParameterError("train.library_weights leave no training window to draw")
+    order = parts[0]
+    for part in parts[1:]:
+        order = order.concatenate(part)
+    return order.shuffle(size, seed=seed, reshuffle_each_iteration=True), size
 
 
 def learning_rate(config: ModelConfig, train: TrainSettings, *, steps_per_epoch: int):
@@ -308,9 +352,12 @@ def run(
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
 
-    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment)
-    val_ds = dataset(x_val, y_val, batch_size=VAL_BATCH)
-    steps = int(np.ceil(len(x_train) / config.batch_size))
+    held_out = None if sets.unseen_note else split.unseen_library
+    draws = data.draws_of(sets.train, train.library_weights, libraries=cache.index["library"], unseen_library=held_out)
+    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment, draws=draws)
+    val_ds = dataset(x_val, y_val, batch_size=VAL_BATCH)  # never weighted
+    per_epoch = len(x_train) if draws is None else weighted_order(draws, seed=seed)[1]
+    steps = int(np.ceil(per_epoch / config.batch_size))
     with replicas.scope():
         back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
         compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps))
@@ -344,7 +391,7 @@ def run(
         "epochs_run": result["epochs_run"],
         "train_seconds": round(result["train_seconds"], 2),
         "read_seconds": round(read_seconds, 2),
-        "samples_per_second": round(len(x_train) * result["epochs_run"] / result["train_seconds"], 1),
+        "samples_per_second": round(per_epoch * result["epochs_run"] / result["train_seconds"], 1),
         "n_train_windows": len(x_train),
         "n_val_windows": len(x_val),
         "n_params": back.count_params(),

@@ -20,6 +20,7 @@ TINY_PARAMS = {
         "distribute": "default",
         "threads": None,
         "augment": {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None},
+        "library_weights": {},
     },
     "models": {
         "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},

@@ -613,3 +613,110 @@ def test_streaming_equals_prepare_for_any_file_and_block_size(tmp_path_factory, 
     blocks = list(audio.stream_windows(path, block_frames=block_frames, **config))
     streamed = np.concatenate(blocks) if blocks else np.zeros((0, 800), np.float32)
     np.testing.assert_array_equal(streamed, whole)
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+@pytest.mark.parametrize("block_frames", [2.5, "64", None])
+def test_stream_windows_refuses_a_block_size_that_is_not_an_integer(tmp_path, block_frames):
+    sf.write(tmp_path / "x.wav", tone(0.1, 16000), 16000, subtype="PCM_16")
+    with pytest.raises(ParameterError, match="block_frames must be an integer >= 1"):
+        list(audio.stream_windows(tmp_path / "x.wav", **CONFIG, block_frames=block_frames))
+
+
+def test_stream_windows_sees_the_envelopes_left_neighbours_across_every_block_end(tmp_path):
+    """An even envelope window (3.5 ms at 1 kHz: 4 samples, 2 before each sample) and blocks of one frame."""
+    y = np.full(400, 1e-4)
+    y[::7] = 0.5  # sparse spikes: a quiet sample is kept only through a loud neighbour within the window
+    sf.write(tmp_path / "x.wav", y, 1000, subtype="FLOAT")
+    config = {"sample_rate": 1000, "threshold_db": -40.0, "envelope_ms": 3.5, "delta_time": 0.01}
+    whole = audio.prepare(*audio.load(tmp_path / "x.wav"), **config)
+    streamed = np.concatenate(list(audio.stream_windows(tmp_path / "x.wav", **config, block_frames=1)))
+    assert len(whole) > 0 and np.array_equal(streamed, whole)
+
+
+def test_pcm16_counts_exactly_the_samples_beyond_its_range():
+    full_scale = 1.0  # +32768 does not fit: clipped to 32767; -32768 fits
+    pcm, clipped = audio.to_pcm16(np.array([full_scale, -full_scale, 32767 / 32768, -32769 / 32768, 0.0]))
+    assert pcm.tolist() == [32767, -32768, 32767, -32768, 0] and clipped == 2
+
+
+def test_write_pcm16_refuses_stereo_naming_the_shape(tmp_path):
+    with pytest.raises(ParameterError) as info:
+        audio.write_pcm16(tmp_path / "x.wav", np.zeros((10, 2)), sample_rate=16000)
+    assert str(info.value) == "y must be mono with shape (n_samples,), got (10, 2)"
+    assert not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("subtype", ["DOUBLE", "PCM_32"])
+def test_streaming_equals_prepare_for_stereo_beyond_float32_precision(tmp_path, subtype):
+    """Channels are rounded to float32 before they are averaged, in both paths (not averaged first)."""
+    y = np.random.default_rng(3).uniform(-0.9, 0.9, (16000 + 300, 2))
+    sf.write(tmp_path / "x.wav", y, 16000, subtype=subtype)
+    whole = audio.prepare(*audio.load(tmp_path / "x.wav"), **CONFIG)
+    streamed = np.concatenate(list(audio.stream_windows(tmp_path / "x.wav", **CONFIG, block_frames=4096)))
+    assert np.array_equal(streamed, whole)
+
+
+def test_a_read_error_half_way_through_a_stream_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(3.0, 16000), 16000, subtype="PCM_16")
+    real_read, calls = sf.SoundFile.read, []
+
+    def failing_read(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("Error : unexpected end of file")  # what a cut network file gives mid-way
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", failing_read)
+    with pytest.raises(DataError) as info:
+        list(audio.stream_windows(path, **CONFIG, block_frames=16000))
+    assert str(info.value) == f"{path}: not readable as audio (Error : unexpected end of file)"
+
+
+def test_trim_names_non_finite_audio():
+    with pytest.raises(DataError) as info:
+        audio.trim(np.array([0.1, np.nan], np.float32), 16000, sample_rate=16000, threshold_db=-60.0, envelope_ms=50)
+    assert str(info.value) == "audio contains NaN or infinite samples"
+
+
+@pytest.mark.parametrize("endian", ["LITTLE", "BIG"], ids=["RIFF", "RIFX"])
+def test_a_truncated_wav_is_named_in_either_byte_order(tmp_path, endian):
+    """RIFX is RIFF with big-endian sizes: its chunk walk reads them big-endian and still sees the cut."""
+    path = tmp_path / "cut.wav"
+    sf.write(path, np.full(400, 0.25), 8000, subtype="PCM_16", endian=endian)
+    data = path.read_bytes()
+    assert data[:4] == (b"RIFF" if endian == "LITTLE" else b"RIFX")
+    assert audio.load(path)[0].shape == (400, 1)
+    path.write_bytes(data[:-100])
+    with pytest.raises(DataError, match=r"cut\.wav: truncated WAV: header declares 800 bytes of audio, file holds 700"):
+        audio.load(path)
+
+
+
+def test_a_silent_note_gives_no_windows_of_the_usual_shape_and_type():
+    cut = audio.prepare(np.zeros((8000, 1), np.float32), 16000, **CONFIG)
+    assert cut.shape == (0, 16000) and cut.dtype == np.float32
+
+
+def test_windows_refuses_stereo_naming_the_shape():
+    with pytest.raises(ParameterError) as info:
+        audio.windows(np.zeros((10, 2), np.float32), sample_rate=16000, delta_time=1.0)
+    assert str(info.value) == "y must be mono with shape (n_samples,), got (10, 2)"
+
+
+def test_to_mono_gives_float32_for_integer_mono_and_names_a_bad_shape():
+    mono = audio.to_mono(np.array([1, -2, 3], np.int16))
+    assert mono.dtype == np.float32 and mono.tolist() == [1.0, -2.0, 3.0]
+    with pytest.raises(ParameterError) as info:
+        audio.to_mono(np.zeros((4, 2, 1)))
+    assert str(info.value) == "y must have shape (n_samples,) or (n_samples, n_channels), got (4, 2, 1)"
+
+
+def test_to_mono_averages_float32_channels_in_double_precision():
+    """The mean is rounded to float32 once, not summed in float32 (which drifts a last bit)."""
+    y = np.random.default_rng(5).uniform(-1, 1, (2000, 3)).astype(np.float32)
+    mono = audio.to_mono(y)
+    assert mono.dtype == np.float32 and np.array_equal(mono, y.astype(np.float64).mean(axis=1).astype(np.float32))

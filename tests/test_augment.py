@@ -176,3 +176,14 @@ def test_eq_reaches_but_never_exceeds_its_bound():
     curve = (augment.eq(x, SEED, 6.0) - x).numpy()
     assert np.abs(curve).max() <= 6.0 + 1e-4
     assert np.abs(curve).max(axis=(1, 2, 3)).max() > 4.0  # the range is used, not a tenth of it
+
+
+def test_the_time_mask_is_drawn_apart_from_the_frequency_mask():
+    """Both masks on: each has its own band, not the other's band turned ninety degrees."""
+    x = np.random.default_rng(2).uniform(-60, 0, size=(32, 16, 16, 1)).astype(np.float32)
+    out, _ = augment.batch_augmenter(settings(freq_mask=4, time_mask=4))(tf.constant(x), tf.constant(np.zeros(32)), SEED)
+    changed = out.numpy()[..., 0] != x[..., 0]  # (example, frame, band)
+    masked_bands = [tuple(np.flatnonzero(c.all(axis=0))) for c in changed]  # every frame changed: the band mask
+    masked_frames = [tuple(np.flatnonzero(c.all(axis=1))) for c in changed]  # every band changed: the frame mask
+    assert any(masked_bands) and any(masked_frames)
+    assert sum(b == f for b, f in zip(masked_bands, masked_frames)) < 8

@@ -438,3 +438,13 @@ def test_killed_stage_leaves_no_worker_and_next_run_removes_its_temporary_folder
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["clean"]  # no .clean.tmp-* left
     assert json.loads((tmp_path / "metrics" / "clean.json").read_text())["files_read"] == 48
+
+
+def test_the_same_stem_in_two_formats_is_a_collision(tmp_path):
+    """x.wav and x.flac of one label would both write <label>/x_<i>.wav: refused before anything is written."""
+    rows = [row("Winds/Flute", "Fl", "Winds", "C4", 0), row("Winds/Flute", "Fl", "Winds", "C4", 1)]
+    rows[1]["Path"] = rows[1]["Path"].replace(".wav", ".flac")
+    raw = make_raw(tmp_path / "raw", rows)
+    with pytest.raises(DataError, match=r"Fl-ord-C4-mf-N\.flac and Winds/Flute/ordinario/Fl-ord-C4-mf-N\.wav would both write Fl/Fl-ord-C4-mf-N_<i>\.wav"):
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert not (tmp_path / "clean").exists()

@@ -86,7 +86,8 @@ def inputs(tmp_path_factory):
 
 
 def run_cli(*args, stderr=subprocess.PIPE, console=False):
-    command = [shutil.which("instrclf")] if console else [sys.executable, "-m", "instrclf.cli"]
+    # the console script installed beside this interpreter, whether or not its folder is on PATH
+    command = [str(Path(sys.executable).parent / "instrclf")] if console else [sys.executable, "-m", "instrclf.cli"]
     return subprocess.run(
         [*command, *map(str, args)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=stderr,
         text=True, timeout=180, check=False,

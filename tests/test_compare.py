@@ -458,3 +458,11 @@ def test_a_readme_under_a_file_is_one_line_naming_it(workspace, tmp_path):
     done = instrclf_compare("--metrics", workspace, "--readme", tmp_path / "docs" / "README.md", capture_output=True)
     assert done.returncode == 1
     assert done.stderr == f"error: README not readable: {tmp_path / 'docs' / 'README.md'} (NotADirectoryError)\n"
+
+
+def test_a_spread_of_exactly_zero_is_shown_not_dropped(capsys, tmp_path):
+    """Folds that agree exactly (std 0.0) read '± 0.000'; only a null std (one fold) shows the mean alone."""
+    metrics = write_metrics(tmp_path / "metrics", conv1d={**CONV1D, "file_accuracy_std": 0.0}, baseline=BASELINE)
+    code, out, _ = run(capsys, "--metrics", metrics, "--format", "markdown")
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in out.splitlines()[2:]}
+    assert code == 0 and rows["conv1d"][1] == "0.950 ± 0.000" and rows["baseline"][1] == "0.500"

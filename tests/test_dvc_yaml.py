@@ -97,3 +97,44 @@ def test_download_deps_list_the_default_libraries():
     deps = stages()["download"]["deps"]
     for library in libraries.resolve(names, check=False):
         assert str(library.path) in deps, f"dvc.yaml download must list {library.path} ({library.name})"
+
+
+def test_changing_the_local_folder_marks_download_changed(tmp_path):
+    """Five rows removed from the local set's metadata: `dvc status` names download (it used not to)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from synthetic import make_raw_dir
+
+    dvc = Path(sys.executable).parent / "dvc"
+    stage = dict(stages()["download"])
+    stage["cmd"] = "mkdir -p data/raw && echo made > data/raw/made"  # the real deps and params, a cheap command
+    for dep in stage["deps"]:
+        if not dep.startswith(("/", "$")):
+            (tmp_path / dep).parent.mkdir(parents=True, exist_ok=True)
+            (shutil.copytree if (ROOT / dep).is_dir() else shutil.copy2)(ROOT / dep, tmp_path / dep)
+    stage["deps"] = [d for d in stage["deps"] if not d.startswith("/") or Path(d).is_file()]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"download": stage}}))
+    shutil.copy2(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy2(ROOT / ".dvcignore", tmp_path / ".dvcignore")
+    own = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["local"]["path"]
+    rows = [(f"Winds/Flute/ordinario/Fl-ord-{n}-mf-N-N.wav", i % 5, "Winds", "Fl") for i, n in enumerate(("C4", "D4", "E4", "F4", "G4", "A4", "B4", "C5"))]
+    make_raw_dir(tmp_path / own, rows=rows)
+    shutil.copy2(ROOT / own / "README.md", tmp_path / own / "README.md")
+
+    def dvc_run(*args):
+        proc = subprocess.run([dvc, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    dvc_run("init", "--no-scm", "-q")
+    dvc_run("repro", "-q", "download")
+    assert "up to date" in dvc_run("status", "download")
+    (tmp_path / own / "README.md").write_text("edited: not part of the hash")
+    assert "up to date" in dvc_run("status", "download")
+    metadata = tmp_path / own / "TinySOL_metadata.csv"
+    metadata.write_text("".join(metadata.read_text().splitlines(keepends=True)[:-5]))
+    status = dvc_run("status", "download")
+    assert "up to date" not in status and "changed deps" in status, status
+    assert any(line.split() == ["modified:", own] for line in status.splitlines()), status

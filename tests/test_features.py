@@ -115,3 +115,17 @@ def test_features_of_other_clean_settings_are_refused(made, change):
     assert other.window_length == CLEAN.window_length
     with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*: run the features stage"):
         features.Features(features_dir, clean=other, features=FEATURES)
+
+
+def test_an_index_longer_than_one_chunk_gives_every_row_its_window(made, tmp_path, monkeypatch):
+    """Real sets have thousands of windows, many chunks of BATCH: here 9 windows in chunks of 4."""
+    clean_dir, _, _ = made
+    subset = copy_of(clean_dir, tmp_path / "clean")
+    index = layout.read_index(clean_dir).iloc[::-13].head(9).reset_index(drop=True)
+    layout.write_index(subset, index)
+    monkeypatch.setattr(features, "BATCH", 4)
+    features.run(subset, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
+    cache = features.Features(tmp_path / "features", clean=CLEAN, features=FEATURES)
+    front = models.frontend(clean=CLEAN, features=FEATURES)
+    expected = features.spectrograms(front, data.load_windows(subset, index, n_samples=CLEAN.window_length))
+    np.testing.assert_array_equal(cache.spectrograms, expected)

@@ -34,12 +34,19 @@ def test_threshold_figure_on_a_tiny_raw_set(tmp_path):
 def test_model_figure_draws_roc_and_both_confusions(tmp_path):
     preds = predictions(n_files=80)
     fig = figures.model_figure(preds, labels=LABELS, model="conv2d")
-    roc, counts, shares = fig.axes[:3]
-    assert len(roc.get_lines()) >= len(LABELS) + 2  # one curve per class, micro average, chance line
+    roc, log_roc, counts, shares = fig.axes[:4]
+    for ax in (roc, log_roc):
+        assert len(ax.get_lines()) >= len(LABELS) + 1  # one curve per class and the micro average
+        assert ax.get_title().startswith("conv2d: ")
+    assert log_roc.get_xscale() == "log" and roc.get_xscale() == "linear"
     assert counts.images[0].get_array().sum() == pytest.approx(80)  # counts: every note once
     np.testing.assert_allclose(shares.images[0].get_array().sum(axis=1), 1.0)  # shares: rows sum to 1
-    figures.save_figure(fig, tmp_path / "conv2d.png", dpi=30)
-    assert (tmp_path / "conv2d.png").read_bytes()[:8] == PNG
+    assert all(ax.get_title().startswith("conv2d: ") for ax in (counts, shares))
+    figures.save_figure(fig, tmp_path / "conv2d.png")
+    data = (tmp_path / "conv2d.png").read_bytes()
+    assert data[:8] == PNG
+    width = int.from_bytes(data[16:20], "big")  # the PNG header's width, at the stage's 100 dpi
+    assert 1000 <= width <= 1300  # fits a 1400-px page with DVC's margins
 
 
 def test_comparison_figure_shows_every_fold_and_the_mean(tmp_path):
@@ -58,6 +65,27 @@ def test_comparison_figure_shows_every_fold_and_the_mean(tmp_path):
     assert data[:8] == PNG and len(data) > 5_000
 
 
+@pytest.mark.parametrize("low", [False, True])
+def test_comparison_figure_labels_stay_clear_of_the_fold_dots(low):
+    models = {name: (predictions(skill=s, seed=k), LABELS) for k, (name, s) in enumerate([("a", 3.0), ("b", 1.0), ("c", 0.2)])}
+    folds = {"a": [0.97, 0.98, 0.975], "b": [0.6, 0.62, 0.58], "c": [0.05, 0.1, 0.3] if low else [0.3, 0.31, 0.29]}
+    unseen = {"a": [0.5, 0.52], "b": [0.4, 0.45], "c": [0.2, 0.1]}
+    fig = figures.comparison_figure(models, fold_accuracy=folds, unseen_accuracy=unseen)
+    roc_ax, bar_ax = fig.axes
+    assert roc_ax.get_xscale() == "log"  # good models differ in the corner
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in bar_ax.texts if t.get_text()]
+    assert sorted(t.get_text() for t in labels) == sorted(f"{np.mean(v):.3f}" for d in (folds, unseen) for v in d.values())
+    boxes = [t.get_window_extent(renderer).expanded(1.05, 1.05) for t in labels]
+    dots = [bar_ax.transData.transform(xy) for line in bar_ax.get_lines() for xy in line.get_xydata()]
+    assert len(dots) == 3 * 3 + 3 * 2
+    hits = [(t.get_text(), d) for t, box in zip(labels, boxes, strict=True) for d in dots if box.contains(*d)]
+    assert not hits  # no mean label drawn over a fold's dot
+    legend = bar_ax.get_legend().get_window_extent(renderer)
+    assert not any(legend.contains(*d) for d in dots)
+
+
 def test_comparison_figure_needs_a_model():
     with pytest.raises(ParameterError, match="at least one model"):
         figures.comparison_figure({}, fold_accuracy={}, unseen_accuracy={})
@@ -69,3 +97,19 @@ def test_save_figure_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(OSError):
         figures.save_figure(fig, tmp_path / "file" / "x.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_confusion_rows_are_the_actual_class_and_columns_the_predicted_one():
+    """The axes say actual (rows) and predicted (columns): a class always mistaken for another shows so."""
+    preds = predictions(n_files=60, skill=3.0)
+    first, second = LABELS[0], LABELS[1]
+    preds.loc[preds["label"] == first, "predicted"] = second  # every note of the first class called the second
+    fig = figures.model_figure(preds, labels=LABELS, model="conv1d")
+    counts, shares = fig.axes[2].images[0].get_array(), fig.axes[3].images[0].get_array()  # below the two ROC panels
+    n_first = int((preds["label"] == first).sum())
+    assert counts[0, 1] == n_first and counts[0].sum() == n_first and counts[0, 0] == 0
+    assert shares[0, 1] == 1.0
+    assert (fig.axes[2].get_ylabel(), fig.axes[2].get_xlabel()) == ("actual", "predicted")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

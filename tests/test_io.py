@@ -253,3 +253,20 @@ def test_write_json_layout_is_fixed(tmp_path):
     """Metrics files are compared byte for byte (git, dvc metrics diff): two-space indent, one item a line."""
     write_json(tmp_path / "m.json", {"a": 1, "b": [1.5, None]})
     assert (tmp_path / "m.json").read_text() == '{\n  "a": 1,\n  "b": [\n    1.5,\n    null\n  ]\n}\n'
+
+
+def test_another_users_live_writer_keeps_its_temporary(tmp_path, dead_pid, monkeypatch):
+    """kill(pid, 0) answers EPERM for a live process of another user: its half-written output is not ours to delete."""
+    real_kill = os.kill
+
+    def kill(pid, sig):
+        if pid == dead_pid:
+            raise PermissionError(1, "Operation not permitted")
+        return real_kill(pid, sig)
+
+    monkeypatch.setattr(os, "kill", kill)
+    theirs = tmp_path / f".m.json.tmp-{dead_pid}-other"
+    theirs.write_text("{ half")
+    write_json(tmp_path / "m.json", {"a": 1})
+    assert theirs.read_text() == "{ half"
+    assert remove_stale(tmp_path / "m.json") == []

@@ -339,3 +339,88 @@ def test_read_metadata_names_every_bad_row_and_no_good_one(tmp_path_factory, n_g
         assert row[0] in message or repr(row[0]) in message, f"{row} not named"
     for row in good:
         assert row[0] not in message
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_write_metadata_accepts_exactly_the_required_columns(tmp_path):
+    rows = [{"Path": "Winds/Flute/b.wav", "Fold": 4, "Family": "Winds", "Instrument (abbr.)": "Fl"}]
+    path = layout.write_metadata(tmp_path, rows)
+    assert path.read_bytes() == b"Path,Fold,Family,Instrument (abbr.)\nWinds/Flute/b.wav,4,Winds,Fl\n"
+
+
+def test_written_index_holds_exactly_its_columns_one_row_a_line(tmp_path):
+    path = layout.write_index(tmp_path, make_index(2))
+    assert path.read_bytes().decode().splitlines(keepends=True) == [
+        ",".join(layout.INDEX_COLUMNS) + "\n",
+        "Fl/n0_0.wav,Winds/Flute/n0.wav,Fl,Winds,A,Fl,0,0\n",
+        "Fl/n1_0.wav,Winds/Flute/n1.wav,Fl,Winds,A,Fl,1,0\n",
+    ]
+
+
+def test_read_index_accepts_the_last_fold_and_late_windows(tmp_path):
+    index = make_index(5).assign(window_index=[0, 7, 99, 1000, 10**9])
+    index.to_csv(tmp_path / layout.INDEX_FILE, index=False)
+    back = layout.read_index(tmp_path)
+    assert back["fold"].tolist() == [0, 1, 2, 3, 4] and back["window_index"].tolist() == [0, 7, 99, 1000, 10**9]
+
+
+def test_read_index_refuses_an_absurd_window_position_naming_the_file(tmp_path):
+    _corrupt(make_index(), "window_index", 1, str(2 * 10**9)).to_csv(tmp_path / layout.INDEX_FILE, index=False)
+    with pytest.raises(DataError) as error:
+        layout.read_index(tmp_path)
+    assert str(error.value) == (f"{tmp_path / layout.INDEX_FILE}: bad index: "
+                                f"window_index must be an integer >= 0, got e.g. '{2 * 10**9}'")
+
+
+def test_predictions_messages_name_the_file_and_what_is_wrong(tmp_path):
+    path = tmp_path / "conv1d.csv"
+    bad = make_predictions().assign(p_Vn=[0.1, float("nan"), 0.5])
+    with pytest.raises(DataError) as error:
+        layout.write_predictions(path, bad)
+    assert str(error.value) == f"{path}: refusing to write predictions: probability columns must hold finite numbers"
+    bad.to_csv(path, index=False)
+    with pytest.raises(DataError) as error:
+        layout.read_predictions(path)
+    assert str(error.value) == f"{path}: bad predictions: probability columns must hold finite numbers"
+
+
+def test_predictions_accept_fold_4_and_many_windows_and_refuse_fold_5_or_absurd_counts(tmp_path):
+    path = tmp_path / "conv1d.csv"
+    good = make_predictions().assign(fold=[4, 0, 4], n_windows=[1, 100, 10**9])
+    layout.write_predictions(path, good)
+    table, _ = layout.read_predictions(path)
+    assert table["fold"].tolist() == [4, 0, 4] and table["n_windows"].tolist() == [1, 100, 10**9]
+    for change in ({"fold": [5, 0, 0]}, {"fold": [6, 0, 0]}, {"n_windows": [1, 2 * 10**9, 1]}):
+        with pytest.raises(DataError, match="fold must be 0-4 and n_windows an integer >= 1"):
+            layout.write_predictions(path, make_predictions().assign(**change))
+        make_predictions().assign(**change).to_csv(path, index=False)
+        with pytest.raises(DataError, match="fold must be 0-4 and n_windows an integer >= 1"):
+            layout.read_predictions(path)
+
+
+def test_written_predictions_have_no_row_numbers_and_read_back_as_floats(tmp_path):
+    path = tmp_path / "conv1d.csv"
+    certain = make_predictions().assign(p_Fl=[1, 0, 1], p_Vn=[0, 1, 0])  # whole numbers are still probabilities
+    layout.write_predictions(path, certain)
+    assert path.read_text().splitlines()[0] == "Path,library,fold,set,label,predicted,n_windows,p_Fl,p_Vn"
+    table, _ = layout.read_predictions(path)
+    assert table["p_Fl"].dtype == float and table["p_Vn"].dtype == float
+
+
+@pytest.mark.parametrize(
+    "card",
+    [{"shape": [4, 3, 2, 1]}, {"settings": None, "shape": [4, 3, 2, 1]}, {"settings": {"features": {"n_mels": 2}}, "shape": [4, 3, 2, 1]}],
+    ids=["no-settings", "null-settings", "other-settings"],
+)
+def test_features_whose_card_does_not_record_these_settings_are_refused(tmp_path, card):
+    """A card that cannot show which settings made the array (an older or hand-made one) is not taken as current."""
+    import json
+
+    settings = {"clean": {"sample_rate": 16000}, "features": {"n_mels": 2}, "seed": 1}
+    layout.write_features(tmp_path, make_index(), np.zeros((4, 3, 2, 1), np.float32), settings)
+    assert len(layout.read_features(tmp_path, settings=settings)[1]) == 4
+    (tmp_path / layout.FEATURES_CARD).write_text(json.dumps(card), encoding="utf-8")
+    with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*run the features stage first"):
+        layout.read_features(tmp_path, settings=settings)

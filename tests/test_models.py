@@ -431,3 +431,19 @@ def test_n_mels_up_to_the_ffts_bins_is_built_and_one_more_is_refused():
     assert models.frontend(clean=CLEAN, features=feats).output_shape[2] == 33
     with pytest.raises(ParameterError, match=r"^features: n_mels \(34\) must be <= n_fft // 2 \+ 1 \(33\)$"):
         settings.FeatureSettings.from_params({"n_mels": 34, "n_fft": 64, "win_length": 64, "hop_length": 32})
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+def test_the_last_frames_of_a_note_reach_the_answer(name):
+    """Changing only the last two frames changes the probabilities: no layer after the pooling drops them.
+
+    12 frames: the tiny conv1d's two 2x2 poolings divide it evenly (its classic 'valid' pooling
+    does drop a frame it cannot pair, e.g. the 13th of 13).
+    """
+    shape = (12, 40, 1)
+    back = tiny_back(name, shape)
+    rng = np.random.default_rng(3)
+    spec = rng.uniform(-80, 0, size=(4, *shape)).astype(np.float32)
+    changed = spec.copy()
+    changed[:, -2:] = rng.uniform(-80, 0, size=(4, 2, 40, 1))
+    assert not np.allclose(call(back, spec), call(back, changed), rtol=0, atol=1e-7)

@@ -191,3 +191,28 @@ def test_ctrl_c_cancels_the_pool_and_leaves_no_worker(tmp_path):
     time.sleep(0.3)
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith("start-")} == done  # nothing runs on
     assert len(done) < 30
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups, fork")
+def test_ctrl_c_at_a_terminal_is_the_parents_alone_to_report(tmp_path):
+    """A terminal's Ctrl-C signals the whole process group, workers included: one interruption, no worker tracebacks."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        from test_parallel import slow_mark
+        from instrclf import parallel
+        try:
+            parallel.process_map(slow_mark, [({str(tmp_path)!r}, i) for i in range(200)], jobs=2, chunksize=1, progress=False)
+        except KeyboardInterrupt:
+            print("parent interrupted", file=sys.stderr)
+            sys.exit(130)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len({p.name.split("-")[2] for p in tmp_path.glob("start-*")}) < 2 and time.monotonic() < deadline:  # both workers busy
+        time.sleep(0.01)
+    os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert err.strip() == "parent interrupted", err

@@ -67,3 +67,16 @@ def test_importing_tensorflow_through_runtime_prints_no_notice():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
     assert not [line for line in proc.stderr.splitlines() if NOISE.search(line)]
     assert "cuInit" not in proc.stderr
+
+
+def test_bytes_that_are_not_utf8_are_replayed_not_raised(capfd):
+    """A native library may write any bytes to stderr (a path in Latin-1): they come back, with the exception inside."""
+    import os
+
+    try:
+        with filtered_stderr():
+            os.write(2, b"caf\xe9 path\nnext line\n")
+            raise RuntimeError("inside")
+    except RuntimeError as exc:
+        assert str(exc) == "inside"  # not replaced by a UnicodeDecodeError from the replay
+    assert capfd.readouterr().err.splitlines() == ["caf\ufffd path", "next line"]

@@ -355,3 +355,18 @@ def test_clean_settings_refuse_exactly_what_is_outside_their_bounds(sample_rate,
             assert f"clean.{key} = {values[key]!r}" in message
     if not any(bad.values()):
         assert "gives no sample" in message
+
+
+@pytest.mark.parametrize(
+    ("cls", "loc", "value", "key"),
+    [
+        (DataSettings, ("soundfont", "note_seconds"), [-1.0, 2.0], "data.soundfont.note_seconds"),
+        (DataSettings, ("soundfont", "snr_db"), [-30, 10], "data.soundfont.snr_db"),
+        (DataSettings, ("soundfont", "reverb_mix"), [-0.5, 0.5], "data.soundfont.reverb_mix"),
+        (DataSettings, ("soundfont", "snr_db"), [10, 130], "data.soundfont.snr_db"),
+    ],
+    ids=["note-seconds-low", "snr-low", "mix-low", "snr-high"],
+)
+def test_a_range_with_either_end_outside_its_bounds_is_refused(cls, loc, value, key):
+    with pytest.raises(ParameterError, match=rf"{re.escape(key)} = .*both ends must lie in"):
+        cls.from_params(with_value(cls, loc, value))

@@ -25,7 +25,10 @@ def test_a_good_folder_becomes_the_raw_folder(tmp_path):
     (own / "audio" / "notes.txt").write_text("not listed: not copied")
     figures = sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
     raw = tmp_path / "raw"
-    assert (raw / layout.METADATA_FILE).read_bytes() == (own / layout.METADATA_FILE).read_bytes()
+    # the metadata as given, plus the default library of a set that names none
+    assert (raw / layout.METADATA_FILE).read_text().splitlines() == [
+        line + (",Library" if i == 0 else ",own") for i, line in enumerate((own / layout.METADATA_FILE).read_text().splitlines())
+    ]
     for path, *_ in RAW_ROWS:
         assert (raw / "audio" / path).read_bytes() == (own / "audio" / path).read_bytes()
     assert not (raw / "audio" / "notes.txt").exists()
@@ -39,6 +42,24 @@ def test_files_are_hard_linked_on_the_same_filesystem(tmp_path):
     assert figures == {"files_linked": len(RAW_ROWS), "files_copied": 0}
     path = RAW_ROWS[0][0]
     assert os.path.samefile(own / "audio" / path, tmp_path / "raw" / "audio" / path)
+
+
+@pytest.mark.parametrize("relative", [True, False], ids=["relative-link", "absolute-link"])
+def test_audio_files_that_are_symbolic_links_arrive_as_their_targets(tmp_path, relative):
+    """A folder of symlinks into a sample collection: data/raw gets the audio, not links that lead nowhere."""
+    own = make_raw_dir(tmp_path / "own")
+    store = tmp_path / "store"
+    store.mkdir()
+    for i, (path, *_) in enumerate(RAW_ROWS):
+        audio = own / "audio" / path
+        kept = store / f"{i}.wav"
+        audio.rename(kept)
+        audio.symlink_to(os.path.relpath(kept, audio.parent) if relative else kept)
+    figures = sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw")
+    assert figures["files_linked"] == len(RAW_ROWS)
+    for i, (path, *_) in enumerate(RAW_ROWS):
+        arrived = tmp_path / "raw" / "audio" / path
+        assert not arrived.is_symlink() and os.path.samefile(arrived, store / f"{i}.wav")
 
 
 def test_files_are_copied_where_links_are_refused(tmp_path, monkeypatch):
@@ -148,3 +169,67 @@ def test_a_home_relative_path_is_expanded(tmp_path, monkeypatch):
     with pytest.raises(ParameterError, match="is the download output"):
         sources.fetch(data_settings("~/own"), seed=1, out_dir=tmp_path / "raw")
     assert (tmp_path / "raw" / "own" / layout.METADATA_FILE).is_file()
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+TWO_IN_ONE_FOLDER = (
+    ("Winds/Flute/ordinario/Fl-ord-C4-mf-N-N.wav", 0, "Winds", "Fl"),
+    ("Winds/Flute/ordinario/Fl-ord-D4-mf-N-N.wav", 1, "Winds", "Fl"),
+)
+
+
+def test_notes_sharing_a_folder_land_in_a_new_nested_output(tmp_path):
+    own = make_raw_dir(tmp_path / "own", rows=TWO_IN_ONE_FOLDER)
+    figures = local.copy(own, tmp_path / "a" / "b" / "raw")
+    assert figures["files_linked"] + figures["files_copied"] == 2
+    for path, *_ in TWO_IN_ONE_FOLDER:
+        assert (tmp_path / "a" / "b" / "raw" / "audio" / path).read_bytes() == (own / "audio" / path).read_bytes()
+
+
+def test_copy_refuses_a_folder_with_a_missing_note_before_copying_anything(tmp_path):
+    own = make_raw_dir(tmp_path / "own")
+    (own / "audio" / RAW_ROWS[2][0]).unlink()
+    with pytest.raises(DataError, match="Vn-ord-G3-pp-4c-N.wav"):
+        local.copy(own, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_link_failure_names_both_files_and_the_reason_in_words(tmp_path):
+    own = make_raw_dir(tmp_path / "own")
+    source, target = own / "audio" / RAW_ROWS[0][0], tmp_path / "taken.wav"
+    target.write_bytes(b"already here")
+    with pytest.raises(DataError) as info:
+        local.link_or_copy(source, target)
+    assert str(info.value) == f"cannot link {source} to {target}: File exists"
+    assert target.read_bytes() == b"already here"
+
+
+def test_a_copy_failure_names_both_files_and_the_reason_in_words(tmp_path):
+    folder = tmp_path / "a-folder"  # linking a folder is refused (EPERM): copying it then fails
+    folder.mkdir()
+    with pytest.raises(DataError) as info:
+        local.link_or_copy(folder, tmp_path / "copy")
+    assert str(info.value) == f"cannot copy {folder} to {tmp_path / 'copy'}: Is a directory"
+
+
+def test_a_folder_inside_a_relative_output_path_is_refused(tmp_path, monkeypatch):
+    """dvc runs the stage with out_dir 'data/raw' (relative): a source inside it is refused all the same."""
+    monkeypatch.chdir(tmp_path)
+    own = make_raw_dir(tmp_path / "data" / "raw" / "own")
+    with pytest.raises(ParameterError, match="is the download output"):
+        sources.fetch(data_settings(own), seed=1, out_dir=Path("data") / "raw")
+    assert (own / layout.METADATA_FILE).is_file() and sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
+
+
+@pytest.mark.parametrize("refusal", [errno.EPERM, errno.EACCES, errno.EMLINK, errno.EOPNOTSUPP], ids=errno.errorcode.get)
+def test_files_are_copied_whatever_way_the_filesystem_refuses_a_link(tmp_path, monkeypatch, refusal):
+    """EPERM is what Linux's protected_hardlinks answers for a file of another user (a shared sample library)."""
+    def refuse(src, dst, **kwargs):
+        raise OSError(refusal, os.strerror(refusal))
+
+    monkeypatch.setattr(os, "link", refuse)
+    own = make_raw_dir(tmp_path / "own")
+    assert local.copy(own, tmp_path / "raw") == {"files_linked": 0, "files_copied": len(RAW_ROWS)}
+    for path, *_ in RAW_ROWS:
+        assert (tmp_path / "raw" / "audio" / path).read_bytes() == (own / "audio" / path).read_bytes()

@@ -135,3 +135,14 @@ def test_colored_noise_power_falls_as_one_over_f_to_the_colour(color):
     power = [noise[(freqs >= lo) & (freqs < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
     slope = np.polyfit(np.log10(centres), np.log10(power), 1)[0]
     assert slope == pytest.approx(-color, abs=0.1)
+
+
+def test_reverb_mix_0_is_the_dry_signal_and_1_the_room_alone():
+    """``(1 - mix) * dry + mix * wet``: no room at 0, no dry path at 1."""
+    x = np.random.default_rng(0).standard_normal(2000)
+
+    def room(mix):
+        return E.room_and_tilt(x, sample_rate=8000, rng=np.random.default_rng(1), reverb_seconds=0.2, reverb_mix=mix, tilt_db_per_octave=0.0)
+
+    np.testing.assert_allclose(room(0.0), x, atol=1e-9)
+    assert abs(np.corrcoef(room(1.0), x)[0, 1]) < 0.2  # the room's echo of the note, not the note

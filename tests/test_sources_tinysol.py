@@ -625,3 +625,113 @@ def test_unusable_metadata_is_refused_naming_the_file(tmp_path, text, expected):
     with pytest.raises(DataError) as info:
         tinysol.first_path(metadata)
     assert str(metadata) in str(info.value) and expected in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("ftp://example.org/files", "must be an http://, https:// or file:// URL, got 'ftp://example.org/files'"),
+        (42, "must be an http://, https:// or file:// URL, got 42"),
+        ("https:///files", "must name a host"),
+        ("file://", "must name a folder, got 'file://'"),
+    ],
+)
+def test_a_bad_base_url_is_refused_naming_the_key(value, expected):
+    with pytest.raises(ParameterError) as info:
+        tinysol.check_base_url(value)
+    assert str(info.value).startswith("data.tinysol.base_url ") and expected in str(info.value)
+
+
+def test_a_base_url_loses_its_trailing_slashes_only():
+    assert tinysol.check_base_url("https://example.org/files//") == "https://example.org/files"
+    assert tinysol.check_base_url("file:///data/mirror/") == "file:///data/mirror"
+
+
+def test_without_a_setting_the_cache_is_the_users_instrclf_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv(tinysol.CACHE_ENV, "")  # set but empty counts as unset
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert tinysol.cache_location() == tmp_path / "xdg" / "instrclf"
+    assert tinysol.cache_location(tmp_path / "mine") == tmp_path / "mine"
+
+
+def test_the_stage_retries_three_times_waiting_2_4_8_seconds(zenodo, tmp_path, monkeypatch, caplog):
+    """What `dvc repro download` does on a dropped connection (download's defaults): logged, then given up."""
+    waits = []
+    monkeypatch.setattr(tinysol.time, "sleep", waits.append)
+    zenodo.drops[tinysol.ARCHIVE] = 99
+    params = params_for(zenodo.url, zenodo.md5)
+    with caplog.at_level("WARNING", logger=tinysol.__name__), pytest.raises(DownloadError, match="4 attempt"):
+        fetch(params, tmp_path / "raw")
+    assert waits == [2.0, 4.0, 8.0] and zenodo.hits[tinysol.ARCHIVE] == 4
+    retries = [r.getMessage() for r in caplog.records]
+    assert len(retries) == 3 and all(m.startswith(f"the download of {zenodo.url}/{tinysol.ARCHIVE} was interrupted")
+                                     for m in retries)
+    assert [m[m.index(" Retrying"):] for m in retries] == [
+        " Retrying in 2 s (1 of 3).", " Retrying in 4 s (2 of 3).", " Retrying in 8 s (3 of 3)."]
+
+
+def test_the_stage_waits_60_s_for_an_answer_and_shows_progress(zenodo, tmp_path, monkeypatch, capfd):
+    """download's defaults: a 60 s timeout per request and a progress bar on stderr."""
+    timeouts = []
+    real_get = requests.get
+
+    def recording_get(url, *args, **kwargs):
+        timeouts.append(kwargs.get("timeout"))
+        return real_get(url, *args, **kwargs)
+
+    monkeypatch.setattr(requests, "get", recording_get)
+    fetch(params_for(zenodo.url, zenodo.md5), tmp_path / "raw")
+    assert timeouts and set(timeouts) == {60}
+    assert "100%" in capfd.readouterr().err
+
+
+def test_download_forwards_its_cache_wait_and_creates_its_folder(zenodo, tmp_path, monkeypatch):
+    waits = []
+    monkeypatch.setattr(tinysol.time, "sleep", waits.append)
+    zenodo.drops[tinysol.ARCHIVE] = 1
+    cache = tmp_path / "my-cache"
+    get(zenodo, tmp_path / "x", cache, wait=0.25)  # get() creates its folder; this one must not exist yet
+    stats = tinysol.download(tmp_path / "a" / "b", settings=settings.TinysolSettings(base_url=zenodo.url, md5=zenodo.md5),
+                             cache_dir=cache, progressbar=False)
+    assert waits == [0.25] and files_in(cache) == sorted(tinysol.FILES)
+    assert stats["files_downloaded"] == 0 and rows_in(tmp_path / "a" / "b") == len(ROWS)
+
+
+def test_archive_size_is_reported_in_megabytes_to_one_decimal(tmp_path, instrclf_cache):
+    noise = np.random.default_rng(0).bytes(330_000)  # incompressible: the archive is ~0.33 MB
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes(extra=[member("TinySOL/noise.bin", data=noise)]))
+    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
+    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
+    stats = tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
+    assert stats["archive_mb"] == 0.3 and stats["archive_files"] == len(ROWS) + 1
+
+
+def test_md5_mismatch_says_nothing_was_kept_and_what_to_check(zenodo, tmp_path, instrclf_cache):
+    with pytest.raises(DownloadError) as info:
+        get(zenodo, tmp_path / "raw", instrclf_cache, md5s={**zenodo.md5, tinysol.METADATA: "0" * 32})
+    assert str(info.value).endswith("Nothing was kept; check data.tinysol.md5 and data.tinysol.base_url.")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "link", "refused"),
+    [
+        ("TinySOL/up", tarfile.SYMTYPE, "..", False),  # the archive's root: still inside the folder
+        ("TinySOL/up", tarfile.SYMTYPE, "../..", True),  # exactly the folder's parent
+        ("TinySOL/a/up", tarfile.SYMTYPE, "../../..", True),
+        ("TinySOL/a/up", tarfile.SYMTYPE, "b/../../../..", True),
+        ("TinySOL/a/ok", tarfile.SYMTYPE, "../../TinySOL/x.wav", False),
+        ("TinySOL/hard", tarfile.LNKTYPE, "..", True),  # hard links are relative to the root
+        ("TinySOL/hard", tarfile.LNKTYPE, "TinySOL/x.wav", False),
+    ],
+)
+def test_a_link_is_refused_exactly_when_it_leads_out_of_the_folder(name, kind, link, refused):
+    """Each link alone against the project's own check (the data filter is a second line, not the first)."""
+    info, _ = member(name, kind=kind, link=link)
+    if refused:
+        with pytest.raises(DataError, match=rf"refusing to extract member {re.escape(repr(name))}: it links outside"):
+            tinysol.check_member(info, archive="a.tar")
+    else:
+        tinysol.check_member(info, archive="a.tar")

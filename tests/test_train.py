@@ -282,3 +282,21 @@ def test_shuffled_batches_mix_the_classes_of_a_training_set_sorted_by_class():
         # Each class is spread over the epoch, not gathered at its start or end.
         counts = np.bincount(first_half, minlength=n_classes) / len(first_half)
         assert np.abs(counts - 1 / n_classes).max() < 0.05, f"epoch {epoch}: classes unevenly spread {counts}"
+
+
+@pytest.mark.parametrize(
+    ("cluster", "task", "chief"),
+    [
+        ({"worker": ["a:1", "b:2"]}, {"type": "worker", "index": 0}, True),
+        ({"worker": ["a:1", "b:2"]}, {"type": "worker", "index": 1}, False),
+        ({"chief": ["c:0"], "worker": ["a:1", "b:2"]}, {"type": "chief", "index": 0}, True),
+        ({"chief": ["c:0"], "worker": ["a:1", "b:2"]}, {"type": "worker", "index": 0}, False),  # the chief writes, not worker 0 too
+        ({"chief": ["c:0"], "worker": ["a:1"], "evaluator": ["e:3"]}, {"type": "evaluator", "index": 0}, False),
+    ],
+)
+def test_exactly_one_process_of_a_cluster_writes(monkeypatch, cluster, task, chief):
+    import json
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert train.is_chief("multi_worker") is chief
+    assert train.is_chief("default") is True  # one process: always the writer

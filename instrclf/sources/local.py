@@ -83,9 +83,13 @@ _NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTS
 
 
 def link_or_copy(source, target) -> bool:
-    """Hard-link ``source`` at ``target``, or copy it where linking is refused; True if linked."""
+    """Hard-link ``source`` at ``target``, or copy it where linking is refused; True if linked.
+
+    A ``source`` that is a symbolic link is followed: Linux's ``link`` would link the symbolic
+    link itself, whose relative target means nothing inside ``data/raw``.
+    """
     try:
-        os.link(source, target)
+        os.link(os.path.realpath(source), target)
         return True
     except OSError as exc:
         if exc.errno not in _NO_LINK:

@@ -1,8 +1,9 @@
 """The sampled libraries (SoundFonts) a render plays, by name or by path.
 
 ``data.soundfont.libraries`` lists names from :data:`KNOWN` (each a file installed by a
-Debian package) or paths to ``.sf2``/``.sf3`` files. A path is its own library, named by
-its file stem. Every file is checked before anything is rendered: one error names each
+Debian package) or paths to ``.sf2``/``.sf3`` files, or to a TiMidity++ config of Gravis
+patches (``.cfg``, played by ``timidity``: :mod:`.timidity`). A path is its own library,
+named by its file stem. Every file is checked before anything is rendered: one error names each
 missing or unreadable file and, for a known library, the package that provides it.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DataError, ParameterError
+from . import timidity
 
 #: Known library name -> (its file, the Debian package that installs it).
 KNOWN = {
@@ -19,10 +21,12 @@ KNOWN = {
     "sf_GMbank": (Path("/usr/share/sounds/sf2/sf_GMbank.sf2"), "csound-soundfont"),
     "MuseScore_General_Lite": (Path("/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"), "musescore-general-soundfont-small"),
     "OPL3_FM": (Path("/usr/share/sounds/sf2/OPL-3_FM_128M.sf2"), "opl3-soundfont"),
+    # Gravis patches with samples of their own; no viola, no double bass (played by timidity)
+    "freepats": (Path("/etc/timidity/freepats.cfg"), "freepats timidity"),
 }
 
-#: File endings of a SoundFont given as a path.
-SUFFIXES = (".sf2", ".sf3")
+#: File endings of a library given as a path: SoundFonts, and a TiMidity++ patch config.
+SUFFIXES = (".sf2", ".sf3", timidity.SUFFIX)
 
 #: A library name becomes the metadata's ``Library`` column: a plain name (as layout requires).
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _+.-]*")
@@ -136,6 +140,8 @@ def problem(path) -> str | None:
     before a render starts.
     """
     path = Path(path)
+    if path.suffix.lower() == timidity.SUFFIX:
+        return timidity.problem(path)
     try:
         with path.open("rb") as f:
             head = f.read(12)

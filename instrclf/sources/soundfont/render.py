@@ -17,6 +17,7 @@ from ...audio import write_pcm16
 from ...errors import DataError
 from ...tinysol import BY_ABBR, DYNAMICS_ID, pitch_name
 from . import libraries as libs
+from . import timidity
 from .effects import finish, variation
 from .plan import VELOCITY, plan
 
@@ -87,6 +88,9 @@ def _start(config: tuple) -> None:
     synth = tinysoundfont.Synth(samplerate=sample_rate)
     sfids = []
     for path in paths:
+        if Path(path).suffix.lower() == timidity.SUFFIX:
+            sfids.append(None)  # played by timidity, note by note (render_note)
+            continue
         try:
             sfids.append(synth.sfload(str(path)))
         except Exception as exc:  # tinysoundfont raises a bare Exception/RuntimeError on a corrupt file
@@ -101,9 +105,8 @@ def render_note(note) -> float:
     v = variation(note, seed=seed, settings=settings)
     # Vibrato can read up to a few % ahead of real time: render a little extra tail.
     extra = math.ceil((np.exp2(v.vibrato_cents / 1200.0) - 1.0) * (v.on_frames + v.off_frames)) + 8
-    raw = synthesize(
-        _STATE["synth"],
-        sfid=_STATE["sfids"][note.instance],
+    sfid = _STATE["sfids"][note.instance]
+    play = dict(
         program=BY_ABBR[note.abbr].program,
         midi=note.midi,
         velocity=VELOCITY[note.dynamics],
@@ -111,6 +114,10 @@ def render_note(note) -> float:
         on_frames=v.on_frames,
         off_frames=v.off_frames + extra,
     )
+    if sfid is None:
+        raw = timidity.synthesize(_STATE["config"][0][note.instance], sample_rate=sample_rate, **play)
+    else:
+        raw = synthesize(_STATE["synth"], sfid=sfid, **play)
     if not len(raw) or 20 * np.log10(max(float(np.max(np.abs(raw))), 1e-30)) < SILENT_DB:
         return 0.0
     y = finish(raw, variation=v, sample_rate=sample_rate)
@@ -172,7 +179,8 @@ def render(out_dir, *, seed: int, settings, progress: bool = True) -> dict:
     dict
         ``libraries_rendered``, ``notes_planned``, ``notes_rendered``, ``notes_silent``,
         ``audio_seconds``, ``wall_seconds``, ``notes_per_second``, then per library
-        ``notes_<name>`` (rendered) and ``silent_<name>``.
+        ``notes_<name>`` (rendered), ``silent_<name>`` (keys it cannot play, and every note
+        of an instrument it lacks) and ``instruments_<name>`` (instruments with a note).
 
     Raises
     ------
@@ -211,6 +219,8 @@ def render(out_dir, *, seed: int, settings, progress: bool = True) -> dict:
             raise DataError(f"library {lib.name} ({lib.path}) played none of its {len(notes) // len(found)} notes: is it a General MIDI bank?")
         per_library[f"notes_{lib.name}"] = played
         per_library[f"silent_{lib.name}"] = sum(1 for n in silent if n.instance == k)
+        # an instrument the library lacks (freepats: viola, double bass) has no notes at all
+        per_library[f"instruments_{lib.name}"] = len({n.abbr for n in kept if n.instance == k})
     layout.write_metadata(out_dir, [metadata_row(note, library=found[note.instance].name) for note in kept])
     wall = time.perf_counter() - start
     return {
