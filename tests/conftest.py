@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 
+import signal
 import subprocess
 import sys
 
@@ -11,6 +12,12 @@ from hypothesis import settings as hypothesis_settings
 # is slow). Each test sets its own max_examples.
 hypothesis_settings.register_profile("instrclf", derandomize=True, database=None, deadline=None, print_blob=True)
 hypothesis_settings.load_profile("instrclf")
+
+# The tests of Ctrl-C send SIGINT to this process and to the processes it starts. A shell that
+# starts a job in the background (`make test &`, some CI runners) hands it SIGINT ignored, an
+# ignored signal stays ignored across exec, and Python then never raises KeyboardInterrupt:
+# give this process, and so every child it starts, the default Ctrl-C of an interactive shell.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

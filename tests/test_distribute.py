@@ -248,7 +248,8 @@ def free_ports(n: int) -> list:
 def stage_args(params, features_dir, out: Path) -> list:
     return [
         "--params", params, "--model", MODEL, "--fold", "0", "--features", features_dir,
-        "--out", out / "model.keras", "--metrics", out / "metrics.json", "--live", out / "live",
+        "--out", out / "model.keras", "--metrics", out / "metrics.json", "--timings", out / "timings.json",
+        "--live", out / "live",
     ]  # fmt: skip
 
 
@@ -305,7 +306,7 @@ def test_multi_worker_trains_one_model_on_two_processes_and_only_the_chief_write
     # ... written by the chief alone: model, card, metrics and curves; nothing at the other's paths.
     out0, out1 = tmp_path / "a-out0", tmp_path / "a-out1"
     assert not out1.exists()
-    assert sorted(p.name for p in out0.iterdir()) == ["live", "metrics.json", "model.json", "model.keras"]
+    assert sorted(p.name for p in out0.iterdir()) == ["live", "metrics.json", "model.json", "model.keras", "timings.json"]
     assert (out0 / "live" / "metrics.json").is_file()
     metrics = json.loads((out0 / "metrics.json").read_text())
     assert metrics["best_val_accuracy"] == pytest.approx(chief["val_accuracy"]) and metrics["epochs_run"] == chief["epochs_run"]
