@@ -720,3 +720,32 @@ def test_to_mono_averages_float32_channels_in_double_precision():
     y = np.random.default_rng(5).uniform(-1, 1, (2000, 3)).astype(np.float32)
     mono = audio.to_mono(y)
     assert mono.dtype == np.float32 and np.array_equal(mono, y.astype(np.float64).mean(axis=1).astype(np.float32))
+
+
+def _wav_declaring(data_size, *, payload=b"", data_chunk=True):
+    import struct
+
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+    body = b"WAVE" + fmt + ((b"data" + struct.pack("<I", data_size) + payload) if data_chunk else b"")
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("declared", [1, 0x90000000, 0xFFFFFFFE])
+def test_a_data_chunk_declaring_more_than_the_file_holds_is_named_truncated(tmp_path, declared):
+    path = tmp_path / "cut.wav"
+    path.write_bytes(_wav_declaring(declared))
+    with pytest.raises(DataError, match=rf"truncated WAV: header declares {declared} bytes of audio, file holds 0"):
+        audio.load(path)
+
+
+def test_a_wav_of_unknown_length_or_without_data_is_not_called_truncated(tmp_path):
+    path = tmp_path / "stream.wav"
+    path.write_bytes(_wav_declaring(0xFFFFFFFF, payload=np.ones(800, np.int16).tobytes()))  # a streaming writer's header
+    try:
+        audio.load(path)  # read, or refused by libsndfile: either way not called truncated by the chunk walk
+    except DataError as exc:
+        assert "truncated" not in str(exc)
+    path.write_bytes(_wav_declaring(0, data_chunk=False))
+    with pytest.raises(DataError) as info:  # no data chunk: libsndfile's refusal, named, not a crash of the walk
+        audio.load(path)
+    assert str(path) in str(info.value) and "truncated" not in str(info.value)

@@ -118,3 +118,27 @@ def test_load_windows_names_an_unreadable_window(clean_dir, tmp_path):
     index = layout.read_index(clean_dir).head(1)
     with pytest.raises(DataError, match=f"cannot read window {tmp_path}"):
         data.load_windows(tmp_path, index, n_samples=4000)
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_one_library_named_as_unseen_is_still_trained_on():
+    """TinySOL or your own set with split.unseen_library set to its only library: nothing may vanish."""
+    index = index_of(libraries=("default",))
+    sets = data.fold_sets(index, test_fold=1, unseen_library="default")
+    assert sets.unseen.empty and len(sets.train) + len(sets.val) + len(sets.test) == len(index)
+    assert sets.unseen_note == "the data has one library (default): no unseen-library evaluation"
+
+
+def test_the_sets_are_rows_of_the_index_with_its_columns_only():
+    index = index_of(libraries=("A", "B"))
+    sets = data.fold_sets(index, test_fold=0, unseen_library=None)
+    assert sets.unseen_note == "split.unseen_library is null: no library is held out"
+    for part in (sets.train, sets.val, sets.test):
+        assert list(part.columns) == list(index.columns) and list(part.index) == list(range(len(part)))
+
+
+def test_class_ids_are_int32():
+    ids = data.encode(pd.Series(["Vn", "Fl", "Vn"]), ["Fl", "Vn"])
+    assert ids.dtype == np.int32 and ids.tolist() == [1, 0, 1]

@@ -256,3 +256,60 @@ def test_windows_of_one_note_that_disagree_are_refused_naming_the_note_and_colum
     mixed.loc[2, column] = value  # one of b.wav's three windows
     with pytest.raises(DataError, match=rf"\['b\.wav'\] have windows with different {column}"):
         evaluate.aggregate(mixed, probs, labels=LABELS)
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_messages_say_what_is_wrong_exactly(small):
+    index, probs = small
+    with pytest.raises(ParameterError) as info:
+        evaluate.aggregate(index, probs, labels=[])
+    assert str(info.value) == "labels must name at least one class, got []"
+    with pytest.raises(DataError) as info:
+        evaluate.aggregate(index.iloc[:0], probs[:0], labels=LABELS)
+    assert str(info.value) == "window index is empty: nothing to evaluate"
+    with pytest.raises(DataError) as info:
+        evaluate.aggregate(index, np.where(probs == 0.0, np.inf, probs), labels=LABELS)
+    assert str(info.value) == "probs holds NaN or infinite values"
+    predictions = evaluate.aggregate(index, probs, labels=LABELS)
+    with pytest.raises(DataError) as info:
+        evaluate.metrics(index, probs, predictions.iloc[:0], labels=LABELS)
+    assert str(info.value) == "predictions table is empty: nothing to evaluate"
+
+
+def test_a_note_of_one_window_is_its_window_and_the_set_defaults_to_test():
+    index = window_index([("a.wav", "Vn")])
+    out = evaluate.aggregate(index, np.array([[0.2, 0.3, 0.5]]), labels=LABELS)
+    assert out["set"].tolist() == ["test"] and out["predicted"].tolist() == ["Vn"]
+    assert out[P].to_numpy().tolist() == [[0.2, 0.3, 0.5]] and out["n_windows"].tolist() == [1]
+
+
+def test_float32_model_outputs_are_averaged_in_double_precision():
+    """The model's softmax is float32; the note's mean (written to the predictions CSV) is taken in float64."""
+    index = window_index([("a.wav", "Fl")] * 3)
+    probs = np.array([[0.1, 0.3, 0.6], [0.2, 0.2, 0.6], [0.7, 0.2, 0.1]], np.float32)
+    out = evaluate.aggregate(index, probs, labels=LABELS)
+    assert (out[P].dtypes == np.float64).all()
+    assert out[P].to_numpy()[0].tolist() == probs.astype(np.float64).mean(axis=0).tolist()
+
+
+def test_many_mixed_notes_are_named_five_at_most():
+    rows = [(f"n{i}.wav", lab) for i in range(7) for lab in ("Fl", "Vn")]
+    with pytest.raises(DataError) as info:
+        evaluate.aggregate(window_index(rows), np.full((14, 3), 1 / 3), labels=LABELS)
+    assert "['n0.wav', 'n1.wav', 'n2.wav', 'n3.wav', 'n4.wav'] have windows with different label" in str(info.value)
+
+
+def test_probability_columns_names_the_missing_ones(small):
+    predictions = evaluate.aggregate(*small, labels=LABELS).drop(columns=["p_Vn"])
+    with pytest.raises(DataError) as info:
+        evaluate.probability_columns(predictions, labels=LABELS)
+    assert str(info.value) == "predictions lack probability column(s) ['p_Vn']"
+
+
+def test_roc_auc_of_one_file_and_of_one_class():
+    one_file = pd.DataFrame({"label": ["Fl"], "p_Fl": [0.8], "p_Tbn": [0.1], "p_Vn": [0.1]})
+    assert evaluate.roc_auc(one_file, labels=LABELS) == {"roc_auc_micro": 1.0}  # no class has both kinds: no macro
+    one_class = pd.DataFrame({"label": ["Fl", "Fl"], "p_Fl": [1.0, 1.0]})
+    assert evaluate.roc_auc(one_class, labels=["Fl"]) == {}  # undefined, not an error

@@ -270,3 +270,21 @@ def test_another_users_live_writer_keeps_its_temporary(tmp_path, dead_pid, monke
     write_json(tmp_path / "m.json", {"a": 1})
     assert theirs.read_text() == "{ half"
     assert remove_stale(tmp_path / "m.json") == []
+
+
+def test_looking_for_stale_temporaries_leaves_live_writers_running(tmp_path):
+    """The liveness probe is signal 0: a writer that is checked must not be hung up or killed."""
+    # the writer handles SIGHUP itself (a disposition inherited from nohup would hide the signal)
+    writer = subprocess.Popen([sys.executable, "-c", "import signal, sys, time; "
+                               "signal.signal(signal.SIGHUP, lambda *a: sys.exit(3)); print(flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE)
+    try:
+        writer.stdout.readline()  # its handler is in place
+        leftover = tmp_path / f".out.tmp-{writer.pid}-x"
+        leftover.mkdir()
+        assert remove_stale(tmp_path / "out") == []
+        time.sleep(0.2)
+        assert writer.poll() is None and leftover.is_dir()
+    finally:
+        writer.kill()
+        writer.wait()

@@ -424,3 +424,64 @@ def test_features_whose_card_does_not_record_these_settings_are_refused(tmp_path
     (tmp_path / layout.FEATURES_CARD).write_text(json.dumps(card), encoding="utf-8")
     with pytest.raises(DataError, match=r"features\.json: the spectrograms were made with .*run the features stage first"):
         layout.read_features(tmp_path, settings=settings)
+
+
+FEATURE_SETTINGS = {"clean": {"sample_rate": 16000}, "features": {"n_mels": 2}, "seed": 1}
+HINT = "run the features stage first: dvc repro features"
+
+
+def test_features_read_back_read_only_and_with_a_readable_card(tmp_path):
+    spectrograms = np.arange(24, dtype=np.float32).reshape(4, 3, 2, 1)
+    layout.write_features(tmp_path, make_index(), spectrograms, FEATURE_SETTINGS)
+    card = (tmp_path / layout.FEATURES_CARD).read_text()
+    assert card == '{\n  "settings": {\n    "clean": {\n      "sample_rate": 16000\n    },\n    "features": {\n      "n_mels": 2\n    },\n    "seed": 1\n  },\n  "shape": [\n    4,\n    3,\n    2,\n    1\n  ]\n}\n'
+    index, back = layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    assert np.array_equal(back, spectrograms) and not back.flags.writeable  # memory-mapped, read-only
+    layout.write_features(tmp_path, make_index(), spectrograms.astype(np.float64), FEATURE_SETTINGS)
+    assert layout.read_features(tmp_path, settings=FEATURE_SETTINGS)[1].dtype == np.float32  # stored as float32
+
+
+def test_features_problems_name_the_file_and_how_to_remake_it(tmp_path):
+    with pytest.raises(DataError) as error:
+        layout.write_features(tmp_path, make_index(), np.zeros((3, 3, 2, 1), np.float32), FEATURE_SETTINGS)
+    assert str(error.value) == f"{tmp_path}: 3 spectrograms for 4 index rows"
+    card, array = tmp_path / layout.FEATURES_CARD, tmp_path / layout.FEATURES_ARRAY
+    with pytest.raises(DataError) as error:
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    assert str(error.value) == f"{card}: not found ({HINT})"
+    layout.write_features(tmp_path, make_index(), np.zeros((4, 3, 2, 1), np.float32), FEATURE_SETTINGS)
+    other = {**FEATURE_SETTINGS, "seed": 2}
+    with pytest.raises(DataError) as error:
+        layout.read_features(tmp_path, settings=other)
+    assert str(error.value) == f"{card}: the spectrograms were made with {FEATURE_SETTINGS}, not {other}: {HINT}"
+    array.unlink()
+    with pytest.raises(DataError) as error:
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    assert str(error.value) == f"{array}: not found ({HINT})"
+    np.save(array, np.zeros((4, 3, 2), np.float32))  # a 3-d array of the right length
+    with pytest.raises(DataError, match=r"float32 array of shape \(4, 3, 2\), expected float32"):
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    np.save(array, np.zeros((4, 3, 2, 1), np.float64))  # the right shape, the wrong type
+    with pytest.raises(DataError, match=r"float64 array of shape \(4, 3, 2, 1\), expected float32"):
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    np.save(array, np.zeros((4, 5, 2, 1), np.float32))  # the card says (4, 3, 2, 1)
+    with pytest.raises(DataError) as error:
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    assert str(error.value) == f"{array}: shape [4, 5, 2, 1], its card says [4, 3, 2, 1]: {HINT}"
+
+
+def test_a_pickled_spectrogram_file_is_refused_not_unpickled(tmp_path):
+    layout.write_features(tmp_path, make_index(), np.zeros((4, 3, 2, 1), np.float32), FEATURE_SETTINGS)
+    np.save(tmp_path / layout.FEATURES_ARRAY, np.array([{"x": 1}] * 4, dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match=rf"not a spectrogram array \(.*\): {re.escape(HINT)}"):
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+
+
+@pytest.mark.parametrize(("card", "expected"), [("{", "unreadable (Expecting property name"), ("[1, 2]", "made with None, not")])
+def test_a_broken_features_card_is_named(tmp_path, card, expected):
+    layout.write_features(tmp_path, make_index(), np.zeros((4, 3, 2, 1), np.float32), FEATURE_SETTINGS)
+    (tmp_path / layout.FEATURES_CARD).write_text(card)
+    with pytest.raises(DataError) as error:
+        layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / layout.FEATURES_CARD}: ") and expected in message and message.endswith(HINT)

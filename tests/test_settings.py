@@ -370,3 +370,75 @@ def test_clean_settings_refuse_exactly_what_is_outside_their_bounds(sample_rate,
 def test_a_range_with_either_end_outside_its_bounds_is_refused(cls, loc, value, key):
     with pytest.raises(ParameterError, match=rf"{re.escape(key)} = .*both ends must lie in"):
         cls.from_params(with_value(cls, loc, value))
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_load_reads_params_yaml_of_the_current_folder_by_default(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text("seed: 7\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert settings.load() == {"seed": 7}
+
+
+def test_bad_yaml_is_described_in_the_parsers_words_on_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("a: [1\n", encoding="utf-8")
+    with pytest.raises(ParameterError) as error:
+        settings.load(path)
+    message = str(error.value)
+    assert message.startswith(f"{path} is not valid YAML: while parsing a flow sequence in \"")
+    assert "expected ',' or ']', but got '<stream end>'" in message and "  " not in message
+
+
+@pytest.mark.parametrize("value", [0, 64, 2**32 - 1])
+def test_seed_accepts_the_whole_range(value):
+    assert settings.seed({"seed": value}) == value
+
+
+def _data(**change):
+    params = settings.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    return {**params["data"], **change}
+
+
+def test_data_source_accepts_a_list_and_names_unknown_or_repeated_sources():
+    assert settings.DataSettings.from_params(_data(source=["soundfont", "tinysol"])).source == ("soundfont", "tinysol")
+    with pytest.raises(ParameterError) as error:
+        settings.DataSettings.from_params(_data(source="zenodo"))
+    assert "unknown source(s) ['zenodo']; each must be 'soundfont', 'tinysol' or 'local'" in str(error.value)
+    with pytest.raises(ParameterError) as error:
+        settings.DataSettings.from_params(_data(source=["tinysol", "tinysol"]))
+    assert str(error.value).endswith(": each source may be listed once")
+
+
+def test_a_section_that_is_a_value_where_a_mapping_belongs_says_so():
+    with pytest.raises(ParameterError) as error:
+        settings.DataSettings.from_params(_data(soundfont=5))
+    assert str(error.value) == "data.soundfont = 5: must be a mapping"
+
+
+def test_an_empty_section_lists_its_missing_keys_one_line_apiece():
+    with pytest.raises(ParameterError) as error:
+        settings.CleanSettings.from_params(None)  # `clean:` with nothing under it
+    parts = str(error.value).split("; ")
+    assert len(parts) == len(settings.CleanSettings.model_fields)
+    assert all(p.startswith("clean.") and p.endswith(": missing (required)") for p in parts)
+
+
+def test_a_range_given_as_one_number_is_refused_as_a_parameter_error():
+    params = settings.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    soundfont = {**params["data"]["soundfont"], "note_seconds": 5}
+    with pytest.raises(ParameterError, match=r"data\.soundfont\.note_seconds = 5: "):
+        settings.SoundfontSettings.from_params(soundfont)
+
+
+def test_a_range_may_sit_on_either_bound_and_be_a_single_value():
+    params = settings.load(Path(__file__).resolve().parents[1] / "params.yaml")
+    base = params["data"]["soundfont"]
+    for change in ({"reverb_mix": [1, 1]}, {"release_seconds": [0, 0]}, {"reverb_mix": [0, 1]}, {"level_db": [-80, 0]}):
+        got = settings.SoundfontSettings.from_params({**base, **change})
+        (key, value), = change.items()
+        assert getattr(got, key) == tuple(value)
+    with pytest.raises(ParameterError) as error:
+        settings.SoundfontSettings.from_params({**base, "reverb_mix": [0.6, 0.4]})
+    assert str(error.value) == "data.soundfont.reverb_mix = [0.6, 0.4]: min must be <= max"

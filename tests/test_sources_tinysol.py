@@ -735,3 +735,34 @@ def test_a_link_is_refused_exactly_when_it_leads_out_of_the_folder(name, kind, l
             tinysol.check_member(info, archive="a.tar")
     else:
         tinysol.check_member(info, archive="a.tar")
+
+
+def test_a_base_url_with_a_trailing_slash_fetches_the_same_files(zenodo, tmp_path, instrclf_cache):
+    get(zenodo, tmp_path / "raw", instrclf_cache, base_url=zenodo.url + "/")
+    assert rows_in(tmp_path / "raw") == len(ROWS) and zenodo.hits[tinysol.ARCHIVE] == 1
+
+
+def test_download_passes_its_own_timeout_and_quiet_progress_on(zenodo, tmp_path, monkeypatch, capfd, instrclf_cache):
+    timeouts = []
+    real_get = requests.get
+
+    def recording_get(url, *args, **kwargs):
+        timeouts.append(kwargs.get("timeout"))
+        return real_get(url, *args, **kwargs)
+
+    monkeypatch.setattr(requests, "get", recording_get)
+    get(zenodo, tmp_path / "raw", instrclf_cache, timeout=5)  # get() asks for no progress bar
+    assert timeouts and set(timeouts) == {5}
+    assert "100%" not in capfd.readouterr().err
+
+
+def test_a_mirror_folder_whose_name_ends_in_x_is_found(tmp_path, instrclf_cache):
+    mirror = tmp_path / "MIX"
+    mirror.mkdir()
+    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes())
+    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
+    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    assert tinysol.check_base_url(mirror.as_uri() + "/") == mirror.as_uri()
+    found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
+    tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
+    assert rows_in(tmp_path / "raw") == len(ROWS)

@@ -169,3 +169,25 @@ def test_a_figure_of_exactly_zero_is_a_figure_not_a_missing_one():
     results["folds"]["1"] = results["folds"]["1"] | {"file_accuracy": None}
     with pytest.raises(DataError, match=r"file_accuracy is missing for fold\(s\) \[1\] but present for \[0, 2\]"):
         summary.summarise(results, TRAINING, folds=[0, 1, 2])
+
+
+# Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
+
+
+def test_mean_std_says_it_needs_a_value():
+    with pytest.raises(DataError) as info:
+        summary.mean_std([])
+    assert str(info.value) == "mean_std needs at least one value"
+
+
+def test_a_figure_no_fold_has_does_not_hide_the_figures_after_it():
+    results = {"folds": {str(f): {k: v for k, v in fold_figures(f).items() if k != "file_accuracy"} for f in range(3)}}
+    got = summary.summarise(results, TRAINING, folds=[0, 1, 2])
+    assert "file_accuracy_mean" not in got and got["window_accuracy_mean"] == 0.75 and got["macro_f1_mean"] == 0.5
+
+
+def test_an_ensemble_figure_that_is_not_a_number_is_named():
+    results = {**RESULTS, "ensemble": {"unseen_file_accuracy": "high"}}
+    with pytest.raises(DataError) as info:
+        summary.summarise(results, TRAINING, folds=[0, 1, 2])
+    assert str(info.value) == "unseen_file_accuracy of fold ensemble is 'high', not a number: run dvc repro"
