@@ -670,16 +670,22 @@ def test_the_stage_retries_three_times_waiting_2_4_8_seconds(zenodo, tmp_path, m
         " Retrying in 2 s (1 of 3).", " Retrying in 4 s (2 of 3).", " Retrying in 8 s (3 of 3)."]
 
 
-def test_the_stage_waits_60_s_for_an_answer_and_shows_progress(zenodo, tmp_path, monkeypatch, capfd):
-    """download's defaults: a 60 s timeout per request and a progress bar on stderr."""
-    timeouts = []
+@pytest.fixture
+def timeouts(monkeypatch):
+    """The ``timeout`` of every ``requests.get`` call made while the test runs, in order."""
+    asked = []
     real_get = requests.get
 
     def recording_get(url, *args, **kwargs):
-        timeouts.append(kwargs.get("timeout"))
+        asked.append(kwargs.get("timeout"))
         return real_get(url, *args, **kwargs)
 
     monkeypatch.setattr(requests, "get", recording_get)
+    return asked
+
+
+def test_the_stage_waits_60_s_for_an_answer_and_shows_progress(zenodo, tmp_path, timeouts, capfd):
+    """download's defaults: a 60 s timeout per request and a progress bar on stderr."""
     fetch(params_for(zenodo.url, zenodo.md5), tmp_path / "raw")
     assert timeouts and set(timeouts) == {60}
     assert "100%" in capfd.readouterr().err
@@ -742,15 +748,7 @@ def test_a_base_url_with_a_trailing_slash_fetches_the_same_files(zenodo, tmp_pat
     assert rows_in(tmp_path / "raw") == len(ROWS) and zenodo.hits[tinysol.ARCHIVE] == 1
 
 
-def test_download_passes_its_own_timeout_and_quiet_progress_on(zenodo, tmp_path, monkeypatch, capfd, instrclf_cache):
-    timeouts = []
-    real_get = requests.get
-
-    def recording_get(url, *args, **kwargs):
-        timeouts.append(kwargs.get("timeout"))
-        return real_get(url, *args, **kwargs)
-
-    monkeypatch.setattr(requests, "get", recording_get)
+def test_download_passes_its_own_timeout_and_quiet_progress_on(zenodo, tmp_path, timeouts, capfd, instrclf_cache):
     get(zenodo, tmp_path / "raw", instrclf_cache, timeout=5)  # get() asks for no progress bar
     assert timeouts and set(timeouts) == {5}
     assert "100%" not in capfd.readouterr().err
