@@ -4,7 +4,7 @@ Trains one model (the project's recipe from params.yaml, test fold 0, fold 1 val
 folds 2-4 training) on the training libraries only, once per augmentation setting, and
 reports file accuracy on the training libraries' test fold and on every note of each
 held-out library. Spectrograms are computed once and shared by the runs; everything else
-is :mod:`instrclf.train`'s code. One run per setting and seed: differences of about 2
+is :func:`instrclf.train.fit`, the stage's own training routine. One run per setting and seed: differences of about 2
 points are within seed noise.
 
     python benchmarks/augment_effect.py --clean data/clean --train TimGM6mb sf_GMbank \\
@@ -16,20 +16,20 @@ Each ``--augment`` is JSON merged over ``train.augment`` with every transform of
 import argparse
 import json
 import time
+from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 
-from instrclf import data, layout, models, settings
+from instrclf import data, layout, settings
 from instrclf.io import write_json
-from instrclf.settings import AugmentSettings, CleanSettings, FeatureSettings, SplitSettings, TrainSettings
+from instrclf.settings import AugmentSettings, SplitSettings
 
 OFF = {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None}
 
 
 def file_accuracy(back, specs, rows, labels) -> float:
     """Mean of window probabilities per recording (library + path), then argmax."""
-    probs = back.predict(specs[rows.index.values], batch_size=256, verbose=0)
+    probs = back.predict(specs[rows.index.values], batch_size=settings.INFERENCE_BATCH, verbose=0)
     frame = pd.DataFrame(probs)
     frame["key"] = (rows["library"] + "/" + rows["Path"]).values
     frame["y"] = data.encode(rows["label"], labels)
@@ -51,19 +51,16 @@ def main(argv=None):
     from instrclf import features as spectra, train  # TensorFlow after the arguments
 
     params = settings.load(args.params)
-    clean, features = settings.section(params, CleanSettings), settings.section(params, FeatureSettings)
-    train_settings = settings.section(params, TrainSettings)
-    config = settings.model_config(params, args.model)
-    seed = settings.seed(params)
+    job = settings.TrainingJob.from_params(params, model=args.model, fold=0)
     index = layout.read_index(args.clean)
-    labels = data.labels_of(index)
+    labels = data.class_names(index)
     unknown = sorted(set(args.train + args.held_out) - set(index["library"]))
     if unknown:
         parser.error(f"libraries {unknown} are not in {args.clean} (it has {sorted(index['library'].unique())})")
     index = index[index["library"].isin(args.train + args.held_out)].reset_index(drop=True)
     start = time.perf_counter()
-    front = models.frontend(clean=clean, features=features)
-    specs = spectra.spectrograms(front, data.load_windows(args.clean, index, n_samples=clean.window_length))
+    front = spectra.frontend(clean=job.clean, features=job.features)
+    specs = spectra.spectrograms(front, data.load_windows(args.clean, index, n_samples=job.clean.window_length))
     print(f"spectrograms of {len(index)} windows: {time.perf_counter() - start:.1f} s", flush=True)
     val_fold, train_folds = SplitSettings.folds_of(0)
 
@@ -75,17 +72,13 @@ def main(argv=None):
     results = []
     for text in args.augment or ["{}"]:
         augment = AugmentSettings.from_params(OFF | json.loads(text))
-        train.seed_everything(seed)
-        train_ds = train.dataset(specs[tr.index.values], y_train, batch_size=config.batch_size, seed=seed, augment=augment)
-        val_ds = train.dataset(specs[va.index.values], y_val, batch_size=config.batch_size)
-        back = models.backend(args.model, config=config, input_shape=specs.shape[1:], n_classes=len(labels), fold=0)
-        steps = int(np.ceil(len(tr) / config.batch_size))
-        train.compile_model(back, rate=train.learning_rate(config, train_settings, steps_per_epoch=steps))
-        fit = train.fit(back, train_ds, val_ds, epochs=config.epochs, patience=train_settings.patience)
+        fit = train.fit(replace(job, augment=augment), specs[tr.index.values], y_train, specs[va.index.values], y_val,
+                        n_classes=len(labels))
+        back = fit.back
         row = {
             "augment": json.loads(text),
-            "fit_seconds": round(fit["train_seconds"], 1),
-            "best_val_accuracy": round(fit["best_val_accuracy"], 4),
+            "fit_seconds": round(fit.train_seconds, 1),
+            "best_val_accuracy": round(fit.best_val_accuracy, 4),
             "test_fold": {lib: round(file_accuracy(back, specs, rows([lib], [0]), labels), 3) for lib in args.train},
             "held_out": {lib: round(file_accuracy(back, specs, index[index["library"] == lib], labels), 3) for lib in args.held_out},
         }
@@ -98,7 +91,7 @@ def main(argv=None):
         cells = [json.dumps(row["augment"]) or "none"] + [f"{row['test_fold'][lib]:.3f}" for lib in args.train]
         cells += [f"{row['held_out'][lib]:.3f}" for lib in args.held_out]
         print("| " + " | ".join(cells) + " |")
-    write_json(args.out, {"model": args.model, "train": args.train, "held_out": args.held_out, "seed": seed, "runs": results})
+    write_json(args.out, {"model": args.model, "train": args.train, "held_out": args.held_out, "seed": job.seed, "runs": results})
 
 
 if __name__ == "__main__":

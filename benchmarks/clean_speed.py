@@ -28,7 +28,7 @@ from instrclf import clean, layout, settings
 from instrclf.audio import db_to_amplitude, prepare
 from instrclf.audio import load as load_audio
 from instrclf.settings import CleanSettings
-from instrclf.tinysol import INSTRUMENTS, pitch_name
+from instrclf.instruments import INSTRUMENTS, pitch_name
 
 ROOT = Path(__file__).resolve().parents[1]
 

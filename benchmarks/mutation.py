@@ -73,7 +73,7 @@ COPY = ("pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "Makefile", "s
 
 #: Modules whose behaviour is tested in another module's test file as well as (or instead of) a mirror.
 EXTRA_TESTS = {
-    "instrclf/tinysol.py": ["tests/test_sources_tinysol.py"],
+    "instrclf/instruments.py": ["tests/test_sources_tinysol.py"],
     "instrclf/sources/__init__.py": ["tests/test_sources_local.py", "tests/test_sources_tinysol.py"],
 }
 

@@ -11,7 +11,7 @@ other, each in its own subprocess (so each has its own peak RSS):
   ``TimeDistributed(Conv1D(w, k))`` layers over frequency (``models.conv1d`` filters and
   kernel, tanh first then relu, ``MaxPooling2D(2, 2)`` between, global max, dropout,
   ``Dense(dense, relu)`` with activity L2, softmax); conv2d as
-  :func:`instrclf.models.conv2d_stack` and lstm as :func:`instrclf.models.lstm_stack`,
+  ``instrclf.backends.conv2d.stack`` and lstm as ``instrclf.backends.lstm.stack``,
   both on every frame (``time_pool`` 1). Batch 16, Adam at a constant 1e-3, one-hot
   categorical cross-entropy, a ``keras.utils.PyDataset`` (Keras 3's ``Sequence``) that
   reads each batch's WAV windows from disk with soundfile (the training one drops the
@@ -19,7 +19,8 @@ other, each in its own subprocess (so each has its own peak RSS):
   validation one keeps every window), no early stopping, at most ``--epochs`` epochs and
   ``--max-seconds`` of wall time (checked after every batch). The best validation
   epoch's weights are kept in memory and restored at the end (the notebooks' checkpoint).
-- **project**: what :func:`instrclf.train.run` does for test fold 0 with the model's
+- **project**: what :func:`instrclf.train.run` does for test fold 0 (through the same
+  :func:`instrclf.train.fit`, with a timing callback) with the model's
   recipe from params (``models.<name>``: epochs, batch size, peak rate, precision;
   ``train.*``: warm-up, patience, augmentation, threads), built from the package's own
   functions: the windows are read and their spectrograms computed once
@@ -139,7 +140,7 @@ def _fold_data(args, split):
     from instrclf import data, layout
 
     index = layout.read_index(args.clean)
-    labels = data.labels_of(index)
+    labels = data.class_names(index)
     sets = data.fold_sets(index, test_fold=TEST_FOLD, unseen_library=split.unseen_library)
     return labels, _limited(sets.train, args.limit), _limited(sets.val, args.limit), _limited(sets.test, args.limit)
 
@@ -265,7 +266,7 @@ def classic_backend(name, *, config, input_shape, n_classes):
     import keras
     from keras import layers, regularizers
 
-    from instrclf import models
+    from instrclf import backends
 
     inputs = keras.Input(tuple(input_shape), name="melspectrogram")
     x = layers.LayerNormalization(axis=2, name="batch_norm")(inputs)
@@ -281,7 +282,7 @@ def classic_backend(name, *, config, input_shape, n_classes):
         x = layers.Dense(config.dense, activation="relu", activity_regularizer=regularizers.l2(config.l2), name="dense")(x)
         outputs = layers.Dense(n_classes, activation="softmax", name="softmax")(x)
     elif name in ("conv2d", "lstm"):
-        stack, _ = models.REGISTRY[name]
+        stack = backends.stack_of(name)
         outputs = stack(x, n_classes=n_classes, config=config.model_copy(update={"time_pool": 1}))
     else:
         raise ValueError(f"no classic recipe for {name!r}")
@@ -292,9 +293,9 @@ def classic_model(name, *, clean, features, config, n_classes):
     """Raw audio -> kapre front end -> classic back end, trained as one model."""
     import keras
 
-    from instrclf import models
+    from instrclf.features import frontend
 
-    front = models.frontend(clean=clean, features=features)
+    front = frontend(clean=clean, features=features)
     back = classic_backend(name, config=config, input_shape=front.output_shape[1:], n_classes=n_classes)
     audio = keras.Input(front.input_shape[1:], name="audio")
     return keras.Model(audio, back(front(audio)), name=f"classic_{name}")
@@ -379,21 +380,20 @@ def run_classic(args, name) -> dict:
 
 
 def run_project(args, name) -> dict:
-    from instrclf import data, features, models, train
+    """What the train stage does for test fold 0 (:func:`instrclf.train.fit`), with a timing callback."""
+    from instrclf import data, features, train
     from instrclf.runtime import filtered_stderr
 
-    import keras
-
     s = _read_settings(args)
-    if s["train"].distribute == "multi_worker":
+    job = settings.TrainingJob.from_params(s["params"], model=name, fold=TEST_FOLD)
+    if job.distribute == "multi_worker":
         raise SystemExit("train.distribute multi_worker needs one process per worker: benchmark with default or mirrored")
-    config = settings.model_config(s["params"], name)
-    train.set_threads(s["train"].threads)
-    replicas = train.strategy(s["train"].distribute)
-    train.seed_everything(s["seed"])
+    config = job.config
+    train.set_threads(job.threads)
+    replicas = train.strategy(job.distribute)
     labels, rows_train, rows_val, rows_test = _fold_data(args, s["split"])
-    n = s["clean"].window_length
-    front = models.frontend(clean=s["clean"], features=s["features"])
+    n = job.clean.window_length
+    front = features.frontend(clean=job.clean, features=job.features)
     Timing, _ = _callbacks()
 
     start = time.perf_counter()  # train.run's own work from here on: read, spectrograms, build, fit
@@ -402,26 +402,16 @@ def run_project(args, name) -> dict:
     prepare_seconds = time.perf_counter() - start
     y_train = data.encode(rows_train["label"], labels)
     y_val = data.encode(rows_val["label"], labels)
-    train_ds = train.dataset(x_train, y_train, batch_size=config.batch_size, seed=s["seed"], augment=s["train"].augment)
-    val_ds = train.dataset(x_val, y_val, batch_size=config.batch_size)
-    steps = int(np.ceil(len(x_train) / config.batch_size))
-    with replicas.scope():
-        back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=TEST_FOLD)
-        train.compile_model(back, rate=train.learning_rate(config, s["train"], steps_per_epoch=steps))
     timing = Timing(label=f"project {name}", start=start, max_seconds=args.project_max_seconds,
                     batch_size=config.batch_size, per_epoch=len(x_train))
-    # train.fit's stopping rule: best validation accuracy restored, patience from train.patience
-    stopping = keras.callbacks.EarlyStopping(
-        monitor="val_accuracy", mode="max", patience=s["train"].patience or config.epochs, restore_best_weights=True
-    )
-    with filtered_stderr():
-        back.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=[timing, stopping], verbose=0)
+    fitted = train.fit(job, x_train, y_train, x_val, y_val, n_classes=len(labels), callbacks=[timing], replicas=replicas)
+    back = fitted.back
     result = _summary(timing, level=args.level, n_train=len(x_train))
     result.update(n_val_windows=len(x_val), n_params=back.count_params(), peak_rss_mib=_peak_rss_mib(),
                   prepare_seconds=prepare_seconds, batch_size=config.batch_size, epochs_cap=config.epochs,
                   learning_rate=config.learning_rate, precision=config.precision,
                   max_seconds=args.project_max_seconds, samples_per_epoch=len(x_train))
-    del x_train, x_val, train_ds, val_ds
+    del x_train, x_val
     x_test = features.spectrograms(front, data.load_windows(args.clean, rows_test, n_samples=n))
     with filtered_stderr():
         probs = back.predict(x_test, batch_size=PREDICT_BATCH, verbose=0)
@@ -525,13 +515,14 @@ def frontend_flops(clean, features, frames) -> int:
 
 def run_machine(args, names) -> dict:
     """The matmul rate and, per model, each side's FLOPs per window."""
-    from instrclf import data, layout, models, train
+    from instrclf import backends, data, layout, train
+    from instrclf.features import frontend
     from instrclf.runtime import filtered_stderr, tf
 
     s = _read_settings(args)
     train.set_threads(s["train"].threads)
     tf.get_logger().setLevel("ERROR")  # the profiler's TF1 deprecation notices
-    n_classes = len(data.labels_of(layout.read_index(args.clean)))
+    n_classes = len(data.class_names(layout.read_index(args.clean)))
     out = {
         "matmul_n": MATMUL_N,
         "matmul_gflops_float32": _matmul_gflops(tf, tf.float32),
@@ -540,14 +531,14 @@ def run_machine(args, names) -> dict:
     }
     _say(f"[machine] sustained matmul: {out['matmul_gflops_float32']:.1f} GFLOP/s float32, "
          f"{out['matmul_gflops_bfloat16']:.1f} GFLOP/s bfloat16")
-    front = models.frontend(clean=s["clean"], features=s["features"])
+    front = frontend(clean=s["clean"], features=s["features"])
     shape = front.output_shape[1:]
     with filtered_stderr():
         front_profiler = profiler_flops(tf, front)
     front_analytic = frontend_flops(s["clean"], s["features"], shape[0])
     for name in names:
         config = settings.model_config(s["params"], name)
-        project = models.backend(name, config=config, input_shape=shape, n_classes=n_classes, fold=TEST_FOLD)
+        project = backends.build(name, config=config, input_shape=shape, n_classes=n_classes, fold=TEST_FOLD)
         classic = classic_backend(name, config=config, input_shape=shape, n_classes=n_classes)
         with filtered_stderr():
             counts = {

@@ -1,4 +1,4 @@
-"""Signal functions shared by clean, predict and the command-line classifier.
+"""Signal functions shared by the clean stage (and its threshold image), the SoundFont renderer and the command-line classifier.
 
 The one windowing entry point is :func:`prepare`: mono, resample, envelope threshold,
 fixed-length windows (it is ``windows(trim(...))``). The clean stage cuts every window that

@@ -56,7 +56,7 @@ def read_notes(raw_dir, *, target: str) -> list:
     if target not in layout.TARGETS:
         raise ParameterError(f"data.target must be one of {sorted(layout.TARGETS)}, got {target!r}")
     metadata = layout.read_metadata(raw_dir, check_audio=False)
-    labels = layout.labels_of(metadata, target=target)
+    labels = layout.label_column(metadata, target=target)
     notes = [
         Note(path=p, fold=int(f), family=fam, instrument=inst, library=lib, label=lab)
         for p, f, fam, inst, lib, lab in zip(

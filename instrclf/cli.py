@@ -29,13 +29,14 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataError, InstrclfError
+from .settings import INFERENCE_BATCH
 from .stage import unix_exits
 
 #: Suffixes picked up when a directory is given (what libsndfile reads here; MP3 needs libsndfile >= 1.1).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
 #: Windows per model call: windows of many files share one call, a long file is split over several.
-BATCH_WINDOWS = 256
+BATCH_WINDOWS = INFERENCE_BATCH
 
 #: A file whose sound (after the silence is trimmed) fills less than this share of one window
 #: gets a warning: its one window is mostly zero padding, unlike the windows the model learned.

@@ -22,9 +22,10 @@ import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
-from .errors import DataError, InstrclfError
+from . import layout
+from .errors import DataError, InstrclfError, ParameterError
 from .io import atomic_file
-from .settings import MODEL_NAMES
+from .settings import MODEL_NAMES, lookup
 from .summary import FOLD_KEYS
 
 START = "<!-- results:start -->"
@@ -68,13 +69,6 @@ def check_metrics(data, *, name) -> dict:
     return data
 
 
-def _parse(text, *, name):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{name}: not valid JSON ({exc})") from None
-
-
 def read_workspace(metrics_dir) -> dict:
     """Model -> summary from ``<metrics_dir>/<model>.json`` (models of :data:`MODEL_NAMES`)."""
     metrics_dir = Path(metrics_dir)
@@ -84,11 +78,7 @@ def read_workspace(metrics_dir) -> dict:
     for model in MODEL_NAMES:
         path = metrics_dir / f"{model}.json"
         if path.is_file():
-            try:
-                text = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise DataError(f"{path}: not readable ({exc})") from None
-            found[model] = check_metrics(_parse(text, name=path), name=path)
+            found[model] = check_metrics(layout.read_json(path), name=path)
     if not found:
         raise DataError(f"{metrics_dir}: no <model>.json for any of {list(MODEL_NAMES)} (run dvc repro summary)")
     return found
@@ -127,7 +117,7 @@ def read_revision(rev, *, metrics_dir="metrics", cwd=".") -> dict:
         path = folder / f"{model}.json"
         if str(path) in names:
             name = f"{rev}:{path}"
-            found[model] = check_metrics(_parse(_git("show", f"{rev}:./{path}", cwd=cwd), name=name), name=name)
+            found[model] = check_metrics(layout.parse_json(_git("show", f"{rev}:./{path}", cwd=cwd), name=name), name=name)
     if not found:
         raise DataError(f"revision {rev!r} has no {folder}/<model>.json for any of {list(MODEL_NAMES)}")
     return found
@@ -141,19 +131,16 @@ def run_exp_show(*, cwd=".") -> list:
         raise DataError("dvc is not installed: --exps needs it") from None
     if done.returncode:
         raise DataError(f"dvc exp show --json failed: {' '.join(done.stderr.split())}")
-    return _parse(done.stdout, name="dvc exp show --json")
+    return layout.parse_json(done.stdout, name="dvc exp show --json", expect=list)
 
 
 def lookup_param(params: dict, key: str):
     """Value of dotted ``key`` in ``dvc exp show``'s params (``{file: {"data": {...}}}``); KeyError if absent."""
     for entry in params.values():
-        value = entry.get("data") if isinstance(entry, dict) else None
-        for part in key.split("."):
-            if not isinstance(value, dict) or part not in value:
-                break
-            value = value[part]
-        else:
-            return value
+        try:
+            return lookup(entry.get("data") if isinstance(entry, dict) else None, key)
+        except ParameterError:
+            continue
     raise KeyError(key)
 
 
@@ -227,7 +214,7 @@ def rows_of(sources: dict) -> list:
     return [{"source": source, "model": model, **summary} for source, models in sources.items() for model, summary in models.items()]
 
 
-def _number(value) -> str:
+def _figure(value) -> str:
     return MISSING if value is None else f"{value:.3f}"
 
 
@@ -237,8 +224,8 @@ def cell(row: dict, key: str) -> str:
         mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
         if mean is None:
             return MISSING
-        return _number(mean) if std is None else f"{mean:.3f} ± {std:.3f}"
-    return _number(row.get(key))
+        return _figure(mean) if std is None else f"{mean:.3f} ± {std:.3f}"
+    return _figure(row.get(key))
 
 
 def grid(rows: list, *, with_source: bool, columns=COLUMNS) -> tuple:
@@ -292,8 +279,8 @@ def by_matrix(experiments: list, *, key: str) -> dict:
 def by_grid(matrix: dict) -> tuple:
     """``(header, body)`` of a :func:`by_matrix` result, as strings."""
     models = matrix["models"]
-    body = [[label] + [_number(scores[m]) for m in models] for label, scores in matrix["rows"].items()]
-    return [matrix["by"], *models], body + [["mean"] + [_number(matrix["mean"][m]) for m in models]]
+    body = [[label] + [_figure(scores[m]) for m in models] for label, scores in matrix["rows"].items()]
+    return [matrix["by"], *models], body + [["mean"] + [_figure(matrix["mean"][m]) for m in models]]
 
 
 def render(header: list, body: list, *, fmt: str) -> str:
@@ -390,10 +377,7 @@ def compare(args) -> tuple:
     if args.exps or args.exps_json:
         if args.exps_json:
             path = Path(args.exps_json)
-            try:
-                data = _parse(path.read_text(encoding="utf-8"), name=path)
-            except (OSError, UnicodeDecodeError) as exc:
-                raise DataError(f"{path}: not readable ({exc.__class__.__name__})") from None
+            data = layout.read_json(path, expect=list)
             experiments = read_experiments(data, metrics_dir=args.metrics, name=str(path), warn=_warn)
         else:
             experiments = read_experiments(run_exp_show(), metrics_dir=args.metrics, warn=_warn)

@@ -1,6 +1,7 @@
-"""The clean windows as model data: which windows train, validate and test a fold, as arrays.
+"""The clean windows as model data: which windows train, validate and test a fold, and their weights.
 
-Reads only ``index.csv`` (through :mod:`instrclf.layout`) and the windows it lists.
+Works on the window index (:func:`instrclf.layout.read_index`); :func:`load_windows` reads the
+WAV windows it lists (for the features stage).
 """
 
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class FoldSets:
     unseen_note: str = ""
 
 
-def labels_of(index: pd.DataFrame) -> list:
+def class_names(index: pd.DataFrame) -> list:
     """The class names, sorted, from the index (never from folder listings)."""
     return sorted(index["label"].unique())
 

@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score, roc_auc_score
 from . import layout
 from .errors import DataError, ParameterError
 
-INDEX_COLUMNS = ("Path", "library", "fold", "label")
+NOTE_COLUMNS = ("Path", "library", "fold", "label")
 """Columns of the window index that evaluation reads."""
 
 
@@ -30,7 +30,7 @@ def _check_labels(labels) -> list:
 
 def _check_windows(index, probs, *, labels) -> np.ndarray:
     """Check that the window index and the probability array agree; return probs as float."""
-    missing = [c for c in INDEX_COLUMNS if c not in index.columns]
+    missing = [c for c in NOTE_COLUMNS if c not in index.columns]
     if missing:
         raise DataError(f"window index lacks column(s) {missing}; has {list(index.columns)}")
     probs = np.asarray(probs, dtype=float)
@@ -55,8 +55,9 @@ def aggregate(index, probs, *, labels, subset="test") -> pd.DataFrame:
     Parameters
     ----------
     index : pandas.DataFrame
-        One row per window, with at least the columns ``Path`` (the source note),
-        ``fold`` and ``label`` (the class name); row ``i`` belongs to ``probs[i]``.
+        One row per window, with at least the columns of :data:`NOTE_COLUMNS`: ``Path``
+        (the source note), ``library``, ``fold`` and ``label`` (the class name); row ``i``
+        belongs to ``probs[i]``.
     probs : array-like, shape (n_windows, n_labels)
         Softmax outputs of the model, columns in the order of ``labels``.
     labels : list of str
@@ -107,7 +108,7 @@ def aggregate(index, probs, *, labels, subset="test") -> pd.DataFrame:
     return pd.concat([out, mean.reset_index(drop=True)], axis=1)
 
 
-def probability_columns(predictions, *, labels) -> np.ndarray:
+def probabilities(predictions, *, labels) -> np.ndarray:
     """The ``p_<label>`` columns of a predictions table as an (n_files, n_labels) array.
 
     Parameters
@@ -151,7 +152,7 @@ def roc_auc(predictions, *, labels) -> dict:
         macro at least one class with both positives and negatives. Values are finite.
     """
     truth = one_hot(predictions["label"], labels=labels)
-    scores = probability_columns(predictions, labels=labels)
+    scores = probabilities(predictions, labels=labels)
     out = {}
     per_class = [
         roc_auc_score(truth[:, k], scores[:, k])

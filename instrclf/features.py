@@ -1,21 +1,56 @@
-"""The front end's spectrograms of every clean window, computed once for every model and fold.
+"""The kapre mel front end, and its spectrograms of every clean window, computed once for every model and fold.
 
-The kapre front end (:func:`instrclf.models.frontend`) has no trainable weights, so its
-output for a window never changes: the ``features`` stage computes it once per window and
-every ``train@`` and ``predict@`` stage reads the array (:class:`Features`) instead of
-reading the windows and recomputing their spectrograms. The models saved for users still take raw
-audio: they carry the same front end (tests/test_models.py checks that the two agree).
+The front end (:func:`frontend`) has no trainable weights, so its output for a window
+never changes: the ``features`` stage computes it once per window and every ``train@``
+and ``predict@`` stage reads the array (:class:`Features`) instead of reading the windows
+and recomputing their spectrograms. The models saved for users still take raw audio: they
+carry the same front end (:func:`instrclf.models.assemble`; tests/test_models.py checks
+that the two agree). No back end is imported here, so editing a model reruns no features.
 """
 
 import numpy as np
 
-from . import data, layout, models
+from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before keras)
+
+import keras  # noqa: E402
+from kapre.composed import get_melspectrogram_layer
+
+from . import data, layout
 from .io import atomic_dir
 from .runtime import filtered_stderr
+from .settings import INFERENCE_BATCH as BATCH  # windows per chunk: memory only, and the progress bar's unit
 from .settings import CleanSettings, FeatureSettings
 
-#: Windows per chunk: the front end's inference batch, and the unit of the progress bar.
-BATCH = 256
+
+def frontend(*, clean: CleanSettings, features: FeatureSettings) -> keras.Model:
+    """The kapre log-mel front end: raw audio ``(n_samples, 1)`` -> ``(frames, n_mels, 1)`` in dB.
+
+    Parameters
+    ----------
+    clean : CleanSettings
+        Gives the window length and sample rate of the input.
+    features : FeatureSettings
+        Mel settings.
+
+    Returns
+    -------
+    keras.Model
+        No trainable weights.
+    """
+    inputs = keras.Input((clean.window_length, 1), name="audio")
+    mel = get_melspectrogram_layer(
+        n_fft=features.n_fft,
+        win_length=features.win_length,
+        hop_length=features.hop_length,
+        sample_rate=clean.sample_rate,
+        n_mels=features.n_mels,
+        pad_end=True,
+        return_decibel=True,
+        input_data_format="channels_last",
+        output_data_format="channels_last",
+        name="melspectrogram",
+    )(inputs)
+    return keras.Model(inputs, mel, name="frontend")
 
 
 def settings_of(clean: CleanSettings, features: FeatureSettings) -> dict:
@@ -42,7 +77,7 @@ def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, 
     from tqdm import tqdm
 
     index = layout.read_index(clean_dir)
-    front = models.frontend(clean=clean, features=features)
+    front = frontend(clean=clean, features=features)
     out = np.empty((len(index), *front.output_shape[1:]), dtype=np.float32)
     bar = tqdm(total=len(index), unit="window", desc="features", disable=None if progress else True, mininterval=1.0)
     with bar:

@@ -21,8 +21,27 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .io import atomic_file
-from .tinysol import BY_ABBR, FAMILIES, METADATA_COLUMNS, N_FOLDS
+from .io import atomic_file, write_json  # write_json: every JSON passed between stages goes through here
+from .instruments import BY_ABBR, FAMILIES, N_FOLDS
+
+#: Columns of TinySOL_metadata.csv, in Zenodo's order (older copies lack "Instance ID";
+#: code reads columns by name).
+METADATA_COLUMNS = (
+    "Path",
+    "Fold",
+    "Family",
+    "Instrument (abbr.)",
+    "Instrument (in full)",
+    "Technique (abbr.)",
+    "Technique (in full)",
+    "Pitch",
+    "Pitch ID",
+    "Dynamics",
+    "Dynamics ID",
+    "Instance ID",
+    "String ID",
+    "Resampled",
+)
 
 METADATA_FILE = "TinySOL_metadata.csv"
 AUDIO_DIR = "audio"
@@ -223,7 +242,7 @@ def write_metadata_table(raw_dir, table: pd.DataFrame) -> Path:
     return path
 
 
-def labels_of(metadata: pd.DataFrame, *, target: str) -> pd.Series:
+def label_column(metadata: pd.DataFrame, *, target: str) -> pd.Series:
     """Each note's label: its instrument abbreviation or its family (``data.target``)."""
     return metadata["instrument" if target == "instrument" else "family"]
 
@@ -297,9 +316,7 @@ def write_features(features_dir, index: pd.DataFrame, spectrograms: np.ndarray, 
     with atomic_file(features_dir / FEATURES_ARRAY, "wb") as f:
         np.save(f, np.ascontiguousarray(spectrograms, dtype=np.float32), allow_pickle=False)
     card = {"settings": settings, "shape": list(spectrograms.shape)}  # the .npy header carries the dtype
-    with atomic_file(features_dir / FEATURES_CARD) as f:
-        json.dump(card, f, indent=2)
-        f.write("\n")
+    write_json(features_dir / FEATURES_CARD, card)
     return features_dir
 
 
@@ -458,3 +475,30 @@ def read_live_curves(live_dir) -> pd.DataFrame:
             raise DataError(f"{path}: step and {path.stem} must be numbers")
         frames.append(pd.DataFrame({"split": path.parent.name, "metric": path.stem, "step": step.astype(int), "value": value}))
     return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- JSON between stages
+
+
+def parse_json(text: str, *, name, expect=dict):
+    """A JSON object (``expect=list``: an array) from ``text`` (a file's, git's, DVC's), naming ``name`` on any problem."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{name}: not valid JSON ({exc})") from None
+    if not isinstance(value, expect):
+        wanted = "a JSON object" if expect is dict else "a JSON array"
+        raise DataError(f"{name}: expected {wanted}, got {type(value).__name__}")
+    return value
+
+
+def read_json(path, *, expect=dict):
+    """Read a JSON object (or array) that a stage or tool wrote, naming the file on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found (run dvc repro)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not readable JSON ({exc})") from None
+    return parse_json(text, name=path, expect=expect)

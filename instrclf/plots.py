@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from .errors import DataError, InstrclfError, ParameterError
-from .evaluate import one_hot, probability_columns
+from .evaluate import one_hot, probabilities
 from .io import atomic_file
 
 MAX_ROC_POINTS = 300
@@ -118,7 +118,7 @@ def micro_roc(predictions, *, labels):
     truth = one_hot(predictions["label"], labels=labels).ravel()
     if not 0 < truth.sum() < len(truth):
         raise DataError(f"a ROC curve needs positives and negatives: {len(predictions)} file(s), labels {labels}")
-    fpr, tpr, _ = roc_curve(truth, probability_columns(predictions, labels=labels).ravel())
+    fpr, tpr, _ = roc_curve(truth, probabilities(predictions, labels=labels).ravel())
     return fpr, tpr
 
 
@@ -131,7 +131,7 @@ def class_rocs(predictions, *, labels) -> dict:
         ``label -> (fpr, tpr)``, in the order of ``labels``.
     """
     truth = one_hot(predictions["label"], labels=labels)
-    scores = probability_columns(predictions, labels=labels)
+    scores = probabilities(predictions, labels=labels)
     return {
         label: roc_curve(truth[:, k], scores[:, k])[:2]
         for k, label in enumerate(labels)

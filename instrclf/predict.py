@@ -9,12 +9,10 @@ here. The same back ends, averaged, are the architecture's one model for users
 import numpy as np
 import pandas as pd
 
-from . import data, evaluate, models
+from . import backends, data, evaluate, models
 from .errors import DataError
 from .features import Features
-
-#: Inference batch: memory only, never results.
-BATCH_SIZE = 256
+from .settings import INFERENCE_BATCH as BATCH_SIZE  # memory only, never results
 
 
 def load_fold_models(paths: dict) -> tuple:
@@ -40,7 +38,7 @@ def load_fold_models(paths: dict) -> tuple:
         if card.test_folds != [fold]:
             raise DataError(f"{path}: its card says test fold(s) {card.test_folds}, expected [{fold}]")
         cards[fold] = card
-        backs[fold] = model.get_layer(models.backend_name(card.model, fold))
+        backs[fold] = model.get_layer(backends.backend_name(card.model, fold))
         front = front or model.get_layer("frontend")
     first_fold, first = next(iter(cards.items()))
     for fold, card in cards.items():
@@ -80,8 +78,8 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     cache = Features(features_dir, clean=card.clean, features=card.features)
     index = cache.index
     labels = card.labels
-    if data.labels_of(index) != labels:
-        raise DataError(f"the models' labels {labels} differ from the clean data's {data.labels_of(index)}: retrain")
+    if data.class_names(index) != labels:
+        raise DataError(f"the models' labels {labels} differ from the clean data's {data.class_names(index)}: retrain")
     sets = {f: data.fold_sets(index, test_fold=f, unseen_library=unseen_library) for f in backs}
     first = sets[min(sets)]
     expected = None if first.unseen_note else unseen_library

@@ -8,29 +8,35 @@ values outside their bounds, with one line naming the key path, the value and wh
 allowed. This module imports no TensorFlow, so it is cheap to import anywhere.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from .errors import ParameterError
-from .tinysol import N_FOLDS
+from .instruments import N_FOLDS
 
-#: Names of the models of :mod:`instrclf.models` (the registry pairs each with its config class).
-MODEL_NAMES = ("conv1d", "conv2d", "lstm", "baseline")
+#: Windows per model call wherever a model only predicts (features, validation, predict,
+#: classify): memory and speed only, never results (each window is computed on its own).
+INFERENCE_BATCH = 256
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def load(path="params.yaml") -> dict:
+def load(path="params.yaml", *, keys=None) -> dict:
     """Read a params file once.
 
     Parameters
     ----------
     path : str or Path
         The YAML file, usually the repository's ``params.yaml``.
+    keys : sequence of str, optional
+        A stage's ``PARAMS``: the dotted keys it reads, exactly its ``params:`` in dvc.yaml.
+        Only they are returned (:func:`restrict`), so a stage cannot read a key DVC does not
+        track for it: its code fails instead, naming the key.
 
     Returns
     -------
@@ -47,7 +53,19 @@ def load(path="params.yaml") -> dict:
         raise ParameterError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(params, dict):
         raise ParameterError(f"{path} must hold a mapping, got {type(params).__name__}")
-    return params
+    return params if keys is None else restrict(params, keys)
+
+
+def restrict(params: dict, keys) -> dict:
+    """The part of ``params`` under the dotted ``keys`` (nested as in params.yaml); a missing key is an error naming it."""
+    out: dict = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = lookup(params, key)
+    return out
 
 
 def lookup(params: dict, key: str):
@@ -111,6 +129,23 @@ class Settings(BaseModel):
 
     #: Dotted params key of the section, used in error messages.
     KEY: ClassVar[str] = ""
+
+    @classmethod
+    def key(cls, params: dict, name: str):
+        """One key of this section (``<KEY>.<name>``), validated as the whole section validates it.
+
+        For a stage that reads part of a section: its ``params:`` in dvc.yaml then list that
+        key alone, and a change to the section's other keys reruns nothing of it. Checks
+        across keys (a model validator) do not run.
+        """
+        field = cls.model_fields[name]
+        dotted = f"{cls.KEY}.{name}"
+        value = lookup(params, dotted)
+        try:
+            kind = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+            return TypeAdapter(kind).validate_python(value, strict=True)
+        except ValidationError as exc:
+            raise ParameterError("; ".join(_describe(e, dotted, cls) for e in exc.errors())) from None
 
     @classmethod
     def from_params(cls, value):
@@ -232,8 +267,8 @@ def _sources(value):
     return tuple(names)
 
 
-class DataSettings(Settings):
-    """``data``: which sources build the raw set, and what a label is.
+class SourceSettings(Settings):
+    """``data`` less ``target``: which sources build the raw set (what the download stage reads).
 
     ``source`` is one name or a list of names (``[soundfont, local]``); it is stored as a
     tuple, in the order given.
@@ -242,10 +277,15 @@ class DataSettings(Settings):
     KEY: ClassVar[str] = "data"
 
     source: Annotated[tuple[str, ...], BeforeValidator(_sources)]
-    target: Literal["instrument", "family"]
     tinysol: TinysolSettings
     soundfont: SoundfontSettings
     local: LocalSettings
+
+
+class DataSettings(SourceSettings):
+    """``data``: the sources, and what a label is (``target``, read alone by clean and train)."""
+
+    target: Literal["instrument", "family"]
 
 
 # --------------------------------------------------------------------------- clean and features
@@ -320,44 +360,6 @@ class SplitSettings(Settings):
             raise ParameterError(f"test fold must be an integer in 0..{N_FOLDS - 1}, got {test_fold!r}")
         val = (test_fold + 1) % N_FOLDS
         return val, tuple(f for f in range(N_FOLDS) if f not in (test_fold, val))
-
-
-# --------------------------------------------------------------------------- training
-
-
-class AugmentSettings(Settings):
-    """``train.augment``: training-time transforms of the spectrograms (0 or null: off).
-
-    See :mod:`instrclf.augment`; validation, test and unseen data are never augmented.
-    """
-
-    KEY: ClassVar[str] = "train.augment"
-
-    eq_db: Annotated[float, Field(ge=0, le=40)]
-    mel_shift: Annotated[int, Field(ge=0, le=32)]
-    freq_mask: Annotated[int, Field(ge=0, le=256)]
-    time_mask: Annotated[int, Field(ge=0, le=1000)]
-    noise_snr_db: _span(-20, 100) | None
-
-
-class TrainSettings(Settings):
-    """``train``: which models are trained, and what every model's training shares.
-
-    Each model's own recipe (epochs, batch size, peak learning rate, precision) lives
-    with its knobs in ``models.<name>``: the models converge at different speeds.
-    """
-
-    KEY: ClassVar[str] = "train"
-
-    models: Annotated[list[Literal[MODEL_NAMES]], Field(min_length=1), AfterValidator(_unique)]
-    warmup_epochs: Annotated[float, Field(ge=0, le=1000)]
-    patience: Annotated[int, Field(ge=0, le=1000)]
-    distribute: Literal["default", "mirrored", "multi_worker"]
-    threads: Annotated[int, Field(ge=1, le=1024)] | None
-    augment: AugmentSettings
-    #: Library -> how many times more often training draws its windows (1 for a library not
-    #: listed); training windows only. Names are checked against the data at train time.
-    library_weights: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0, le=1000)]]
 
 
 # --------------------------------------------------------------------------- models
@@ -442,13 +444,109 @@ class BaselineConfig(ModelConfig):
     l2: L2
 
 
-#: Model name -> its config class.
+#: Model name -> its config class: the one list of models (each has its back end in
+#: ``instrclf/backends/<name>.py``, tests/test_models.py checks both ways).
 MODEL_CONFIGS = {cls.NAME: cls for cls in (Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig)}
-assert tuple(MODEL_CONFIGS) == MODEL_NAMES
+
+#: The model names, in :data:`MODEL_CONFIGS`'s order.
+MODEL_NAMES = tuple(MODEL_CONFIGS)
+
+
+# --------------------------------------------------------------------------- training
+
+
+class AugmentSettings(Settings):
+    """``train.augment``: training-time transforms of the spectrograms (0 or null: off).
+
+    See :mod:`instrclf.augment`; validation, test and unseen data are never augmented.
+    """
+
+    KEY: ClassVar[str] = "train.augment"
+
+    eq_db: Annotated[float, Field(ge=0, le=40)]
+    mel_shift: Annotated[int, Field(ge=0, le=32)]
+    freq_mask: Annotated[int, Field(ge=0, le=256)]
+    time_mask: Annotated[int, Field(ge=0, le=1000)]
+    noise_snr_db: _span(-20, 100) | None
+
+
+class TrainSettings(Settings):
+    """``train``: which models are trained, and what every model's training shares.
+
+    Each model's own recipe (epochs, batch size, peak learning rate, precision) lives
+    with its knobs in ``models.<name>``: the models converge at different speeds.
+    """
+
+    KEY: ClassVar[str] = "train"
+
+    models: Annotated[list[Literal[MODEL_NAMES]], Field(min_length=1), AfterValidator(_unique)]
+    warmup_epochs: Annotated[float, Field(ge=0, le=1000)]
+    patience: Annotated[int, Field(ge=0, le=1000)]
+    distribute: Literal["default", "mirrored", "multi_worker"]
+    threads: Annotated[int, Field(ge=1, le=1024)] | None
+    augment: AugmentSettings
+    #: Library -> how many times more often training draws its windows (1 for a library not
+    #: listed); training windows only. Names are checked against the data at train time.
+    library_weights: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0, le=1000)]]
+
+
+def check_model(name: str) -> str:
+    """``name`` if it is a model of :data:`MODEL_CONFIGS`, else a one-line ParameterError listing them."""
+    if name not in MODEL_CONFIGS:
+        raise ParameterError(f"model must be one of {list(MODEL_NAMES)}, got {name!r}")
+    return name
 
 
 def model_config(params: dict, name: str) -> ModelConfig:
     """The typed knobs of model ``name`` from ``models.<name>``."""
-    if name not in MODEL_CONFIGS:
-        raise ParameterError(f"model must be one of {list(MODEL_NAMES)}, got {name!r}")
-    return section(params, MODEL_CONFIGS[name])
+    return section(params, MODEL_CONFIGS[check_model(name)])
+
+
+# --------------------------------------------------------------------------- one training
+
+
+#: The keys of ``train`` that a training reads (not ``train.models``: which models train is the matrix's business).
+TRAIN_KEYS = ("warmup_epochs", "patience", "distribute", "threads", "augment", "library_weights")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training, built once from the params: which model, which fold, and every setting it reads.
+
+    :meth:`from_params` reads the train stage's keys (``PARAMS`` in stages/train.py, its
+    ``params:`` in dvc.yaml; tests/test_dvc_yaml.py compares them) and is what
+    :func:`instrclf.train.run` and :func:`instrclf.train.fit` take; benchmarks and tests vary a
+    field with :func:`dataclasses.replace`. ``clean`` and ``features`` are read whole: the
+    model card records them, and the spectrograms' reader checks them.
+    """
+
+    model: str
+    fold: int
+    seed: int
+    target: str
+    config: ModelConfig
+    clean: CleanSettings
+    features: FeatureSettings
+    unseen_library: str | None
+    warmup_epochs: float
+    patience: int
+    distribute: str
+    threads: int | None
+    augment: AugmentSettings
+    library_weights: dict
+
+    @classmethod
+    def from_params(cls, params: dict, *, model: str, fold: int) -> "TrainingJob":
+        """The job of ``train@<model>-<fold>``; a bad key or fold is a one-line ParameterError."""
+        SplitSettings.folds_of(fold)
+        return cls(
+            model=model,
+            fold=fold,
+            seed=seed(params),
+            target=DataSettings.key(params, "target"),
+            config=model_config(params, model),
+            clean=section(params, CleanSettings),
+            features=section(params, FeatureSettings),
+            unseen_library=SplitSettings.key(params, "unseen_library"),
+            **{name: TrainSettings.key(params, name) for name in TRAIN_KEYS},
+        )

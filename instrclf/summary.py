@@ -5,9 +5,7 @@ row per model. Standard deviations are sample standard deviations (``ddof=1``) a
 folds; with a single fold they are null (undefined), not 0.
 """
 
-import json
 import math
-from pathlib import Path
 
 from .errors import DataError
 
@@ -40,21 +38,6 @@ def mean_std(values) -> tuple:
     if len(values) < 2:
         return mean, math.nan
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
-
-
-def read_json(path) -> dict:
-    """Read a JSON object, naming the file on any problem."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as f:
-            value = json.load(f)
-    except FileNotFoundError:
-        raise DataError(f"{path}: not found (run dvc repro)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 def _number(value, key, fold) -> float:

@@ -20,19 +20,19 @@ import resource
 import sys
 import time
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import augment as augmentation
-from . import data, models
-from .features import Features
+from . import backends, data, models
+from .features import Features, frontend
 from .runtime import filtered_stderr, tf
 
 import keras  # noqa: E402  (after runtime: TensorFlow imported quietly)
 from .errors import ParameterError
-from .settings import CleanSettings, FeatureSettings, ModelConfig, SplitSettings, TrainSettings
-
-#: Validation batch: memory and speed only (a batch's windows are evaluated independently).
-VAL_BATCH = 256
+from .settings import INFERENCE_BATCH as VAL_BATCH  # validation: memory and speed only (windows are evaluated independently)
+from .settings import ModelConfig, TrainingJob
 
 #: The figures of :func:`run` that measure the machine, not the model: they differ from run to
 #: run, so the stage writes them apart (``results/timings/``, not cached) from the figures that
@@ -169,9 +169,8 @@ def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment
     else:
         if seed is None:
             raise ValueError("library weights need a seed")
-        order, _ = weighted_order(draws, seed=seed)
         x_all, y_all = tf.constant(x), tf.constant(y)
-        ds = order.batch(batch_size).map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)))
+        ds = weighted_order(draws, seed=seed).batch(batch_size).map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)))
     if augment is not None and augmentation.active(augment):
         if seed is None:
             raise ValueError("augmentation needs a seed")
@@ -185,52 +184,56 @@ def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def weighted_order(draws: np.ndarray, *, seed: int) -> tuple:
-    """One epoch's window indices when window ``i`` is drawn ``draws[i]`` times, reshuffled each epoch.
+def _weight_groups(draws: np.ndarray):
+    """``(k, members, whole, extra)`` per distinct weight, in increasing order (see :func:`weighted_order`)."""
+    draws = np.asarray(draws, dtype=np.float64)
+    for k, weight in enumerate(sorted(set(draws.tolist()))):
+        members = np.flatnonzero(draws == weight).astype(np.int64)
+        whole = int(np.floor(weight))
+        yield k, members, whole, int(round((weight - whole) * len(members)))
+
+
+def draws_per_epoch(draws, n_windows: int) -> int:
+    """Windows drawn per epoch: ``n_windows`` unweighted, else the size of :func:`weighted_order`."""
+    if draws is None:
+        return n_windows
+    size = sum(whole * len(members) + extra for _, members, whole, extra in _weight_groups(draws))
+    if not size:
+        raise ParameterError("train.library_weights leave no training window to draw")
+    return size
+
+
+def weighted_order(draws: np.ndarray, *, seed: int) -> tf.data.Dataset:
+    """One epoch's window indices when window ``i`` is drawn ``draws[i]`` times, reshuffled each epoch (seeded).
 
     Windows that share a weight ``w`` (a library's) form a group of ``n`` windows: each is
     drawn ``floor(w)`` times, and a seeded subset of ``round(frac(w) * n)`` of them, drawn
     anew each epoch, once more. So a group's share of every epoch is fixed, ``w * n`` draws
-    up to rounding, and only its fractional part varies in membership.
-
-    Returns
-    -------
-    order : tf.data.Dataset
-        int64 window indices, shuffled each epoch (seeded).
-    size : int
-        Draws per epoch (the steps per epoch follow it).
+    up to rounding (:func:`draws_per_epoch`), and only its fractional part varies in membership.
     """
-    draws = np.asarray(draws, dtype=np.float64)
-    parts, size = [], 0
-    for k, weight in enumerate(sorted(set(draws.tolist()))):
-        members = np.flatnonzero(draws == weight).astype(np.int64)
-        whole = int(np.floor(weight))
-        extra = int(round((weight - whole) * len(members)))
+    size = draws_per_epoch(draws, len(draws))
+    parts = []
+    for k, members, whole, extra in _weight_groups(draws):
         if whole:
             parts.append(tf.data.Dataset.from_tensor_slices(np.tile(members, whole)))
         if extra:
             pick = tf.data.Dataset.from_tensor_slices(members).shuffle(len(members), seed=seed + 1 + k, reshuffle_each_iteration=True)
             parts.append(pick.take(extra))
-        size += whole * len(members) + extra
-    if not size:
-        raise ParameterError("train.library_weights leave no training window to draw")
     order = parts[0]
     for part in parts[1:]:
         order = order.concatenate(part)
-    return order.shuffle(size, seed=seed, reshuffle_each_iteration=True), size
+    return order.shuffle(size, seed=seed, reshuffle_each_iteration=True)
 
 
-def learning_rate(config: ModelConfig, train: TrainSettings, *, steps_per_epoch: int):
-    """Linear warm-up to ``config.learning_rate`` over ``train.warmup_epochs``, then cosine decay to 0 at ``config.epochs``.
+def learning_rate(config: ModelConfig, *, warmup_epochs: float, steps_per_epoch: int):
+    """Linear warm-up to ``config.learning_rate`` over ``warmup_epochs``, then cosine decay to 0 at ``config.epochs``.
 
     ``steps_per_epoch`` counts global batches, whatever the number of replicas (:func:`strategy`).
     """
-    if train.warmup_epochs >= config.epochs:
-        raise ParameterError(
-            f"train.warmup_epochs ({train.warmup_epochs}) must be < {config.KEY}.epochs ({config.epochs})"
-        )
+    if warmup_epochs >= config.epochs:
+        raise ParameterError(f"train.warmup_epochs ({warmup_epochs}) must be < {config.KEY}.epochs ({config.epochs})")
     total = max(1, config.epochs * steps_per_epoch)
-    warmup = min(total - 1, round(train.warmup_epochs * steps_per_epoch))
+    warmup = min(total - 1, round(warmup_epochs * steps_per_epoch))
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.learning_rate / 10 if warmup else config.learning_rate,
         decay_steps=total - warmup,
@@ -254,81 +257,131 @@ def compile_model(model: keras.Model, *, rate) -> keras.Model:
     return model
 
 
-def fit(model, train_ds, val_ds, *, epochs: int, patience: int, live=None) -> dict:
-    """Train with early stopping on validation accuracy, restoring the best epoch's weights.
+def card(job: TrainingJob, labels: list, *, unseen_library) -> models.ModelCard:
+    """The card saved beside ``job``'s model (``unseen_library``: the library actually held out, or None)."""
+    return models.ModelCard(
+        format=models.CARD_FORMAT,
+        model=job.model,
+        labels=list(labels),
+        target=job.target,
+        clean=job.clean,
+        features=job.features,
+        config=job.config.model_dump(),
+        test_folds=[job.fold],
+        unseen_library=unseen_library,
+        seed=job.seed,
+    )
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A trained back end and how its training went.
+
+    Attributes
+    ----------
+    back : keras.Model
+        The back end with the best validation epoch's weights restored.
+    history : dict
+        Keras's per-epoch logs.
+    epochs_run, best_epoch : int
+        Epochs trained, and the restored one (1-based).
+    best_val_accuracy : float
+    train_seconds : float
+        Wall time of ``model.fit``.
+    draws_per_epoch : int
+        Training windows drawn per epoch (more than the windows under library weights).
+    """
+
+    back: keras.Model
+    history: dict
+    epochs_run: int
+    best_epoch: int
+    best_val_accuracy: float
+    train_seconds: float
+    draws_per_epoch: int
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.draws_per_epoch * self.epochs_run / self.train_seconds
+
+
+def datasets(job: TrainingJob, x_train, y_train, x_val, y_val, *, draws=None) -> tuple:
+    """``(training, validation)`` batches of a job: training shuffled by ``job.seed``, weighted by
+    ``draws`` and augmented by ``job.augment``; validation in order, every window once, untouched."""
+    train_ds = dataset(x_train, y_train, batch_size=job.config.batch_size, seed=job.seed, augment=job.augment, draws=draws)
+    return train_ds, dataset(x_val, y_val, batch_size=VAL_BATCH)
+
+
+def fit(job: TrainingJob, x_train, y_train, x_val, y_val, *, n_classes: int, draws=None, callbacks=(), live=None, replicas=None) -> Fitted:
+    """The one training routine: seed, batches, back end, schedule, compile, fit with early stopping.
+
+    Every caller (the stage through :func:`run`, the benchmarks, the tests) trains through
+    here and adds what it needs through ``callbacks`` (timing, a wall-time cap).
 
     Parameters
     ----------
-    model : keras.Model
-        A compiled model.
-    train_ds, val_ds : tf.data.Dataset
-        Batched training and validation data.
-    epochs : int
-        The schedule's length.
-    patience : int
-        Epochs without a better validation accuracy before stopping; 0 never stops
-        early (the best epoch is restored either way).
+    job : instrclf.settings.TrainingJob
+        Model, recipe and training settings.
+    x_train, y_train, x_val, y_val : numpy.ndarray
+        Spectrograms and class ids.
+    n_classes : int
+        Classes of the softmax.
+    draws : numpy.ndarray, optional
+        Draws per training window per epoch (:func:`instrclf.data.draws_of`); ``None`` unweighted.
+    callbacks : sequence of keras.callbacks.Callback
+        Added after early stopping (which restores the best validation epoch's weights;
+        ``train.patience`` 0 never stops early).
     live : dvclive.Live, optional
-        Where per-epoch curves are logged (through dvclive's Keras callback).
-
-    Returns
-    -------
-    dict
-        ``history`` (per-epoch logs), ``epochs_run``, ``best_epoch`` (1-based),
-        ``best_val_accuracy``, ``train_seconds``.
+        Where per-epoch curves are logged (dvclive's Keras callback).
+    replicas : tf.distribute.Strategy, optional
+        Made by :func:`strategy` before TensorFlow's first op; the default strategy if ``None``.
     """
-    callbacks = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_accuracy",
-            mode="max",
-            patience=patience or epochs,
-            restore_best_weights=True,
-        )
-    ]
+    replicas = replicas or tf.distribute.get_strategy()
+    seed_everything(job.seed)
+    config = job.config
+    train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws)
+    per_epoch = draws_per_epoch(draws, len(x_train))
+    steps = int(np.ceil(per_epoch / config.batch_size))
+    with replicas.scope():
+        back = backends.build(job.model, config=config, input_shape=x_train.shape[1:], n_classes=n_classes, fold=job.fold)
+        compile_model(back, rate=learning_rate(config, warmup_epochs=job.warmup_epochs, steps_per_epoch=steps))
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_accuracy", mode="max", patience=job.patience or config.epochs, restore_best_weights=True
+    )
+    every = [stopping, *callbacks]
     if live is not None:
         from dvclive.keras import DVCLiveCallback
 
-        callbacks.append(DVCLiveCallback(live=live))
+        every.append(DVCLiveCallback(live=live))
     start = time.perf_counter()
-    with filtered_stderr():
-        history = model.fit(
+    with fit_across_processes(back, replicas), filtered_stderr():
+        history = back.fit(
             train_ds,
             validation_data=val_ds,
-            epochs=epochs,
-            callbacks=callbacks,
+            epochs=config.epochs,
+            callbacks=every,
             verbose=1 if sys.stdout.isatty() and not os.environ.get("CI") else 2,
         ).history
     seconds = time.perf_counter() - start
     val_acc = history["val_accuracy"]
     best = int(np.argmax(val_acc))
-    return {
-        "history": history,
-        "epochs_run": len(val_acc),
-        "best_epoch": best + 1,
-        "best_val_accuracy": float(val_acc[best]),
-        "train_seconds": seconds,
-    }
+    return Fitted(
+        back=back,
+        history=history,
+        epochs_run=len(val_acc),
+        best_epoch=best + 1,
+        best_val_accuracy=float(val_acc[best]),
+        train_seconds=seconds,
+        draws_per_epoch=per_epoch,
+    )
 
 
-def run(
-    name: str,
-    *,
-    test_fold: int,
-    features_dir,
-    clean: CleanSettings,
-    features: FeatureSettings,
-    split: SplitSettings,
-    train: TrainSettings,
-    config: ModelConfig,
-    seed: int,
-    target: str,
-    live_dir=None,
-) -> tuple:
-    """Train model ``name`` for one test fold on the windows' spectrograms (``features_dir``).
+def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
+    """Train ``job`` on the windows' spectrograms (``features_dir``): the ``train@`` stage's work.
 
-    Trains on the three folds other than ``test_fold`` and its validation fold
-    ``(test_fold + 1) % 5``, early-stops on the validation fold, and never sees the
-    unseen library (``split.unseen_library``).
+    Trains on the three folds other than ``job.fold`` and its validation fold
+    ``(fold + 1) % 5``, early-stops on the validation fold, and never sees the unseen
+    library (``split.unseen_library``).
 
     Returns
     -------
@@ -337,65 +390,42 @@ def run(
     card : instrclf.models.ModelCard
         What :func:`instrclf.models.save` stores beside the model.
     metrics : dict
-        Flat numbers for the training metrics file.
+        Flat numbers: the training figures, then the timings (:data:`TIMING_KEYS`).
     """
-    set_threads(train.threads)
-    replicas = strategy(train.distribute)  # before any TensorFlow op: multi_worker configures the runtime
-    seed_everything(seed)
+    set_threads(job.threads)
+    replicas = strategy(job.distribute)  # before any TensorFlow op: multi_worker configures the runtime
     start = time.perf_counter()
-    cache = Features(features_dir, clean=clean, features=features)
-    labels = data.labels_of(cache.index)
-    sets = data.fold_sets(cache.index, test_fold=test_fold, unseen_library=split.unseen_library)
+    cache = Features(features_dir, clean=job.clean, features=job.features)
+    labels = data.class_names(cache.index)
+    sets = data.fold_sets(cache.index, test_fold=job.fold, unseen_library=job.unseen_library)
     x_train, x_val = cache.take(sets.train), cache.take(sets.val)
     read_seconds = time.perf_counter() - start
-    front = models.frontend(clean=clean, features=features)
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
+    held_out = None if sets.unseen_note else job.unseen_library
+    draws = data.draws_of(sets.train, job.library_weights, libraries=cache.index["library"], unseen_library=held_out)
+    fitting = dict(n_classes=len(labels), draws=draws, replicas=replicas)
+    if live_dir is None or not is_chief(job.distribute):  # one worker logs the curves
+        result = fit(job, x_train, y_train, x_val, y_val, **fitting)
+    else:
+        from dvclive import Live
 
-    held_out = None if sets.unseen_note else split.unseen_library
-    draws = data.draws_of(sets.train, train.library_weights, libraries=cache.index["library"], unseen_library=held_out)
-    train_ds = dataset(x_train, y_train, batch_size=config.batch_size, seed=seed, augment=train.augment, draws=draws)
-    val_ds = dataset(x_val, y_val, batch_size=VAL_BATCH)  # never weighted
-    per_epoch = len(x_train) if draws is None else weighted_order(draws, seed=seed)[1]
-    steps = int(np.ceil(per_epoch / config.batch_size))
-    with replicas.scope():
-        back = models.backend(name, config=config, input_shape=x_train.shape[1:], n_classes=len(labels), fold=test_fold)
-        compile_model(back, rate=learning_rate(config, train, steps_per_epoch=steps))
-    schedule = {"epochs": config.epochs, "patience": train.patience}
-    with fit_across_processes(back, replicas):
-        if live_dir is None or not is_chief(train.distribute):  # one worker logs the curves
-            result = fit(back, train_ds, val_ds, **schedule)
-        else:
-            from dvclive import Live
+        # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
+        with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            result = fit(job, x_train, y_train, x_val, y_val, **fitting, live=live)
 
-            # A stage's outputs are DVC's business: no dvc.yaml of dvclive's own, no experiment of its own.
-            with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-                result = fit(back, train_ds, val_ds, **schedule, live=live)
-
-    model = models.assemble(front, [back], name=name)
-    card = models.ModelCard(
-        format=models.CARD_FORMAT,
-        model=name,
-        labels=labels,
-        target=target,
-        clean=clean,
-        features=features,
-        config=config.model_dump(),
-        test_folds=[test_fold],
-        unseen_library=None if sets.unseen_note else split.unseen_library,
-        seed=seed,
-    )
+    model = models.assemble(frontend(clean=job.clean, features=job.features), [result.back], name=job.model)
     metrics = {
-        "best_val_accuracy": result["best_val_accuracy"],
-        "best_epoch": result["best_epoch"],
-        "epochs_run": result["epochs_run"],
-        "train_seconds": round(result["train_seconds"], 2),
-        "read_seconds": round(read_seconds, 2),
-        "samples_per_second": round(per_epoch * result["epochs_run"] / result["train_seconds"], 1),
+        "best_val_accuracy": result.best_val_accuracy,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
         "n_train_windows": len(x_train),
         "n_val_windows": len(x_val),
-        "n_params": back.count_params(),
+        "n_params": result.back.count_params(),
+        "train_seconds": round(result.train_seconds, 2),
+        "read_seconds": round(read_seconds, 2),
+        "samples_per_second": round(result.samples_per_second, 1),
         # the process's peak so far: what one queued job needs (README, "Scaling out")
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    return model, card, metrics
+    return model, card(job, labels, unseen_library=held_out), metrics

@@ -7,9 +7,13 @@ the clean figures (``--metrics``) and the threshold-tuning image (``--threshold-
 import argparse
 
 from instrclf import clean, settings, stage
-from instrclf.figures import save_figure, threshold_figure
-from instrclf.io import write_json
+from instrclf.clean_figure import threshold_figure
+from instrclf.drawing import save_figure
+from instrclf.layout import write_json
 from instrclf.settings import CleanSettings, DataSettings
+
+#: The params this stage reads: dvc.yaml lists exactly these.
+PARAMS = ("data.target", "clean")
 
 
 def parse_args(argv=None):
@@ -28,9 +32,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        params = settings.load(args.params)
+        params = settings.load(args.params, keys=PARAMS)
         config = settings.section(params, CleanSettings)
-        target = settings.section(params, DataSettings).target
+        target = DataSettings.key(params, "target")
         figures = clean.run(args.raw, args.out, clean=config, target=target)
         save_figure(threshold_figure(args.raw, clean=config, target=target), args.threshold_plot, dpi=80)
         write_json(args.metrics, figures)

@@ -7,6 +7,9 @@ import argparse
 
 from instrclf import settings, sources, stage
 
+#: The params this stage reads: dvc.yaml lists exactly these (``data.target`` is clean's and train's).
+PARAMS = ("seed", "data.source", "data.tinysol", "data.soundfont", "data.local")
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line paths; dvc.yaml passes every one of them."""
@@ -21,8 +24,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
 
     def work() -> dict:
-        params = settings.load(args.params)
-        data = settings.section(params, settings.DataSettings)
+        params = settings.load(args.params, keys=PARAMS)
+        data = settings.section(params, settings.SourceSettings)
         return sources.fetch(data, seed=settings.seed(params), out_dir=args.out)
 
     stage.run("download", work)

@@ -10,6 +10,9 @@ import argparse
 from instrclf import settings, stage
 from instrclf.settings import CleanSettings, FeatureSettings
 
+#: The params this stage reads: dvc.yaml lists exactly these (all of clean: features.json records them).
+PARAMS = ("clean", "features")
+
 
 def parse_args(argv=None):
     """Command-line paths, exactly as dvc.yaml passes them."""
@@ -25,7 +28,7 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        params = settings.load(args.params)
+        params = settings.load(args.params, keys=PARAMS)
         clean, features = settings.section(params, CleanSettings), settings.section(params, FeatureSettings)
         from instrclf import features as spectra  # TensorFlow loads only once the params are good
 

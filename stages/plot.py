@@ -9,9 +9,13 @@ import argparse
 from pathlib import Path
 
 from instrclf import figures, layout, plots, settings, stage
-from instrclf.io import atomic_dir, write_json
+from instrclf.drawing import save_figure
+from instrclf.io import atomic_dir
+from instrclf.layout import read_json, write_json
 from instrclf.settings import SplitSettings, TrainSettings
-from instrclf.summary import read_json
+
+#: The params this stage reads: dvc.yaml lists exactly these.
+PARAMS = ("train.models", "split.test_folds")
 
 #: Note sets of a predictions table -> the prefix of their breakdown files.
 SETS = {"test": "test", "unseen": "unseen"}
@@ -36,9 +40,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        params = settings.load(args.params)
-        names = settings.section(params, TrainSettings).models
-        test_folds = settings.section(params, SplitSettings).test_folds
+        params = settings.load(args.params, keys=PARAMS)
+        names = TrainSettings.key(params, "models")
+        test_folds = SplitSettings.key(params, "test_folds")
         details = layout.read_note_details(args.metadata)
         loaded, tables, folds, unseen = {}, {}, {}, {}
         for name in names:
@@ -56,7 +60,7 @@ def main(argv=None):
                 write_json(out / "confusion" / f"{name}.json", plots.confusion_rows(table), indent=None)
                 curves = {f: layout.read_live_curves(Path(args.train) / name / str(f)) for f in test_folds}
                 write_json(out / "training" / f"{name}.json", plots.training_rows(curves), indent=None)
-                figures.save_figure(figures.model_figure(table, labels=labels, model=name), images / f"{name}.png")
+                save_figure(figures.model_figure(table, labels=labels, model=name), images / f"{name}.png")
             write_json(out / "roc.json", rows, indent=None)
             for subset, prefix in SETS.items():
                 chosen = {name: t[t["set"] == subset] for name, t in tables.items()}  # none held out: empty plots
@@ -65,7 +69,7 @@ def main(argv=None):
                 pairs = [row for name, t in chosen.items() for row in plots.confused_pairs(t, series=name)]
                 write_json(out / "breakdown" / f"{prefix}_pairs.json", pairs, indent=None)
             comparison = figures.comparison_figure(loaded, fold_accuracy=folds, unseen_accuracy=unseen)
-            figures.save_figure(comparison, images / "comparison.png")
+            save_figure(comparison, images / "comparison.png")
         plots.write_html_template(args.page)
         return {"models": len(loaded), "notes": sum(len(t) for t, _ in loaded.values())}
 

@@ -8,8 +8,11 @@ import argparse
 from pathlib import Path
 
 from instrclf import settings, stage
-from instrclf.io import write_json
+from instrclf.layout import write_json
 from instrclf.settings import SplitSettings
+
+#: The params this stage reads: dvc.yaml lists exactly these.
+PARAMS = ("split",)
 
 
 def parse_args(argv=None):
@@ -30,7 +33,7 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        split = settings.section(settings.load(args.params), SplitSettings)
+        split = settings.section(settings.load(args.params, keys=PARAMS), SplitSettings)
         from instrclf import layout, models, predict  # TensorFlow loads only once the params are good
 
         paths = {fold: Path(args.folds) / f"{fold}.keras" for fold in split.test_folds}

@@ -8,9 +8,13 @@ import argparse
 from pathlib import Path
 
 from instrclf import settings, stage
-from instrclf.io import atomic_dir, write_json
+from instrclf.io import atomic_dir
+from instrclf.layout import read_json, write_json
 from instrclf.settings import SplitSettings, TrainSettings
-from instrclf.summary import read_json, summarise
+from instrclf.summary import summarise
+
+#: The params this stage reads: dvc.yaml lists exactly these.
+PARAMS = ("train.models", "split.test_folds")
 
 
 def parse_args(argv=None):
@@ -27,9 +31,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        params = settings.load(args.params)
-        names = settings.section(params, TrainSettings).models
-        folds = settings.section(params, SplitSettings).test_folds
+        params = settings.load(args.params, keys=PARAMS)
+        names = TrainSettings.key(params, "models")
+        folds = SplitSettings.key(params, "test_folds")
         results = Path(args.results)
         summaries = {
             name: summarise(

@@ -9,13 +9,22 @@ Under ``train.distribute: multi_worker`` every worker runs this same command (it
 import argparse
 
 from instrclf import models, settings, stage
-from instrclf.io import write_json
-from instrclf.settings import (
-    CleanSettings,
-    DataSettings,
-    FeatureSettings,
-    SplitSettings,
-    TrainSettings,
+from instrclf.layout import write_json
+
+#: The params this stage reads: dvc.yaml lists exactly these (``<model>``: the matrix's model).
+PARAMS = (
+    "seed",
+    "data.target",
+    "clean",
+    "split.unseen_library",
+    "features",
+    "train.warmup_epochs",
+    "train.patience",
+    "train.distribute",
+    "train.threads",
+    "train.augment",
+    "train.library_weights",
+    "models.<model>",
 )
 
 
@@ -38,27 +47,13 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        params = settings.load(args.params)
-        config = settings.model_config(params, args.model)
-        split = settings.section(params, SplitSettings)
-        SplitSettings.folds_of(args.fold)
-        train_settings = settings.section(params, TrainSettings)
+        settings.check_model(args.model)
+        params = settings.load(args.params, keys=[key.replace("<model>", args.model) for key in PARAMS])
+        job = settings.TrainingJob.from_params(params, model=args.model, fold=args.fold)
         from instrclf import train  # TensorFlow loads only once the params are known to be good
 
-        model, card, figures = train.run(
-            args.model,
-            test_fold=args.fold,
-            features_dir=args.features,
-            clean=settings.section(params, CleanSettings),
-            features=settings.section(params, FeatureSettings),
-            split=split,
-            train=train_settings,
-            config=config,
-            seed=settings.seed(params),
-            target=settings.section(params, DataSettings).target,
-            live_dir=args.live,
-        )
-        if train.is_chief(train_settings.distribute):  # the other workers hold the same weights
+        model, card, figures = train.run(job, features_dir=args.features, live_dir=args.live)
+        if train.is_chief(job.distribute):  # the other workers hold the same weights
             models.save(model, args.out, card=card)
             write_json(args.metrics, {k: v for k, v in figures.items() if k not in train.TIMING_KEYS})
             write_json(args.timings, {k: figures[k] for k in train.TIMING_KEYS})

@@ -10,6 +10,7 @@ import yaml
 #: Small but valid settings: 0.5-s windows at 8 kHz, a 32-band mel front end, one epoch.
 TINY_PARAMS = {
     "seed": 7,
+    "data": {"target": "instrument"},  # the one data key a training reads
     "clean": {"sample_rate": 8000, "delta_time": 0.5, "threshold_db": -64.3, "envelope_ms": 50},
     "split": {"test_folds": [0, 1], "unseen_library": "B"},
     "features": {"n_mels": 32, "n_fft": 256, "win_length": 200, "hop_length": 80},

@@ -106,36 +106,28 @@ def test_each_transform_is_deterministic_for_a_seed_and_only_touches_training_da
     np.testing.assert_array_equal(val, x)
 
 
-def test_run_augments_only_the_training_set(monkeypatch, tmp_path):
-    from synthetic import make_features_dir, tiny_settings
+def test_a_job_augments_only_its_training_batches():
+    from dataclasses import replace
 
     from instrclf import settings as s
 
-    calls = []
-    dataset = train.dataset
-
-    def spy(x, y, **kwargs):
-        calls.append(kwargs)
-        return dataset(x, y, **kwargs)
-
-    monkeypatch.setattr(train, "dataset", spy)
-    clean, features = tiny_settings()
-    params = TINY_PARAMS | {"train": TINY_PARAMS["train"] | {"augment": OFF | {"eq_db": 3.0}}}
-    train.run(
-        "baseline",
-        test_fold=0,
-        features_dir=make_features_dir(tmp_path),
-        clean=clean,
-        features=features,
-        split=s.section(TINY_PARAMS, s.SplitSettings),
-        train=s.section(params, s.TrainSettings),
-        config=s.model_config(TINY_PARAMS, "baseline"),
-        seed=7,
-        target="instrument",
-    )
-    training, validation = calls
-    assert training["augment"].eq_db == 3.0 and training["seed"] == 7
-    assert validation.get("augment") is None and validation.get("seed") is None
+    job = s.TrainingJob.from_params(TINY_PARAMS, model="baseline", fold=0)
+    job = replace(job, augment=s.AugmentSettings.from_params(OFF | {"eq_db": 3.0}), seed=7)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 6, 8, 1)).astype("float32")
+    y = np.arange(24, dtype="int32") % 3
+    train_ds, val_ds = train.datasets(job, x, y, x, y)
+    # Validation: every window once, in order, exactly as given.
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in val_ds]), x)
+    # Training: the same windows, shuffled and each moved by a smooth EQ (no window left as it was).
+    seen = [(bx.numpy(), by.numpy()) for bx, by in train_ds]
+    got_x, got_y = np.concatenate([b[0] for b in seen]), np.concatenate([b[1] for b in seen])
+    assert sorted(got_y.tolist()) == sorted(y.tolist()) and not np.array_equal(got_y, y)
+    for window, label in zip(got_x, got_y, strict=True):
+        assert not any(np.array_equal(window, original) for original in x[y == label])
+    # The same job gives the same augmented batches (seeded).
+    again = np.concatenate([b[0].numpy() for b in train.datasets(job, x, y, x, y)[0]])
+    np.testing.assert_array_equal(again, got_x)
 
 
 # --------------------------------------------------------------------------- measured levels

@@ -17,7 +17,7 @@ import yaml
 from instrclf import audio, clean, layout
 from instrclf.errors import DataError, ParameterError
 from instrclf.settings import CleanSettings
-from instrclf.tinysol import METADATA_COLUMNS
+from instrclf.layout import METADATA_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)

@@ -18,6 +18,7 @@ from synthetic import CLASS_F0, TINY_PARAMS, tone
 from instrclf import audio, cli, models
 from instrclf.errors import DataError
 from instrclf.settings import BaselineConfig, CleanSettings, FeatureSettings
+from instrclf import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = sorted(CLASS_F0)
@@ -342,7 +343,7 @@ def other_models(tmp_path_factory, model_dir):
     for name, fold in (("conv1d", 0), ("baseline", 1)):
         the_card = card(model=name, config=TINY_PARAMS["models"][name], test_folds=[fold])
         model = models.build(
-            name, config=models.REGISTRY[name][1].from_params(TINY_PARAMS["models"][name]), clean=CLEAN,
+            name, config=settings.MODEL_CONFIGS[name].from_params(TINY_PARAMS["models"][name]), clean=CLEAN,
             features=features, n_classes=len(LABELS), fold=fold,
         )
         models.save(model, root / f"{name}{fold}.keras", card=the_card)

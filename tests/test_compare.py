@@ -298,7 +298,7 @@ def test_by_refuses_conflicting_and_missing(capsys, tmp_path):
     ("data", "match"),
     [
         ("{", r"e\.json: not valid JSON"),
-        ('{"rev": "workspace"}', r"e\.json: expected the JSON list of dvc exp show --json, got dict"),
+        ('{"rev": "workspace"}', r"e\.json: expected a JSON array, got dict"),
         ("[1]", r"e\.json: not dvc exp show --json output"),
         ('[{"rev": "workspace"}]', r"e\.json: no experiment has metrics/<model>\.json"),
     ],

@@ -92,8 +92,8 @@ def test_a_missing_fold_names_what_is_missing():
 def test_labels_are_sorted_not_in_order_of_appearance():
     index = index_of(labels=("Vn", "Fl", "Tbn"))
     assert list(dict.fromkeys(index["label"])) == ["Vn", "Fl", "Tbn"]
-    assert data.labels_of(index) == ["Fl", "Tbn", "Vn"]
-    assert data.labels_of(index.iloc[::-1]) == ["Fl", "Tbn", "Vn"]
+    assert data.class_names(index) == ["Fl", "Tbn", "Vn"]
+    assert data.class_names(index.iloc[::-1]) == ["Fl", "Tbn", "Vn"]
     np.testing.assert_array_equal(data.encode(["Vn", "Fl", "Vn"], ["Fl", "Tbn", "Vn"]), [2, 0, 2])
     with pytest.raises(DataError, match=r"\['Ob'\] are not among the model's labels"):
         data.encode(["Ob", "Fl"], ["Fl", "Tbn", "Vn"])

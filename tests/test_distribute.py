@@ -20,7 +20,7 @@ import pytest
 import yaml
 from synthetic import TINY_PARAMS, make_features_dir, write_params
 
-from instrclf import models
+from instrclf import backends, models
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Seconds the processes of one case may run (each: a start of TensorFlow, a tiny data set, a few steps; ~15 s alone).
@@ -91,7 +91,9 @@ probe = {"steps": [], "schedules": []}
 _fit, _compile = train.fit, train.compile_model
 
 
-def fit(model, train_ds, val_ds, **kwargs):
+def compile_model(model, *, rate, **kwargs):
+    """Record the schedule, and each training step's replica and the sums of its examples."""
+    probe["schedules"].append(rate.get_config())
     step = model.train_step
 
     def record(replica, sums):
@@ -105,8 +107,13 @@ def fit(model, train_ds, val_ds, **kwargs):
         return step(data)
 
     model.train_step = train_step
-    result = _fit(model, train_ds, val_ds, **kwargs)
-    strategy = model.distribute_strategy
+    return _compile(model, rate=rate, **kwargs)
+
+
+def fit(*args, **kwargs):
+    result = _fit(*args, **kwargs)
+    model = result.back
+    strategy = kwargs["replicas"] if kwargs.get("replicas") is not None else model.distribute_strategy
     probe.update(
         replicas=strategy.num_replicas_in_sync,
         strategy=(
@@ -115,15 +122,10 @@ def fit(model, train_ds, val_ds, **kwargs):
             else type(strategy).__name__
         ),
         iterations=int(model.optimizer.iterations.numpy()),
-        val_accuracy=result["best_val_accuracy"],
-        epochs_run=result["epochs_run"],
+        val_accuracy=result.best_val_accuracy,
+        epochs_run=result.epochs_run,
     )
     return result
-
-
-def compile_model(model, *, rate, **kwargs):
-    probe["schedules"].append(rate.get_config())
-    return _compile(model, rate=rate, **kwargs)
 
 
 train.fit, train.compile_model = fit, compile_model
@@ -139,26 +141,16 @@ MIRRORED = PROBE + textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-    from instrclf import models, settings
+    from instrclf import backends, settings
 
     params_path, features_dir, name, out = sys.argv[1:5]
     params = settings.load(params_path)
     runs = []
     for _ in range(2):  # twice in one process: the same seed, the same bits
         probe["steps"] = []
-        model, card, figures = train.run(
-            name,
-            test_fold=0,
-            features_dir=features_dir,
-            clean=settings.section(params, settings.CleanSettings),
-            features=settings.section(params, settings.FeatureSettings),
-            split=settings.section(params, settings.SplitSettings),
-            train=settings.section(params, settings.TrainSettings),
-            config=settings.model_config(params, name),
-            seed=settings.seed(params),
-            target="instrument",
-        )
-        runs.append(model.get_layer(models.backend_name(name, 0)).get_weights())
+        job = settings.TrainingJob.from_params(params, model=name, fold=0)
+        model, card, figures = train.run(job, features_dir=features_dir)
+        runs.append(model.get_layer(backends.backend_name(name, 0)).get_weights())
         probe.setdefault("figures", figures)
     probe["repeatable"] = all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
     probe["devices"] = [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -209,7 +201,7 @@ def test_mirrored_splits_the_global_batch_over_two_logical_cpus(tmp_path):
 WORKER = PROBE + textwrap.dedent(
     """
     import runpy
-    from instrclf import models
+    from instrclf import backends
 
     stage_args, weights_path, probe_path = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
     name = stage_args[stage_args.index("--model") + 1]
@@ -225,7 +217,7 @@ WORKER = PROBE + textwrap.dedent(
 
     train.run = run
     runpy.run_path("stages/train.py")["main"](stage_args)
-    np.savez(weights_path, *trained[0].get_layer(models.backend_name(name, 0)).get_weights())
+    np.savez(weights_path, *trained[0].get_layer(backends.backend_name(name, 0)).get_weights())
     probe["chief"] = train.is_chief("multi_worker")
     with open(probe_path, "w") as f:
         json.dump(probe, f)
@@ -312,7 +304,7 @@ def test_multi_worker_trains_one_model_on_two_processes_and_only_the_chief_write
     assert metrics["best_val_accuracy"] == pytest.approx(chief["val_accuracy"]) and metrics["epochs_run"] == chief["epochs_run"]
     model, card = models.load(out0 / "model.keras")
     assert card.model == MODEL and card.test_folds == [0]
-    for a, b in zip(model.get_layer(models.backend_name(MODEL, 0)).get_weights(), w1, strict=True):
+    for a, b in zip(model.get_layer(backends.backend_name(MODEL, 0)).get_weights(), w1, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

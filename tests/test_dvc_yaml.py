@@ -1,14 +1,24 @@
 """dvc.yaml hashes all the code each stage runs: its deps are its script's import closure."""
 
 import ast
+import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from instrclf import settings
+from instrclf.errors import ParameterError
+from instrclf.settings import MODEL_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "instrclf"
+
+#: Packages that import their submodules by name (``importlib``): each model's back end is
+#: ``instrclf.backends.<name>``. A matrix stage over the models lists its own
+#: (``instrclf/backends/${item.model}.py``), so editing one model reruns that model's stages only.
+BY_NAME = {"instrclf.backends": [f"instrclf.backends.{name}" for name in MODEL_NAMES]}
 
 
 def stages() -> dict:
@@ -60,10 +70,13 @@ def closure(script: Path) -> set:
         path = module_file(name)
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
         todo |= imported_modules(path, package=package) - seen
+        todo |= set(BY_NAME.get(name, ())) - seen
     return {module_file(n).relative_to(ROOT).as_posix() for n in seen}
 
 
 def covered(path: str, deps: list) -> bool:
+    """Whether a deps entry is ``path`` or a folder above it; ``${item.model}`` stands for every model."""
+    deps = [d.replace("${item.model}", m) for d in deps for m in (MODEL_NAMES if "${item.model}" in d else [""])]
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
 
 
@@ -84,7 +97,8 @@ def test_deps_list_every_module_the_stage_imports(name):
 def test_closure_follows_imports_inside_functions_and_relative_ones():
     needed = closure(ROOT / "stages/train.py")
     assert "instrclf/train.py" in needed  # imported inside main()
-    assert "instrclf/tinysol.py" in needed  # only through settings' relative import
+    assert "instrclf/instruments.py" in needed  # only through settings' relative import
+    assert "instrclf/backends/lstm.py" in needed  # imported by name (importlib)
     assert "instrclf/__init__.py" in needed
 
 
@@ -138,3 +152,38 @@ def test_changing_the_local_folder_marks_download_changed(tmp_path):
     status = dvc_run("status", "download")
     assert "up to date" not in status and "changed deps" in status, status
     assert any(line.split() == ["modified:", own] for line in status.splitlines()), status
+
+
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_params_list_exactly_the_keys_the_stage_reads(name):
+    """dvc.yaml's params of a stage are its script's PARAMS, which is all that settings.load gives the stage."""
+    stage = stages()[name]
+    script = re.search(r"python (stages/\S+\.py)", stage["cmd"]).group(1)
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    declared = [key.replace("<model>", "${item.model}") for key in module.PARAMS]
+    assert stage["params"] == declared, f"dvc.yaml stage {name} params {stage['params']} != {script} PARAMS {declared}"
+
+
+def test_a_stage_cannot_read_a_key_it_does_not_declare(tmp_path):
+    """settings.load(keys=...) hands a stage only its keys: reading another fails naming it."""
+    params = settings.load(ROOT / "params.yaml", keys=["train.models", "split.test_folds"])
+    assert params == {"train": {"models": settings.load(ROOT / "params.yaml")["train"]["models"]},
+                      "split": {"test_folds": [0, 1, 2, 3, 4]}}
+    with pytest.raises(ParameterError, match=r"^params.yaml has no key 'train.patience'$"):
+        settings.TrainSettings.key(params, "patience")
+    with pytest.raises(ParameterError, match=r"^params.yaml has no key 'data.nope'$"):
+        settings.load(ROOT / "params.yaml", keys=["data.nope"])
+
+
+def test_a_model_stage_lists_its_own_back_end_and_no_other():
+    """Editing one model's back end reruns that model's stages only (tests/test_pipeline.py measures it)."""
+    backends = sorted(p.stem for p in (ROOT / PACKAGE / "backends").glob("*.py") if p.stem != "__init__")
+    assert backends == sorted(MODEL_NAMES)  # one module per model, one model per module
+    for name, stage in stages().items():
+        listed = [d for d in stage["deps"] if isinstance(d, str) and d.startswith(f"{PACKAGE}/backends/")]
+        if name in ("train", "predict"):
+            assert listed == [f"{PACKAGE}/backends/__init__.py", f"{PACKAGE}/backends/${{item.model}}.py"], name
+        else:
+            assert listed == [], f"{name} depends on a back end"

@@ -304,7 +304,7 @@ def test_many_mixed_notes_are_named_five_at_most():
 def test_probability_columns_names_the_missing_ones(small):
     predictions = evaluate.aggregate(*small, labels=LABELS).drop(columns=["p_Vn"])
     with pytest.raises(DataError) as info:
-        evaluate.probability_columns(predictions, labels=LABELS)
+        evaluate.probabilities(predictions, labels=LABELS)
     assert str(info.value) == "predictions lack probability column(s) ['p_Vn']"
 
 

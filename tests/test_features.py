@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from synthetic import TINY_PARAMS, make_clean_dir, tiny_settings
 
-from instrclf import data, features, layout, models
+from instrclf import data, features, layout
 from instrclf.errors import DataError
+from instrclf.features import frontend
 
 CLEAN, FEATURES = tiny_settings()
 
@@ -31,7 +32,7 @@ def test_row_i_is_the_front_ends_output_for_window_i(made):
     index = layout.read_index(clean_dir)
     cache = features.Features(features_dir, clean=CLEAN, features=FEATURES)
     assert cache.index.equals(index)
-    front = models.frontend(clean=CLEAN, features=FEATURES)
+    front = frontend(clean=CLEAN, features=FEATURES)
     x = data.load_windows(clean_dir, index, n_samples=CLEAN.window_length)
     np.testing.assert_array_equal(cache.spectrograms, features.spectrograms(front, x))
     assert figures["windows"] == len(index) and cache.spectrograms.shape[1:] == front.output_shape[1:]
@@ -126,6 +127,6 @@ def test_an_index_longer_than_one_chunk_gives_every_row_its_window(made, tmp_pat
     monkeypatch.setattr(features, "BATCH", 4)
     features.run(subset, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
     cache = features.Features(tmp_path / "features", clean=CLEAN, features=FEATURES)
-    front = models.frontend(clean=CLEAN, features=FEATURES)
+    front = frontend(clean=CLEAN, features=FEATURES)
     expected = features.spectrograms(front, data.load_windows(subset, index, n_samples=CLEAN.window_length))
     np.testing.assert_array_equal(cache.spectrograms, expected)

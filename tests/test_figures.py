@@ -9,6 +9,7 @@ from test_plots import LABELS, predictions
 from instrclf import figures
 from instrclf.errors import ParameterError
 from instrclf.settings import CleanSettings
+from instrclf import clean_figure, drawing
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CONFIG = CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
@@ -16,18 +17,18 @@ CONFIG = CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, en
 
 def test_threshold_figure_on_a_tiny_raw_set(tmp_path):
     raw = make_raw(tmp_path / "raw", small_rows())
-    fig = figures.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=2)
+    fig = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=2)
     shown = [ax for ax in fig.axes if ax.get_visible()]
     assert len(shown) == 3 * 2  # three instruments, two notes each
     assert all(ax.get_title().split(":")[0] in {"Fl", "Ob", "Vn"} for ax in shown)
     for ax in shown:
         assert any(line.get_ydata()[0] == CONFIG.threshold_db for line in ax.get_lines())  # the threshold line
         assert any(isinstance(c, PolyCollection) for c in ax.collections)  # kept samples shaded
-    figures.save_figure(fig, tmp_path / "plots" / "threshold.png", dpi=40)
+    drawing.save_figure(fig, tmp_path / "plots" / "threshold.png", dpi=40)
     data = (tmp_path / "plots" / "threshold.png").read_bytes()
     assert data[:8] == PNG and len(data) > 5_000
-    again = figures.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=2)
-    figures.save_figure(again, tmp_path / "again.png", dpi=40)
+    again = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=2)
+    drawing.save_figure(again, tmp_path / "again.png", dpi=40)
     assert (tmp_path / "again.png").read_bytes() == data  # deterministic
 
 
@@ -42,7 +43,7 @@ def test_model_figure_draws_roc_and_both_confusions(tmp_path):
     assert counts.images[0].get_array().sum() == pytest.approx(80)  # counts: every note once
     np.testing.assert_allclose(shares.images[0].get_array().sum(axis=1), 1.0)  # shares: rows sum to 1
     assert all(ax.get_title().startswith("conv2d: ") for ax in (counts, shares))
-    figures.save_figure(fig, tmp_path / "conv2d.png")
+    drawing.save_figure(fig, tmp_path / "conv2d.png")
     data = (tmp_path / "conv2d.png").read_bytes()
     assert data[:8] == PNG
     width = int.from_bytes(data[16:20], "big")  # the PNG header's width, at the stage's 100 dpi
@@ -60,7 +61,7 @@ def test_comparison_figure_shows_every_fold_and_the_mean(tmp_path):
     assert points == sorted([*folds["good"], *folds["poor"], *unseen["good"]])  # the spread: one dot per fold
     heights = [round(p.get_height(), 6) for p in bar_ax.patches]
     assert round(np.mean(folds["good"]), 6) in heights and round(np.mean(unseen["good"]), 6) in heights
-    figures.save_figure(fig, tmp_path / "comparison.png", dpi=30)
+    drawing.save_figure(fig, tmp_path / "comparison.png", dpi=30)
     data = (tmp_path / "comparison.png").read_bytes()
     assert data[:8] == PNG and len(data) > 5_000
 
@@ -95,7 +96,7 @@ def test_save_figure_leaves_nothing_on_failure(tmp_path):
     fig = figures.comparison_figure({"m": (predictions(), LABELS)}, fold_accuracy={"m": [0.5]}, unseen_accuracy={})
     (tmp_path / "file").write_text("x")
     with pytest.raises(OSError):
-        figures.save_figure(fig, tmp_path / "file" / "x.png")
+        drawing.save_figure(fig, tmp_path / "file" / "x.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 

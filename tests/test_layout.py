@@ -31,8 +31,8 @@ def test_read_metadata_sorts_and_types(tmp_path):
     assert list(table["Path"]) == ["Brass/Trombone/a.wav", "Winds/Flute/b.wav"]
     assert list(table["fold"]) == [0, 1] and table["fold"].dtype.kind == "i"
     assert list(table["library"]) == [layout.DEFAULT_LIBRARY] * 2  # no Library column: "default"
-    assert list(layout.labels_of(table, target="family")) == ["Brass", "Winds"]
-    assert list(layout.labels_of(table, target="instrument")) == ["Tbn", "Fl"]
+    assert list(layout.label_column(table, target="family")) == ["Brass", "Winds"]
+    assert list(layout.label_column(table, target="instrument")) == ["Tbn", "Fl"]
 
 
 def test_read_metadata_keeps_the_library_column(tmp_path):
@@ -485,3 +485,19 @@ def test_a_broken_features_card_is_named(tmp_path, card, expected):
         layout.read_features(tmp_path, settings=FEATURE_SETTINGS)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / layout.FEATURES_CARD}: ") and expected in message and message.endswith(HINT)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(None, "not found"), ("{", "not valid JSON"), ("[1]", "expected a JSON object, got list"), (b"\xff\xfe", "not readable JSON")],
+)
+def test_read_json_names_the_file(tmp_path, content, match):
+    path = tmp_path / "r.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(DataError, match=rf"r\.json: {match}"):
+        layout.read_json(path)
+    if content == "[1]":
+        assert layout.read_json(path, expect=list) == [1]  # an array where one is expected (dvc exp show --json)

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 from synthetic import TINY_PARAMS, make_features_dir, tiny_settings
 
-from instrclf import data, settings, train
+from instrclf import data, layout, train
 from instrclf.errors import ParameterError
-from instrclf.settings import SplitSettings, TrainSettings
+from instrclf.settings import TrainSettings, TrainingJob
 
 CLEAN, FEATURES = tiny_settings()
 
@@ -40,7 +40,7 @@ def test_each_epoch_draws_a_library_weight_times_as_often(weight):
         share = b.sum() / len(drawn)
         assert share == pytest.approx(weight * N_B / (N_A + weight * N_B), abs=0.5 / len(drawn))
         assert all(len(batch) == 8 for batch in batches[:-1])
-    assert train.weighted_order(data.draws_of(ROWS, {"B": weight}, libraries=["A", "B"]), seed=3)[1] == N_A + round(weight * N_B)
+    assert train.draws_per_epoch(data.draws_of(ROWS, {"B": weight}, libraries=["A", "B"]), N_A + N_B) == N_A + round(weight * N_B)
 
 
 def test_the_extra_draws_of_a_fractional_weight_change_from_epoch_to_epoch():
@@ -87,30 +87,38 @@ def test_weights_must_be_positive_numbers(bad):
 
 
 def test_run_weights_training_windows_only(tmp_path, monkeypatch):
-    """train.run: the training set is drawn by weight, validation unweighted; steps per epoch follow the draws."""
-    features_dir = make_features_dir(tmp_path)
-    calls, rates = [], []
-    dataset, compile_model = train.dataset, train.compile_model
+    """train.run: the training batches draw B's windows 3 times as often, validation every window once; steps follow the draws."""
+    from dataclasses import replace
 
-    def spy(x, y, **kwargs):
-        calls.append((len(x), kwargs.get("draws"), kwargs.get("seed")))
-        return dataset(x, y, **kwargs)
+    features_dir = make_features_dir(tmp_path)
+    drawn, rates = {}, []
+    datasets, compile_model = train.datasets, train.compile_model
+
+    def record(job, x_train, y_train, x_val, y_val, *, draws=None):
+        train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws)
+        # which windows each epoch draws, identified by their spectrogram's bytes
+        key = {bytes(w): i for i, w in enumerate(x_train.reshape(len(x_train), -1))}
+        drawn["train"] = [key[bytes(w)] for bx, _ in train_ds for w in bx.numpy().reshape(len(bx), -1)]
+        drawn["val"] = np.concatenate([bx.numpy() for bx, _ in val_ds])
+        drawn["x_val"], drawn["n_train"] = x_val, len(x_train)
+        return train_ds, val_ds
 
     def compile_spy(model, *, rate):
         rates.append(rate)
         return compile_model(model, rate=rate)
 
-    monkeypatch.setattr(train, "dataset", spy)
+    monkeypatch.setattr(train, "datasets", record)
     monkeypatch.setattr(train, "compile_model", compile_spy)
-    split = SplitSettings.from_params({"test_folds": [0], "unseen_library": None})  # both libraries train
-    train.run(
-        "baseline", test_fold=0, features_dir=features_dir, clean=CLEAN, features=FEATURES, split=split,
-        train=TrainSettings.from_params(TINY_PARAMS["train"] | {"library_weights": {"B": 3}}),
-        config=settings.model_config(TINY_PARAMS, "baseline"), seed=7, target="instrument",
-    )
-    (n_train, draws, seed), (n_val, val_draws, val_seed) = calls
-    assert val_draws is None and val_seed is None  # validation: every window once, in order
-    assert seed == 7 and len(draws) == n_train and sorted(set(draws.tolist())) == [1.0, 3.0]
-    assert (draws == 3.0).sum() == (draws == 1.0).sum()  # as many B windows as A windows in training
-    per_epoch = int(draws.sum())
+    job = replace(TrainingJob.from_params(TINY_PARAMS, model="baseline", fold=0), seed=7,
+                  unseen_library=None, library_weights={"B": 3})  # both libraries train
+    train.run(job, features_dir=features_dir)
+    index = layout.read_index(features_dir)
+    train_rows = index[index["fold"].isin([2, 3, 4])].reset_index(drop=True)
+    counts = np.bincount(drawn["train"], minlength=drawn["n_train"])
+    assert len(train_rows) == drawn["n_train"]
+    # The windows arrive in the index's order: A's each drawn once per epoch, B's three times.
+    assert sorted(set(counts[train_rows["library"].to_numpy() == "A"].tolist())) == [1]
+    assert sorted(set(counts[train_rows["library"].to_numpy() == "B"].tolist())) == [3]
+    np.testing.assert_array_equal(drawn["val"], drawn["x_val"])  # validation: every window once, in order
+    per_epoch = len(drawn["train"])
     assert rates[0].get_config()["decay_steps"] == 2 * int(np.ceil(per_epoch / 16))  # 2 epochs of the weighted size

@@ -13,6 +13,8 @@ from synthetic import TINY_PARAMS, tiny_card, tiny_settings
 from instrclf import features, models, settings
 from instrclf.errors import DataError, ParameterError
 from instrclf.settings import BaselineConfig, Conv1dConfig, Conv2dConfig, LstmConfig
+from instrclf.features import frontend
+from instrclf import backends
 
 LABELS = ["Fl", "Tbn", "Vn"]
 CLEAN, FEATURES = tiny_settings()
@@ -28,7 +30,7 @@ def tiny_config(name):
 
 @pytest.fixture(scope="module")
 def front():
-    return models.frontend(clean=CLEAN, features=FEATURES)
+    return frontend(clean=CLEAN, features=FEATURES)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +50,7 @@ def audio():
 
 def tiny_back(name, spec_shape, *, fold=0, seed=0, config=None):
     keras.utils.set_random_seed(seed)
-    return models.backend(
+    return backends.build(
         name, config=config or tiny_config(name), input_shape=spec_shape, n_classes=len(LABELS), fold=fold
     )
 
@@ -77,14 +79,14 @@ def test_classic_parameter_counts(name, expected):
     params = settings.load(Path(__file__).resolve().parents[1] / "params.yaml")
     clean = settings.CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
     features = settings.FeatureSettings(n_mels=128, n_fft=512, win_length=400, hop_length=160)
-    front = models.frontend(clean=clean, features=features)
+    front = frontend(clean=clean, features=features)
     assert front.output_shape == (None, 100, 128, 1)
     assert front.count_params() == 0 and not front.trainable_weights
     config = settings.model_config(params, name)
     if name in ("lstm", "conv2d"):
         assert config.time_pool == {"lstm": 8, "conv2d": 2}[name]
         config = config.model_copy(update={"time_pool": 1})
-    back = models.backend(name, config=config, input_shape=front.output_shape[1:], n_classes=14, fold=0)
+    back = backends.build(name, config=config, input_shape=front.output_shape[1:], n_classes=14, fold=0)
     assert back.count_params() == expected
     assert back.get_layer("mel_norm").count_params() == 2 * 128
     assert models.assemble(front, [back], name=name).count_params() == expected
@@ -93,7 +95,7 @@ def test_classic_parameter_counts(name, expected):
 # --------------------------------------------------------------------------- build, save, reload
 
 
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+@pytest.mark.parametrize("name", sorted(settings.MODEL_CONFIGS))
 def test_every_model_saves_and_reloads_with_plain_keras(tmp_path, name, front, spec_shape, audio):
     model = models.assemble(front, [tiny_back(name, spec_shape, fold=3)], name=name)
     probs = call(model, audio)
@@ -108,7 +110,7 @@ def test_every_model_saves_and_reloads_with_plain_keras(tmp_path, name, front, s
     loaded, loaded_card = models.load(path)
     assert loaded_card == card
     np.testing.assert_array_equal(call(loaded, audio), probs)
-    assert loaded.get_layer(models.backend_name(name, 3)) is not None
+    assert loaded.get_layer(backends.backend_name(name, 3)) is not None
     assert loaded.get_layer("frontend") is not None
 
 
@@ -142,7 +144,7 @@ def test_conv1d_as_conv2d_computes_what_time_distributed_conv1d_computes(spec_sh
     np.testing.assert_allclose(call(first_classic, spec), call(first_new, spec), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+@pytest.mark.parametrize("name", sorted(settings.MODEL_CONFIGS))
 def test_raw_audio_model_equals_back_end_on_cached_spectrograms(name, front, spec_shape, audio):
     """What train.run fits (back end on front-end output computed once) is what the saved model computes."""
     back = tiny_back(name, spec_shape)
@@ -169,7 +171,7 @@ def test_the_same_model_saved_twice_is_the_same_bytes(tmp_path, spec_shape, audi
         if i:
             time.sleep(1.1)  # Keras stamps the save time to the second
         keras.backend.clear_session()  # layer names restart from 1, as in a new process
-        front = models.frontend(clean=CLEAN, features=FEATURES)
+        front = frontend(clean=CLEAN, features=FEATURES)
         backs = [tiny_back("conv1d", spec_shape, fold=0, seed=1), tiny_back("conv1d", spec_shape, fold=1, seed=2)]
         paths.append(tmp_path / f"{i}.keras")
         models.save(models.assemble(front, backs, name="conv1d"), paths[-1], card=card)
@@ -248,7 +250,7 @@ def test_baseline_knob_reaches_the_model(spec_shape):
 @pytest.mark.parametrize(
     ("name", "config", "n_classes", "match"),
     [
-        ("vgg", BaselineConfig(**RECIPE, l2=0.0), 3, r"model must be one of \['baseline', 'conv1d', 'conv2d', 'lstm'\], got 'vgg'"),
+        ("vgg", BaselineConfig(**RECIPE, l2=0.0), 3, r"model must be one of \['conv1d', 'conv2d', 'lstm', 'baseline'\], got 'vgg'"),
         ("conv1d", BaselineConfig(**RECIPE, l2=0.0), 3, "model conv1d needs a Conv1dConfig, got BaselineConfig"),
         ("baseline", BaselineConfig(**RECIPE, l2=0.0), 1, "at least 2 classes, got 1"),
         (
@@ -262,7 +264,7 @@ def test_baseline_knob_reaches_the_model(spec_shape):
 def test_backend_refuses_bad_arguments(name, config, n_classes, match, spec_shape):
     assert spec_shape == (50, 32, 1)
     with pytest.raises(ParameterError, match=match):
-        models.backend(name, config=config, input_shape=spec_shape, n_classes=n_classes, fold=0)
+        backends.build(name, config=config, input_shape=spec_shape, n_classes=n_classes, fold=0)
 
 
 def test_assemble_needs_a_back_end(front):
@@ -409,7 +411,7 @@ def test_front_end_equals_librosas_log_mel_spectrogram(n_fft, win_length, hop_le
     rng = np.random.default_rng(5)
     t = np.arange(N_SAMPLES) / CLEAN.sample_rate
     y = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 1870 * t) + 0.01 * rng.standard_normal(N_SAMPLES)
-    got = models.frontend(clean=CLEAN, features=feats).predict(y.astype("float32")[None, :, None], verbose=0)[0, :, :, 0]
+    got = frontend(clean=CLEAN, features=feats).predict(y.astype("float32")[None, :, None], verbose=0)[0, :, :, 0]
 
     # librosa's window and mel filterbank; the framing in NumPy (librosa.stft compiles numba code: seconds)
     frames = -(-N_SAMPLES // hop_length)
@@ -428,12 +430,12 @@ def test_front_end_equals_librosas_log_mel_spectrogram(n_fft, win_length, hop_le
 def test_n_mels_up_to_the_ffts_bins_is_built_and_one_more_is_refused():
     """n_fft 64 has 33 frequency bins: 33 mel bands are the most it can fill."""
     feats = settings.FeatureSettings(n_mels=33, n_fft=64, win_length=64, hop_length=32)
-    assert models.frontend(clean=CLEAN, features=feats).output_shape[2] == 33
+    assert frontend(clean=CLEAN, features=feats).output_shape[2] == 33
     with pytest.raises(ParameterError, match=r"^features: n_mels \(34\) must be <= n_fft // 2 \+ 1 \(33\)$"):
         settings.FeatureSettings.from_params({"n_mels": 34, "n_fft": 64, "win_length": 64, "hop_length": 32})
 
 
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+@pytest.mark.parametrize("name", sorted(settings.MODEL_CONFIGS))
 def test_the_last_frames_of_a_note_reach_the_answer(name):
     """Changing only the last two frames changes the probabilities: no layer after the pooling drops them.
 

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from instrclf import evaluate, layout, plots
 from instrclf.io import write_json
-from instrclf.tinysol import BY_ABBR
+from instrclf.instruments import BY_ABBR
 from instrclf.errors import DataError, InstrclfError, ParameterError
 
 LABELS = ["Fl", "Ob", "Tbn", "Vn"]
@@ -106,7 +106,7 @@ def test_roc_rows_are_thinned_but_keep_the_area(skill, seed):
     assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
     area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoids under the plotted points
     truth = evaluate.one_hot(preds["label"], labels=LABELS).ravel()
-    expected = roc_auc_score(truth, evaluate.probability_columns(preds, labels=LABELS).ravel())
+    expected = roc_auc_score(truth, evaluate.probabilities(preds, labels=LABELS).ravel())
     assert expected == pytest.approx(evaluate.roc_auc(preds, labels=LABELS)["roc_auc_micro"])
     assert area == pytest.approx(expected, abs=0.005)
 

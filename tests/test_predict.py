@@ -8,6 +8,8 @@ from synthetic import TINY_PARAMS, make_features_dir, tiny_card, tiny_settings
 
 from instrclf import data, layout, models, predict, settings
 from instrclf.errors import DataError
+from instrclf.features import frontend
+from instrclf import backends
 
 LABELS = ["Fl", "Tbn", "Vn"]
 P = layout.probability_columns(LABELS)
@@ -18,8 +20,8 @@ FOLDS = (0, 1)
 def save_fold_model(path, fold, *, seed, name="baseline", **card_changes):
     """An untrained fold model (its own random weights) saved with its card."""
     keras.utils.set_random_seed(seed)
-    front = models.frontend(clean=CLEAN, features=FEATURES)
-    back = models.backend(
+    front = frontend(clean=CLEAN, features=FEATURES)
+    back = backends.build(
         name, config=settings.model_config(TINY_PARAMS, name), input_shape=front.output_shape[1:],
         n_classes=len(LABELS), fold=fold,
     )
@@ -181,8 +183,8 @@ def dropout_paths(tmp_path_factory):
     paths = {}
     for fold in FOLDS:
         keras.utils.set_random_seed(20 + fold)
-        front = models.frontend(clean=CLEAN, features=FEATURES)
-        back = models.backend("conv1d", config=settings.model_config(params, "conv1d"), input_shape=front.output_shape[1:],
+        front = frontend(clean=CLEAN, features=FEATURES)
+        back = backends.build("conv1d", config=settings.model_config(params, "conv1d"), input_shape=front.output_shape[1:],
                               n_classes=len(LABELS), fold=fold)
         paths[fold] = folder / f"conv1d-{fold}.keras"
         card = tiny_card("conv1d", labels=LABELS, test_folds=[fold], params=params)

@@ -6,7 +6,7 @@ import pytest
 
 from instrclf.errors import ParameterError
 from instrclf.sources.soundfont.plan import VELOCITY, Note, plan, string_pitches
-from instrclf.tinysol import INSTRUMENTS, N_FOLDS
+from instrclf.instruments import INSTRUMENTS, N_FOLDS
 
 
 def test_note_path_follows_tinysol_scheme():

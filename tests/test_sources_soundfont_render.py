@@ -11,7 +11,8 @@ from instrclf import layout
 from instrclf.errors import DataError
 from instrclf.sources.soundfont import libraries, render
 from instrclf.sources.soundfont.plan import VELOCITY, Note, plan
-from instrclf.tinysol import BY_ABBR, DYNAMICS_ID, INSTRUMENTS, METADATA_COLUMNS, pitch_name
+from instrclf.instruments import BY_ABBR, DYNAMICS_ID, INSTRUMENTS, pitch_name
+from instrclf.layout import METADATA_COLUMNS
 
 LIBRARIES = TINY_SOUNDFONT["libraries"]  # TimGM6mb and sf_GMbank: small, quick to load
 

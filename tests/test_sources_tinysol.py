@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from instrclf import layout, settings, sources
 from instrclf.errors import DataError, DownloadError, ParameterError
 from instrclf.sources import tinysol
-from instrclf.tinysol import METADATA_COLUMNS
+from instrclf.layout import METADATA_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 

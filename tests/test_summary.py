@@ -118,20 +118,6 @@ def test_a_missing_fold_is_named(results, training, missing):
         summary.summarise(results, training, folds=[0, 1, 2])
 
 
-@pytest.mark.parametrize(
-    ("content", "match"),
-    [(None, "not found"), ("{", "not readable JSON"), ("[1]", "expected a JSON object, got list"), (b"\xff\xfe", "not readable JSON")],
-)
-def test_read_json_names_the_file(tmp_path, content, match):
-    path = tmp_path / "r.json"
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    elif content is not None:
-        path.write_text(content)
-    with pytest.raises(DataError, match=rf"r\.json: {match}"):
-        summary.read_json(path)
-
-
 def test_summary_stage_writes_one_file_per_model(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("stage_summary", ROOT / "stages" / "summary.py")
     stage_module = importlib.util.module_from_spec(spec)

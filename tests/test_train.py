@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 from synthetic import TINY_PARAMS, make_features_dir, tiny_settings
 
-from instrclf import data, layout, models, settings, train
+from dataclasses import replace
+
+from instrclf import backends, layout, settings, train
 from instrclf.errors import ParameterError
-from instrclf.features import Features
-from instrclf.settings import SplitSettings, TrainSettings
+from instrclf.settings import TrainingJob
 
 ROOT = Path(__file__).resolve().parents[1]
 CLEAN, FEATURES = tiny_settings()
-SPLIT = settings.section(TINY_PARAMS, SplitSettings)
-
-
-def train_settings(**changes):
-    return TrainSettings.from_params(TINY_PARAMS["train"] | changes)
 
 
 def model_config(name="baseline", **changes):
@@ -33,23 +29,19 @@ def features_dir(tmp_path_factory):
     return make_features_dir(tmp_path_factory.mktemp("data"))
 
 
-def run(features_dir, name="baseline", *, seed=7, test_fold=0, **train_changes):
-    return train.run(
-        name,
-        test_fold=test_fold,
-        features_dir=features_dir,
-        clean=CLEAN,
-        features=FEATURES,
-        split=SPLIT,
-        train=train_settings(**train_changes),
-        config=settings.model_config(TINY_PARAMS, name),
-        seed=seed,
-        target="instrument",
-    )
+def job(name="baseline", *, seed=7, test_fold=0, **changes) -> TrainingJob:
+    """The tiny project's job of ``train@<name>-<test_fold>``, with some fields changed."""
+    if "augment" in changes:
+        changes["augment"] = settings.AugmentSettings.from_params(changes["augment"])
+    return replace(TrainingJob.from_params(TINY_PARAMS, model=name, fold=test_fold), seed=seed, **changes)
+
+
+def run(features_dir, name="baseline", *, seed=7, test_fold=0, **changes):
+    return train.run(job(name, seed=seed, test_fold=test_fold, **changes), features_dir=features_dir)
 
 
 def back_end_weights(model, name, fold=0):
-    return model.get_layer(models.backend_name(name, fold)).get_weights()
+    return model.get_layer(backends.backend_name(name, fold)).get_weights()
 
 
 # --------------------------------------------------------------------------- seeds
@@ -98,7 +90,7 @@ def test_the_shuffle_seed_changes_the_trained_weights():
     x = rng.standard_normal((40, 6, 8, 1)).astype("float32")
     y = rng.integers(0, 3, size=40).astype("int32")
     keras.utils.set_random_seed(0)
-    back = models.backend("baseline", config=settings.model_config(TINY_PARAMS, "baseline"), input_shape=(6, 8, 1),
+    back = backends.build("baseline", config=settings.model_config(TINY_PARAMS, "baseline"), input_shape=(6, 8, 1),
                           n_classes=3, fold=0)
     start = back.get_weights()
     trained = {}
@@ -119,8 +111,8 @@ def test_the_shuffle_seed_changes_the_trained_weights():
 @pytest.mark.parametrize("warmup_epochs", [0.0, 2.0])
 def test_learning_rate_warms_up_then_decays_to_zero(warmup_epochs):
     peak, epochs, steps = 0.01, 10, 5
-    ts = train_settings(warmup_epochs=warmup_epochs)
-    schedule = train.learning_rate(model_config(epochs=epochs, learning_rate=peak), ts, steps_per_epoch=steps)
+    config = model_config(epochs=epochs, learning_rate=peak)
+    schedule = train.learning_rate(config, warmup_epochs=warmup_epochs, steps_per_epoch=steps)
     lr = np.array([float(schedule(s)) for s in range(epochs * steps + 1)])
     total, warmup = epochs * steps, round(warmup_epochs * steps)
     # Linear from a tenth of the peak to the peak over the warm-up ...
@@ -163,23 +155,14 @@ def contrary():
 def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weights(contrary, patience, epochs_run):
     x_train, y_train, x_val, y_val = contrary
     config = model_config(epochs=8, learning_rate=0.01, batch_size=16)
-    train.seed_everything(0)
-    back = models.backend("baseline", config=config, input_shape=(4, 8, 1), n_classes=2, fold=0)
-    train.compile_model(back, rate=train.learning_rate(config, train_settings(), steps_per_epoch=6))
-    result = train.fit(
-        back,
-        train.dataset(x_train, y_train, batch_size=16, seed=0),
-        train.dataset(x_val, y_val, batch_size=16),
-        epochs=8,
-        patience=patience,
-    )
-    history = result["history"]
+    result = train.fit(job(config=config, patience=patience, seed=0), x_train, y_train, x_val, y_val, n_classes=2)
+    back, history = result.back, result.history
     val, acc = history["val_accuracy"], history["accuracy"]
-    assert result["epochs_run"] == len(val) == epochs_run
+    assert result.epochs_run == len(val) == epochs_run
     # The case is what it should be: validation peaks first, training accuracy keeps rising.
     assert int(np.argmax(val)) == 0 and val[-1] < val[0]
     assert int(np.argmax(acc)) > 0 and acc[-1] > acc[0]
-    assert result["best_epoch"] == 1 and result["best_val_accuracy"] == val[0]
+    assert result.best_epoch == 1 and result.best_val_accuracy == val[0]
     # The model handed back is the best epoch's, not the last one's.
     _, restored = back.evaluate(train.dataset(x_val, y_val, batch_size=16), verbose=0)
     assert restored == pytest.approx(val[0], abs=1e-6)
@@ -188,55 +171,72 @@ def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weight
 
 def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
     with pytest.raises(ParameterError, match=r"^train.warmup_epochs \(2.0\) must be < models.baseline.epochs \(2\)$"):
-        train.learning_rate(model_config(epochs=2), train_settings(warmup_epochs=2.0), steps_per_epoch=3)
+        train.learning_rate(model_config(epochs=2), warmup_epochs=2.0, steps_per_epoch=3)
 
 
 # --------------------------------------------------------------------------- what run trains on
 
 
-def test_run_trains_only_on_its_three_folds_of_the_seen_libraries(features_dir, monkeypatch):
-    seen, threads, rates = [], [], []
-    take = Features.take
+def test_run_trains_on_the_spectrograms_of_its_three_folds_of_the_seen_libraries(features_dir, monkeypatch):
+    """What fit receives: exactly the arrays of the training and validation folds, their labels, the unseen library never."""
+    received, threads, rates = [], [], []
+    fit, compile_model = train.fit, train.compile_model
 
-    def spy(self, rows):
-        seen.append(rows.copy())
-        return take(self, rows)
-
-    compile_model = train.compile_model
+    def fit_spy(job, x_train, y_train, x_val, y_val, **kwargs):
+        received.append((x_train.copy(), y_train.copy(), x_val.copy(), y_val.copy()))
+        return fit(job, x_train, y_train, x_val, y_val, **kwargs)
 
     def compile_spy(model, *, rate):
         rates.append(rate)
         return compile_model(model, rate=rate)
 
-    monkeypatch.setattr(Features, "take", spy)
+    monkeypatch.setattr(train, "fit", fit_spy)
     monkeypatch.setattr(train, "set_threads", threads.append)
     monkeypatch.setattr(train, "compile_model", compile_spy)
     model, card, figures = run(features_dir, test_fold=4)
 
-    index = layout.read_index(features_dir)
-    rows = [i for part in seen for i in part["window"]]
-    assert len(rows) == len(set(rows))
-    read = index[index["window"].isin(rows)]
-    assert set(read["library"]) == {"A"}  # never the unseen library B
-    assert set(read["fold"]) == {0, 1, 2, 3}  # never the test fold 4; 0 validates
-    train_rows, val_rows = seen
-    assert set(train_rows["fold"]) == {1, 2, 3} and set(val_rows["fold"]) == {0}
-    expected = index[(index["library"] == "A") & index["fold"].isin([1, 2, 3])]
+    (x_train, y_train, x_val, y_val), = received
+    index, spectrograms = layout.read_features(features_dir, settings=features_settings())
+    labels = ["Fl", "Tbn", "Vn"]
+
+    def expected(folds):
+        rows = index[(index["library"] == "A") & index["fold"].isin(folds)]  # never the unseen library B
+        return spectrograms[rows.index.values], np.array([labels.index(x) for x in rows["label"]], dtype="int32")
+
+    # The same windows in any order: compare the sorted rows of spectrogram and label together.
+    for (x, y), (want_x, want_y) in (((x_train, y_train), expected([1, 2, 3])), ((x_val, y_val), expected([0]))):
+        got = sorted(zip(map(bytes, x.reshape(len(x), -1)), y.tolist(), strict=True))
+        want = sorted(zip(map(bytes, np.asarray(want_x).reshape(len(want_x), -1)), want_y.tolist(), strict=True))
+        assert got == want
     # 3 classes x 3 folds x 2 notes x 2 windows in library A
-    assert figures["n_train_windows"] == len(expected) == len(train_rows) == 36
-    assert figures["n_val_windows"] == 12
+    assert figures["n_train_windows"] == len(x_train) == 36 and figures["n_val_windows"] == len(x_val) == 12
     assert threads == [None]
     schedule = rates[0].get_config()
     assert schedule["decay_steps"] == 2 * 3  # 2 epochs of ceil(36 / 16) steps, no warm-up
     assert schedule["warmup_target"] is None and schedule["initial_learning_rate"] == pytest.approx(0.003)
 
-    assert card.labels == ["Fl", "Tbn", "Vn"] and card.test_folds == [4] and card.unseen_library == "B"
-    assert (card.clean, card.features, card.model, card.seed) == (CLEAN, FEATURES, "baseline", 7)
-    assert card.typed_config == settings.model_config(TINY_PARAMS, "baseline")
+    # What the card says comes from the data: its labels, the fold tested, the library held out.
+    assert card.labels == labels and card.test_folds == [4] and card.unseen_library == "B"
     assert model.input_shape == (None, CLEAN.window_length, 1) and model.output_shape == (None, 3)
-    assert 1 <= figures["epochs_run"] <= 2 and 0 <= figures["best_val_accuracy"] <= 1
-    assert figures["n_params"] == model.count_params()
-    assert 100 < figures["peak_memory_mb"] < 64 * 1024  # this process's peak resident memory, in MiB
+    # The saved model is the fitted back end behind the front end: same output on the fold's spectrograms.
+    back = model.get_layer(backends.backend_name("baseline", 4))
+    np.testing.assert_allclose(back.predict(x_val, verbose=0), model.predict(windows_of(features_dir, 0), verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def features_settings():
+    from instrclf.features import settings_of
+
+    return settings_of(CLEAN, FEATURES)
+
+
+def windows_of(features_dir, fold):
+    """The raw windows of library A's fold ``fold``, in the features index's order (the clean folder beside it)."""
+    from instrclf import data
+
+    index = layout.read_index(features_dir)
+    rows = index[(index["library"] == "A") & (index["fold"] == fold)]
+    return data.load_windows(Path(features_dir).parent / "clean", rows, n_samples=CLEAN.window_length)
 
 
 def test_set_threads_is_honoured(monkeypatch):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
-from ...tinysol import BY_ABBR
+from ...instruments import BY_ABBR
 
 #: Seconds over which vibrato fades in after the onset, as players do.
 _VIBRATO_RAMP = 0.3

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ...errors import ParameterError
-from ...tinysol import BY_ABBR, DYNAMICS_ID, INSTRUMENTS, N_FOLDS, pitch_name
+from ...instruments import BY_ABBR, DYNAMICS_ID, INSTRUMENTS, N_FOLDS, pitch_name
 
 #: Dynamics rendered, and the MIDI velocity that plays each.
 VELOCITY = {"pp": 40, "mf": 80, "ff": 120}

@@ -15,7 +15,7 @@ import numpy as np
 from ... import layout, parallel
 from ...audio import write_pcm16
 from ...errors import DataError
-from ...tinysol import BY_ABBR, DYNAMICS_ID, pitch_name
+from ...instruments import BY_ABBR, DYNAMICS_ID, pitch_name
 from . import libraries as libs
 from . import timidity
 from .effects import finish, variation
@@ -137,7 +137,7 @@ def metadata_row(note, *, library: str) -> dict:
     Returns
     -------
     dict
-        Column -> value, columns as in ``tinysol.METADATA_COLUMNS`` then ``Library``.
+        Column -> value, columns as in ``layout.METADATA_COLUMNS`` then ``Library``.
     """
     inst = BY_ABBR[note.abbr]
     return {

@@ -1,25 +1,9 @@
-"""Facts about TinySOL shared by both data sources: instruments, columns, names."""
+"""Facts about TinySOL's instruments shared by every data source: ranges, programs, families, folds, dynamics, pitch names.
+
+The metadata file's schema (columns, required ones, the library column) is :mod:`instrclf.layout`'s.
+"""
 
 from dataclasses import dataclass
-
-#: Columns of TinySOL_metadata.csv, in Zenodo's order (older copies lack "Instance ID";
-#: code reads columns by name).
-METADATA_COLUMNS = (
-    "Path",
-    "Fold",
-    "Family",
-    "Instrument (abbr.)",
-    "Instrument (in full)",
-    "Technique (abbr.)",
-    "Technique (in full)",
-    "Pitch",
-    "Pitch ID",
-    "Dynamics",
-    "Dynamics ID",
-    "Instance ID",
-    "String ID",
-    "Resampled",
-)
 
 #: TinySOL's official cross-validation folds are 0 .. N_FOLDS - 1.
 N_FOLDS = 5

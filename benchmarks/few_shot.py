@@ -1,0 +1,188 @@
+"""How many notes of a new library (your own recordings) are worth putting into training? The few-shot curve.
+
+A library the models never heard stands in for your recordings (``--library``, FluidR3_GM by
+default: it shares no samples with the training libraries). For K notes per instrument of it
+(``--shots``, 0 2 5 10 20), one fold model (test fold ``--fold``, the next fold validating, the
+other three training, as in the ``train@`` stage) is trained on the training folds of the
+other libraries plus those K x 14 notes, with two weightings:
+
+- ``weight 1``: the new notes' windows are drawn like every other window;
+- ``balanced``: ``train.library_weights`` gives the new library the weight that makes its
+  draws per epoch equal the mean of the other libraries' (its windows are drawn that many
+  times more often).
+
+Accuracy is measured per note (mean of its window probabilities) on the rest of the library:
+every note of it whose instrument and pitch are not among the K picked ones (a picked note's
+other dynamics are left out too), and on one common set, the notes left by the largest K, so
+that the points of the curve are measured on the same notes. The test fold of the training
+libraries is reported beside it (does the new library cost the others anything?).
+
+The K notes per instrument are drawn with the params' seed; the picks are nested (K=5's notes
+include K=2's). Training is the stage's own routine (:func:`instrclf.train.fit`) with the
+recipe of ``models.<name>`` and ``train.*``; K=0 is exactly the stage's fold model, so its
+figure equals that fold's ``unseen_file_accuracy`` in ``results/predict/<model>.json``.
+
+    python benchmarks/few_shot.py --features data/features --metadata data/raw/TinySOL_metadata.csv \\
+        --models conv2d lstm --shots 0 2 5 10 20
+
+Reads the features stage's output (run ``dvc repro features`` first, with the library among
+``data.soundfont.libraries``); writes ``--out`` (JSON) and prints a markdown table. Not a
+test: 18 trainings, about an hour on 2 cores.
+"""
+
+import argparse
+import json
+import platform
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from machine import cpu_model, version  # benchmarks/machine.py (the script's folder is on sys.path)
+
+from instrclf import data, layout, settings
+from instrclf.layout import write_json
+from instrclf.settings import CleanSettings, FeatureSettings, SplitSettings
+
+WEIGHTINGS = ("weight 1", "balanced")
+
+
+def pick_notes(notes: pd.DataFrame, *, shots: int, seed: int) -> pd.DataFrame:
+    """``shots`` notes per instrument of ``notes`` (one row per note), nested over ``shots`` for one ``seed``."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for _, group in notes.sort_values("Path").groupby("instrument", sort=True):
+        order = rng.permutation(len(group))  # the same permutation whatever ``shots``: nested picks
+        picked.append(group.iloc[order[:shots]])
+    return pd.concat(picked, ignore_index=True) if picked else notes.iloc[:0]
+
+
+def rest_of(notes: pd.DataFrame, picked: pd.DataFrame) -> pd.DataFrame:
+    """The notes that share neither a path nor an (instrument, pitch) with a picked one."""
+    taken = set(zip(picked["instrument"], picked["pitch"], strict=True))
+    keep = [(i, p) not in taken for i, p in zip(notes["instrument"], notes["pitch"], strict=True)]
+    return notes[keep]
+
+
+def balancing_weight(train_rows: pd.DataFrame, library: str) -> float:
+    """The weight that draws ``library``'s windows as often as the mean other library's."""
+    counts = train_rows["library"].value_counts()
+    others = counts.drop(library)
+    return float(others.mean() / counts[library])
+
+
+def file_accuracy(back, x, rows, labels) -> float:
+    """Per-note accuracy: mean window probabilities per note, argmax (:func:`instrclf.evaluate.aggregate`)."""
+    from instrclf import evaluate
+
+    if rows.empty:
+        return float("nan")
+    probs = back.predict(x, batch_size=settings.INFERENCE_BATCH, verbose=0)
+    table = evaluate.aggregate(rows.reset_index(drop=True), probs, labels=labels, subset="unseen")
+    return float((table["label"] == table["predicted"]).mean())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", default="data/features", help="the features stage's output")
+    parser.add_argument("--metadata", default="data/raw/TinySOL_metadata.csv", help="the raw set's metadata (pitches)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--library", default="FluidR3_GM", help="the stand-in for recordings never heard")
+    parser.add_argument("--models", nargs="+", default=["conv2d", "lstm"], choices=settings.MODEL_NAMES)
+    parser.add_argument("--shots", nargs="+", type=int, default=[0, 2, 5, 10, 20], help="notes per instrument")
+    parser.add_argument("--fold", type=int, default=0, help="the test fold of the training libraries")
+    parser.add_argument("--out", default="benchmarks/results/few_shot.json")
+    args = parser.parse_args(argv)
+    if any(k < 0 for k in args.shots):
+        parser.error("--shots must be >= 0")
+
+    from instrclf import train  # TensorFlow after the arguments
+    from instrclf.features import Features
+
+    params = settings.load(args.params)
+    seed = settings.seed(params)
+    cache = Features(args.features, clean=settings.section(params, CleanSettings), features=settings.section(params, FeatureSettings))
+    index = cache.index
+    if args.library not in set(index["library"]):
+        parser.error(f"--library {args.library} is not in {args.features} (it has {sorted(index['library'].unique())})")
+    labels = data.class_names(index)
+    details = layout.read_note_details(args.metadata)
+    sets = data.fold_sets(index, test_fold=args.fold, unseen_library=args.library)
+    new = sets.unseen.merge(details[["Path", "pitch"]], on="Path", how="left", validate="many_to_one")
+    if new["pitch"].isna().any():
+        parser.error(f"{args.metadata} lacks the pitch of some {args.library} notes: is it this run's raw metadata?")
+    notes = new.drop_duplicates("Path")[["Path", "instrument", "pitch"]]
+    common = rest_of(notes, pick_notes(notes, shots=max(args.shots), seed=seed))
+    x_val, y_val = cache.take(sets.val), data.encode(sets.val["label"], labels)
+    x_test = cache.take(sets.test)
+    print(f"{args.library}: {len(notes)} notes; common test set {len(common)} notes", flush=True)
+
+    runs = []
+    for model in args.models:
+        job = settings.TrainingJob.from_params(params, model=model, fold=args.fold)
+        job = replace(job, unseen_library=None)  # the new library's picked notes train
+        for shots in args.shots:
+            picked = pick_notes(notes, shots=shots, seed=seed)
+            rows = pd.concat([sets.train, new[new["Path"].isin(picked["Path"])].drop(columns="pitch")], ignore_index=True)
+            rest = new[new["Path"].isin(rest_of(notes, picked)["Path"])].drop(columns="pitch")
+            shared = new[new["Path"].isin(common["Path"])].drop(columns="pitch")
+            for weighting in WEIGHTINGS if shots else WEIGHTINGS[:1]:
+                weights = {args.library: balancing_weight(rows, args.library)} if weighting == "balanced" else {}
+                draws = data.draws_of(rows, weights, libraries=index["library"]) if weights else None
+                start = time.perf_counter()
+                fitted = train.fit(job, cache.take(rows), data.encode(rows["label"], labels), x_val, y_val,
+                                   n_classes=len(labels), draws=draws)
+                run = {
+                    "model": model,
+                    "shots": shots,
+                    "weighting": weighting if shots else "none",
+                    "library_weight": round(weights.get(args.library, 1.0), 3),
+                    "picked_notes": len(picked),
+                    "picked_windows": int(len(rows) - len(sets.train)),
+                    "rest_notes": int(rest["Path"].nunique()),
+                    "rest_accuracy": round(file_accuracy(fitted.back, cache.take(rest), rest, labels), 4),
+                    "common_accuracy": round(file_accuracy(fitted.back, cache.take(shared), shared, labels), 4),
+                    "test_fold_accuracy": round(file_accuracy(fitted.back, x_test, sets.test, labels), 4),
+                    "best_epoch": fitted.best_epoch,
+                    "seconds": round(time.perf_counter() - start, 1),
+                }
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+                write_json(args.out, _report(args, seed, runs, len(notes), len(common)))  # a partial run keeps what it measured
+
+    print(table(runs))
+
+
+def _report(args, seed, runs, n_notes, n_common) -> dict:
+    return {
+        "command": "python benchmarks/few_shot.py " + " ".join(
+            ["--library", args.library, "--models", *args.models, "--shots", *map(str, args.shots), "--fold", str(args.fold)]),
+        "machine": {"cpu": cpu_model(), "python": platform.python_version(), "tensorflow": version("tensorflow")},
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "library": args.library,
+        "fold": args.fold,
+        "seed": seed,
+        "library_notes": n_notes,
+        "common_notes": n_common,
+        "runs": runs,
+    }
+
+
+def table(runs: list) -> str:
+    """Markdown: one row per (model, weighting), one column per K (accuracy on the rest; common set in brackets)."""
+    shots = sorted({r["shots"] for r in runs})
+    lines = ["| model | weighting | " + " | ".join(f"K={k}" for k in shots) + " |", "|---|---|" + "---|" * len(shots)]
+    for model in dict.fromkeys(r["model"] for r in runs):
+        for weighting in WEIGHTINGS:
+            cells = []
+            for k in shots:
+                found = [r for r in runs if r["model"] == model and r["shots"] == k and r["weighting"] in (weighting, "none")]
+                cells.append(f"{found[0]['rest_accuracy']:.3f} ({found[0]['common_accuracy']:.3f})" if found else "")
+            lines.append(f"| {model} | {weighting} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
