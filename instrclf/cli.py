@@ -258,7 +258,8 @@ def check_card_fits(model, card, *, path) -> None:
     DataError
         One line naming the card, what it describes and what the file holds.
     """
-    from .models import backend_name, card_path
+    from .backends import backend_name
+    from .models import card_path
 
     expected = sorted(backend_name(card.model, fold) for fold in card.test_folds)
     layers = sorted(layer.name for layer in model.layers if type(layer).__name__ != "InputLayer")

@@ -180,29 +180,36 @@ def read_metadata(raw_dir, *, check_audio=True) -> pd.DataFrame:
     return out.sort_values("Path", kind="stable").reset_index(drop=True)
 
 
-def write_metadata(raw_dir, rows) -> Path:
-    """Write the raw layout's metadata CSV (TinySOL's columns, then ``Library``), atomically.
+def write_metadata(raw_dir, rows, *, other_columns=False) -> Path:
+    """Write the raw layout's metadata CSV, atomically: TinySOL's columns first (its order), ``Library``, then the rest.
 
     Parameters
     ----------
     raw_dir : str or Path
         The raw folder.
-    rows : iterable of dict
-        Column -> value; TinySOL's :data:`METADATA_COLUMNS` and optionally ``Library``.
+    rows : iterable of dict, or pandas.DataFrame
+        Column -> value; TinySOL's :data:`METADATA_COLUMNS` (at least :data:`REQUIRED_COLUMNS`)
+        and optionally ``Library``.
+    other_columns : bool
+        Keep columns TinySOL does not have, after its own (the sources' combiner keeps a local
+        set's extra columns); refused otherwise, so a renderer cannot write a misspelt one.
 
     Returns
     -------
     Path
-        The CSV written.
+        The CSV written (``\n`` line ends).
     """
-    table = pd.DataFrame(list(rows))
-    columns = [c for c in (*METADATA_COLUMNS, LIBRARY_COLUMN) if c in table.columns]
-    extra = sorted(set(table.columns) - set(columns))
-    if extra or not set(REQUIRED_COLUMNS) <= set(columns):
-        raise DataError(f"metadata rows must have columns among {[*METADATA_COLUMNS, LIBRARY_COLUMN]}; got extra {extra}")
+    table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    known = [c for c in (*METADATA_COLUMNS, LIBRARY_COLUMN) if c in table.columns]
+    extra = [c for c in table.columns if c not in known]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"metadata lacks column(s) {missing}")
+    if extra and not other_columns:
+        raise DataError(f"metadata rows must have columns among {[*METADATA_COLUMNS, LIBRARY_COLUMN]}; got extra {sorted(extra)}")
     path = Path(raw_dir) / METADATA_FILE
     with atomic_file(path, newline="") as f:
-        table[columns].to_csv(f, index=False, lineterminator="\n")
+        table[known + extra].to_csv(f, index=False, lineterminator="\n")
     return path
 
 
@@ -214,32 +221,6 @@ def read_metadata_table(raw_dir) -> pd.DataFrame:
     """
     csv = Path(raw_dir) / METADATA_FILE
     return _read_csv(csv, columns=REQUIRED_COLUMNS, what="metadata file")
-
-
-def write_metadata_table(raw_dir, table: pd.DataFrame) -> Path:
-    """Write a metadata CSV keeping every column: TinySOL's first (its order), ``Library``, then the rest as given.
-
-    Parameters
-    ----------
-    raw_dir : str or Path
-        The raw folder.
-    table : pandas.DataFrame
-        Strings (empty where a source has no value); must have :data:`REQUIRED_COLUMNS`.
-
-    Returns
-    -------
-    Path
-        The CSV written (``\\n`` line ends, atomically).
-    """
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise DataError(f"metadata table lacks column(s) {missing}")
-    known = [c for c in (*METADATA_COLUMNS, LIBRARY_COLUMN) if c in table.columns]
-    columns = known + [c for c in table.columns if c not in known]
-    path = Path(raw_dir) / METADATA_FILE
-    with atomic_file(path, newline="") as f:
-        table[columns].to_csv(f, index=False, lineterminator="\n")
-    return path
 
 
 def label_column(metadata: pd.DataFrame, *, target: str) -> pd.Series:
@@ -492,13 +473,17 @@ def parse_json(text: str, *, name, expect=dict):
     return value
 
 
-def read_json(path, *, expect=dict):
-    """Read a JSON object (or array) that a stage or tool wrote, naming the file on any problem."""
+def read_text(path, *, missing="not found (run dvc repro)", what="JSON") -> str:
+    """A UTF-8 file's text; a DataError naming the file: ``missing`` when absent, else why it cannot be read as ``what``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(f"{path}: not found (run dvc repro)") from None
+        raise DataError(f"{path}: {missing}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from None
-    return parse_json(text, name=path, expect=expect)
+        raise DataError(f"{path}: not readable {what} ({exc})") from None
+
+
+def read_json(path, *, expect=dict):
+    """Read a JSON object (or array) that a stage or tool wrote, naming the file on any problem."""
+    return parse_json(read_text(path), name=Path(path), expect=expect)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import DataError, ParameterError
 from .io import atomic_file, remove_stale
-from . import backends
+from . import backends, layout
 from .features import frontend
 from .settings import MODEL_CONFIGS, CleanSettings, FeatureSettings, ModelConfig
 
@@ -107,12 +107,7 @@ def card_path(model_path) -> Path:
 def read_card(path) -> ModelCard:
     """Read and validate a model card; one-line DataError naming the file and the field."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: model card not found (it is saved beside the .keras file)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the model card: {exc}") from None
+    text = layout.read_text(path, missing="model card not found (it is saved beside the .keras file)", what="model card")
     try:
         return ModelCard.model_validate_json(text, strict=False)
     except ValidationError as exc:

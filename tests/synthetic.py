@@ -166,3 +166,21 @@ def make_raw_dir(root, *, rows=RAW_ROWS, sample_rate=8000, seed=0) -> Path:
         table.append({"Path": path, "Fold": fold, "Family": family, "Instrument (abbr.)": abbr})
     pd.DataFrame(table).to_csv(root / "TinySOL_metadata.csv", index=False)
     return root
+
+
+def interrupt_when(proc, ready, *, timeout=120.0):
+    """Send SIGINT to the running ``proc`` once ``ready()`` is true; its ``(stdout, stderr)``. Killed if anything fails."""
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the process ended before it was interrupted: {proc.stderr.read()}"
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

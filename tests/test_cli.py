@@ -5,7 +5,6 @@ import os
 import pty
 import select
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from synthetic import CLASS_F0, TINY_PARAMS, tone
+from synthetic import CLASS_F0, TINY_PARAMS, interrupt_when, tone
 
 from instrclf import audio, cli, models
 from instrclf.errors import DataError
@@ -319,15 +318,9 @@ def test_ctrl_c_mid_classify_is_one_line_and_status_130(model_dir, inputs, tmp_p
          str(inputs / "note.wav"), *[str(long)] * 20],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
-        first = proc.stdout.readline()
-        assert first.startswith(f"{inputs / 'note.wav'}: ") and proc.poll() is None
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    first = []
+    out, err = interrupt_when(proc, lambda: first or first.append(proc.stdout.readline()) or True)
+    assert first[0].startswith(f"{inputs / 'note.wav'}: "), (first, out, err)
     assert proc.returncode == 130 and err == "interrupted\n", err
     assert len(out.splitlines()) < 20  # it stopped: the 20 long files were not all classified
 

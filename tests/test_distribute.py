@@ -92,7 +92,7 @@ _fit, _compile = train.fit, train.compile_model
 
 
 def compile_model(model, *, rate, **kwargs):
-    """Record the schedule, and each training step's replica and the sums of its examples."""
+    # record the schedule, and each training step's replica and the sums of its examples
     probe["schedules"].append(rate.get_config())
     step = model.train_step
 

@@ -3,15 +3,13 @@
 import copy
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from synthetic import TINY_PARAMS, make_features_dir, make_raw_dir, write_params
+from synthetic import TINY_PARAMS, interrupt_when, make_features_dir, make_raw_dir, write_params
 
 from instrclf import stage
 from instrclf.errors import DataError, InstrclfError, ParameterError
@@ -149,17 +147,7 @@ def test_ctrl_c_mid_training_is_one_line_and_status_130(tmp_path):
     proc = subprocess.Popen(
         list(map(str, command)), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    try:
-        deadline = time.monotonic() + 120
-        while not (tmp_path / "live" / "metrics.json").exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert proc.poll() is None, f"the stage ended before it was interrupted: {proc.stderr.read()}"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    _, err = interrupt_when(proc, (tmp_path / "live" / "metrics.json").exists)
     assert proc.returncode == 130, err
     assert err.splitlines()[-1:] == ["train@baseline-0: interrupted"] and "Traceback" not in err, err
     assert not out.exists() and not (tmp_path / "m.json").exists()

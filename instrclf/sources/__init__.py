@@ -32,10 +32,6 @@ import pandas as pd
 from .. import layout
 from ..errors import DataError, ParameterError
 from ..io import atomic_dir
-from ..settings import SOURCE_NAMES
-
-#: Values of ``data.source``.
-SOURCES = SOURCE_NAMES
 
 #: Library of a source's notes whose metadata has no ``Library`` column.
 DEFAULT_LIBRARY = {"tinysol": "TinySOL", "local": "own"}
@@ -171,7 +167,7 @@ def combine(parts, raw) -> dict:
             target.parent.mkdir(parents=True, exist_ok=True)
             (part / layout.AUDIO_DIR / path).rename(target)
     merged = pd.concat([table for _, table in tables], ignore_index=True).fillna("")
-    layout.write_metadata_table(raw, merged.sort_values("Path", kind="stable"))
+    layout.write_metadata(raw, merged.sort_values("Path", kind="stable"), other_columns=True)
     for part, _ in tables:
         shutil.rmtree(part)  # its metadata and the emptied folders: the audio moved out
     return figures
@@ -184,7 +180,7 @@ def _name_library(folder: Path, source: str) -> None:
     table = layout.read_metadata_table(folder)
     if layout.LIBRARY_COLUMN not in table.columns:
         table[layout.LIBRARY_COLUMN] = DEFAULT_LIBRARY[source]
-        layout.write_metadata_table(folder, table)
+        layout.write_metadata(folder, table, other_columns=True)
 
 
 def _inside(path: Path, folder: Path) -> bool:
