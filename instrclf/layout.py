@@ -301,8 +301,8 @@ def write_features(features_dir, index: pd.DataFrame, spectrograms: np.ndarray, 
     return features_dir
 
 
-def read_features(features_dir, *, settings: dict) -> tuple:
-    """Read a features folder made with ``settings``.
+def read_features(features_dir, *, settings) -> tuple:
+    """Read a features folder made with ``settings`` (a dict; ``None``: whatever made them, for a reader that only shows them).
 
     Returns
     -------
@@ -326,7 +326,7 @@ def read_features(features_dir, *, settings: dict) -> tuple:
         raise DataError(f"{card_path}: not found ({hint})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{card_path}: unreadable ({exc}): {hint}") from None
-    if not isinstance(card, dict) or card.get("settings") != settings:
+    if not isinstance(card, dict) or (settings is not None and card.get("settings") != settings):
         made = card.get("settings") if isinstance(card, dict) else None
         raise DataError(f"{card_path}: the spectrograms were made with {made}, not {settings}: {hint}")
     index = read_index(features_dir)

@@ -184,3 +184,16 @@ def interrupt_when(proc, ready, *, timeout=120.0):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+#: Headless Chromium, offline: the flags every browser test runs with.
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars", "--virtual-time-budget=8000")
+
+
+def chromium():
+    """The Chromium executable, or None (make test installs the Debian package)."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")

@@ -113,6 +113,7 @@ CASES = [
     Case(f"predict@{MODEL}", hold=f"write:models/{MODEL}.json"),  # predictions written, saving the ensemble
     Case("summary", hold="write:metrics"),  # its whole run is a fraction of a second
     Case("plot", ready="plots/.images.tmp-*"),  # drawing the images
+    Case(f"report@{MODEL}", hold="pool", pool=True),  # the pool is writing the wrong notes' media
 ]
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
+from synthetic import CHROMIUM_FLAGS, chromium
 
 from instrclf import evaluate, layout, plots
 from instrclf.io import write_json
@@ -394,10 +395,6 @@ def _run(cmd, cwd):
 
 
 #: Headless Chromium as NOTES.md found it to work here (no sandbox as root, no network calls of its own).
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--virtual-time-budget=8000")
-
 #: Injected into a copy of the page: after Vega has drawn, write what a reader sees into the DOM.
 MEASURE = """<script>
 setTimeout(function () {
@@ -423,10 +420,6 @@ setTimeout(function () {
   document.body.setAttribute("data-measured", JSON.stringify({width: width, page: document.documentElement.scrollWidth, plots: out}));
 }, 4000);
 </script>"""
-
-
-def chromium():
-    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def render_page(page: Path, *, width: int, screenshot=None) -> dict:
