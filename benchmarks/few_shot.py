@@ -24,6 +24,12 @@ figure equals that fold's ``unseen_file_accuracy`` in ``results/predict/<model>.
 
     python benchmarks/few_shot.py --features data/features --metadata data/raw/TinySOL_metadata.csv \\
         --models conv2d lstm --shots 0 2 5 10 20
+    python benchmarks/few_shot.py --models conv2d --shots 10 --folds 0 1 2 3 4 \\
+        --out benchmarks/results/few_shot_ensemble.json      # the five fold models and their mean
+
+With several ``--folds`` each point trains one fold model per fold (each on its own training
+folds plus the same picked notes) and the rest of the library is classified by the mean of
+their probabilities, as ``models/<model>.keras`` classifies; each fold's own figure is kept.
 
 Reads the features stage's output (run ``dvc repro features`` first, with the library among
 ``data.soundfont.libraries``); writes ``--out`` (JSON) and prints a markdown table. Not a
@@ -44,7 +50,7 @@ from machine import cpu_model, version  # benchmarks/machine.py (the script's fo
 
 from instrclf import data, layout, settings
 from instrclf.layout import write_json
-from instrclf.settings import CleanSettings, FeatureSettings, SplitSettings
+from instrclf.settings import CleanSettings, FeatureSettings
 
 WEIGHTINGS = ("weight 1", "balanced")
 
@@ -73,13 +79,17 @@ def balancing_weight(train_rows: pd.DataFrame, library: str) -> float:
     return float(others.mean() / counts[library])
 
 
-def file_accuracy(back, x, rows, labels) -> float:
+def window_probs(back, x):
+    """The back end's probabilities of spectrograms ``x``."""
+    return back.predict(x, batch_size=settings.INFERENCE_BATCH, verbose=0)
+
+
+def note_accuracy(probs, rows, labels) -> float:
     """Per-note accuracy: mean window probabilities per note, argmax (:func:`instrclf.evaluate.aggregate`)."""
     from instrclf import evaluate
 
     if rows.empty:
         return float("nan")
-    probs = back.predict(x, batch_size=settings.INFERENCE_BATCH, verbose=0)
     table = evaluate.aggregate(rows.reset_index(drop=True), probs, labels=labels, subset="unseen")
     return float((table["label"] == table["predicted"]).mean())
 
@@ -92,7 +102,9 @@ def main(argv=None):
     parser.add_argument("--library", default="FluidR3_GM", help="the stand-in for recordings never heard")
     parser.add_argument("--models", nargs="+", default=["conv2d", "lstm"], choices=settings.MODEL_NAMES)
     parser.add_argument("--shots", nargs="+", type=int, default=[0, 2, 5, 10, 20], help="notes per instrument")
-    parser.add_argument("--fold", type=int, default=0, help="the test fold of the training libraries")
+    parser.add_argument("--folds", nargs="+", type=int, default=[0],
+                        help="test folds of the training libraries: one fold model each; with several, the rest of the "
+                             "library is classified by their mean probabilities (the ensemble users get)")
     parser.add_argument("--out", default="benchmarks/results/few_shot.json")
     args = parser.parse_args(argv)
     if any(k < 0 for k in args.shots):
@@ -109,45 +121,56 @@ def main(argv=None):
         parser.error(f"--library {args.library} is not in {args.features} (it has {sorted(index['library'].unique())})")
     labels = data.class_names(index)
     details = layout.read_note_details(args.metadata)
-    sets = data.fold_sets(index, test_fold=args.fold, unseen_library=args.library)
-    new = sets.unseen.merge(details[["Path", "pitch"]], on="Path", how="left", validate="many_to_one")
+    folds = {fold: data.fold_sets(index, test_fold=fold, unseen_library=args.library) for fold in args.folds}
+    unseen = folds[args.folds[0]].unseen  # every note of the library, whatever the fold
+    new = unseen.merge(details[["Path", "pitch"]], on="Path", how="left", validate="many_to_one")
     if new["pitch"].isna().any():
         parser.error(f"{args.metadata} lacks the pitch of some {args.library} notes: is it this run's raw metadata?")
     notes = new.drop_duplicates("Path")[["Path", "instrument", "pitch"]]
     common = rest_of(notes, pick_notes(notes, shots=max(args.shots), seed=seed))
-    x_val, y_val = cache.take(sets.val), data.encode(sets.val["label"], labels)
-    x_test = cache.take(sets.test)
     print(f"{args.library}: {len(notes)} notes; common test set {len(common)} notes", flush=True)
 
     runs = []
     for model in args.models:
-        job = settings.TrainingJob.from_params(params, model=model, fold=args.fold)
-        job = replace(job, unseen_library=None)  # the new library's picked notes train
         for shots in args.shots:
             picked = pick_notes(notes, shots=shots, seed=seed)
-            rows = pd.concat([sets.train, new[new["Path"].isin(picked["Path"])].drop(columns="pitch")], ignore_index=True)
+            extra = new[new["Path"].isin(picked["Path"])].drop(columns="pitch")
             rest = new[new["Path"].isin(rest_of(notes, picked)["Path"])].drop(columns="pitch")
             shared = new[new["Path"].isin(common["Path"])].drop(columns="pitch")
             for weighting in WEIGHTINGS if shots else WEIGHTINGS[:1]:
-                weights = {args.library: balancing_weight(rows, args.library)} if weighting == "balanced" else {}
-                draws = data.draws_of(rows, weights, libraries=index["library"]) if weights else None
-                start = time.perf_counter()
-                fitted = train.fit(job, cache.take(rows), data.encode(rows["label"], labels), x_val, y_val,
-                                   n_classes=len(labels), draws=draws)
+                start, rest_probs, shared_probs, per_fold = time.perf_counter(), [], [], {}
+                for fold, sets in folds.items():
+                    job = replace(settings.TrainingJob.from_params(params, model=model, fold=fold), unseen_library=None)
+                    rows = pd.concat([sets.train, extra], ignore_index=True)  # the new library's picked notes train
+                    weights = {args.library: balancing_weight(rows, args.library)} if weighting == "balanced" else {}
+                    draws = data.draws_of(rows, weights, libraries=index["library"]) if weights else None
+                    fitted = train.fit(job, cache.take(rows), data.encode(rows["label"], labels), cache.take(sets.val),
+                                       data.encode(sets.val["label"], labels), n_classes=len(labels), draws=draws)
+                    rest_probs.append(window_probs(fitted.back, cache.take(rest)))
+                    shared_probs.append(window_probs(fitted.back, cache.take(shared)))
+                    per_fold[str(fold)] = {
+                        "library_weight": round(weights.get(args.library, 1.0), 3),
+                        "rest_accuracy": round(note_accuracy(rest_probs[-1], rest, labels), 4),
+                        "test_fold_accuracy": round(note_accuracy(window_probs(fitted.back, cache.take(sets.test)), sets.test, labels), 4),
+                        "best_epoch": fitted.best_epoch,
+                    }
                 run = {
                     "model": model,
                     "shots": shots,
                     "weighting": weighting if shots else "none",
                     "library_weight": round(weights.get(args.library, 1.0), 3),
                     "picked_notes": len(picked),
-                    "picked_windows": int(len(rows) - len(sets.train)),
+                    "picked_windows": len(extra),
                     "rest_notes": int(rest["Path"].nunique()),
-                    "rest_accuracy": round(file_accuracy(fitted.back, cache.take(rest), rest, labels), 4),
-                    "common_accuracy": round(file_accuracy(fitted.back, cache.take(shared), shared, labels), 4),
-                    "test_fold_accuracy": round(file_accuracy(fitted.back, x_test, sets.test, labels), 4),
-                    "best_epoch": fitted.best_epoch,
+                    # one fold: that fold model's figures; several: the mean of their probabilities
+                    "rest_accuracy": round(note_accuracy(np.mean(rest_probs, axis=0), rest, labels), 4),
+                    "common_accuracy": round(note_accuracy(np.mean(shared_probs, axis=0), shared, labels), 4),
+                    "test_fold_accuracy": float(np.mean([f["test_fold_accuracy"] for f in per_fold.values()]).round(4)),
+                    "best_epoch": per_fold[str(args.folds[0])]["best_epoch"],
                     "seconds": round(time.perf_counter() - start, 1),
                 }
+                if len(folds) > 1:
+                    run["folds"] = per_fold
                 runs.append(run)
                 print(json.dumps(run), flush=True)
                 write_json(args.out, _report(args, seed, runs, len(notes), len(common)))  # a partial run keeps what it measured
@@ -158,11 +181,11 @@ def main(argv=None):
 def _report(args, seed, runs, n_notes, n_common) -> dict:
     return {
         "command": "python benchmarks/few_shot.py " + " ".join(
-            ["--library", args.library, "--models", *args.models, "--shots", *map(str, args.shots), "--fold", str(args.fold)]),
+            ["--library", args.library, "--models", *args.models, "--shots", *map(str, args.shots), "--folds", *map(str, args.folds)]),
         "machine": {"cpu": cpu_model(), "python": platform.python_version(), "tensorflow": version("tensorflow")},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "library": args.library,
-        "fold": args.fold,
+        "folds": args.folds,
         "seed": seed,
         "library_notes": n_notes,
         "common_notes": n_common,

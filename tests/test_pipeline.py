@@ -123,6 +123,20 @@ def test_plot_data_is_strict_json_and_images_exist(repo):
     assert (repo / "plots/clean/threshold.png").stat().st_size > 10_000
 
 
+def test_every_model_has_an_error_report_of_its_wrong_notes(repo):
+    import re as regex
+
+    for name in MODELS:
+        table, _ = layout.read_predictions(repo / f"data/predictions/{name}.csv")
+        wrong = table[table["label"] != table["predicted"]]
+        page = (repo / f"reports/{name}/index.html").read_text()
+        rows = json.loads(regex.search(r'id="data">(.*?)</script>', page, regex.S).group(1))["rows"]
+        assert sorted(r["Path"] for r in rows) == sorted(wrong["Path"])
+        for row in rows:
+            assert (repo / f"reports/{name}/media/{row['media']}.ogg").is_file()
+            assert (repo / f"reports/{name}/media/{row['media']}.png").is_file()
+
+
 def test_dvc_is_up_to_date_and_shows_one_row_per_model(repo):
     assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
     table = run([BIN / "dvc", "metrics", "show"], repo).stdout.splitlines()
@@ -206,9 +220,11 @@ def changed_stages(repo) -> set:
     DVC's own status, called in this process: the same answer as the command, without its
     second of start-up for each of the rows below.
     """
+    from contextlib import chdir
+
     from dvc.repo import Repo
 
-    with Repo(str(repo)) as dvc:
+    with chdir(repo), Repo(".") as dvc:  # stage names are relative to the working directory
         return set(dvc.status())
 
 
@@ -277,6 +293,7 @@ def test_a_remote_serves_a_fresh_clone_without_training(repo, tmp_path):
     run([BIN / "dvc", "remote", "add", "-d", "--local", "store", str(remote)], clone)
     run([BIN / "dvc", "pull"], clone)
     assert "up to date" in run([BIN / "dvc", "status"], clone).stdout.lower()
+    assert (clone / "reports/conv1d/index.html").read_bytes() == (repo / "reports/conv1d/index.html").read_bytes()
     window = next((clone / "data/clean").rglob("*.wav"))
     out = run([BIN / "instrclf", "classify", "--model", "models/conv1d.keras", str(window)], clone).stdout
     assert out.startswith(str(window)) and "%" in out
