@@ -52,6 +52,7 @@ from machine import cpu_model, version  # benchmarks/machine.py (the script's fo
 import numpy as np
 import soundfile as sf
 
+from instrclf.settings import INFERENCE_BATCH
 from instrclf import audio, cli, layout
 from instrclf.io import write_json
 
@@ -270,8 +271,8 @@ def main():
                         help="clean stage output to take real windows from (default data/clean); "
                              "synthetic 44.1 kHz tones when it holds no index.csv")
     parser.add_argument("--synthetic", action="store_true", help="use synthetic tones even if --clean exists")
-    parser.add_argument("--batch-size", type=int, default=cli.BATCH_WINDOWS,
-                        help=f"windows per model call of the batched paths (default {cli.BATCH_WINDOWS}, classify's)")
+    parser.add_argument("--batch-size", type=int, default=INFERENCE_BATCH,
+                        help=f"windows per model call of the batched paths (default {INFERENCE_BATCH}, classify's)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement, fastest kept (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic tones")
     parser.add_argument("--work", default="/var/tmp" if os.path.isdir("/var/tmp") else None,
@@ -289,7 +290,7 @@ def main():
     load_start = os.getloadavg()[0]
     use_clean = not args.synthetic and (args.clean / layout.INDEX_FILE).is_file()
     command = [*_command(), "classify", "--model", str(args.model), "--json"]
-    if args.batch_size != cli.BATCH_WINDOWS:
+    if args.batch_size != INFERENCE_BATCH:
         command += ["--batch-size", str(args.batch_size)]
 
     with tempfile.TemporaryDirectory(prefix="classify_speed.", dir=args.work) as work:

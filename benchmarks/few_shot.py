@@ -24,7 +24,7 @@ figure equals that fold's ``unseen_file_accuracy`` in ``results/predict/<model>.
 
     python benchmarks/few_shot.py --features data/features --metadata data/raw/TinySOL_metadata.csv \\
         --models conv2d lstm --shots 0 2 5 10 20
-    python benchmarks/few_shot.py --models conv2d --shots 10 --folds 0 1 2 3 4 \\
+    python benchmarks/few_shot.py --models conv2d --shots 10 --weightings balanced --folds 0 1 2 3 4 \\
         --out benchmarks/results/few_shot_ensemble.json      # the five fold models and their mean
 
 With several ``--folds`` each point trains one fold model per fold (each on its own training
@@ -105,6 +105,8 @@ def main(argv=None):
     parser.add_argument("--folds", nargs="+", type=int, default=[0],
                         help="test folds of the training libraries: one fold model each; with several, the rest of the "
                              "library is classified by their mean probabilities (the ensemble users get)")
+    parser.add_argument("--weightings", nargs="+", default=list(WEIGHTINGS), choices=WEIGHTINGS, metavar="WEIGHTING",
+                        help=f"of {list(WEIGHTINGS)} (K=0 has none)")
     parser.add_argument("--out", default="benchmarks/results/few_shot.json")
     args = parser.parse_args(argv)
     if any(k < 0 for k in args.shots):
@@ -137,7 +139,7 @@ def main(argv=None):
             extra = new[new["Path"].isin(picked["Path"])].drop(columns="pitch")
             rest = new[new["Path"].isin(rest_of(notes, picked)["Path"])].drop(columns="pitch")
             shared = new[new["Path"].isin(common["Path"])].drop(columns="pitch")
-            for weighting in WEIGHTINGS if shots else WEIGHTINGS[:1]:
+            for weighting in args.weightings if shots else WEIGHTINGS[:1]:
                 start, rest_probs, shared_probs, per_fold = time.perf_counter(), [], [], {}
                 for fold, sets in folds.items():
                     job = replace(settings.TrainingJob.from_params(params, model=model, fold=fold), unseen_library=None)
@@ -181,7 +183,8 @@ def main(argv=None):
 def _report(args, seed, runs, n_notes, n_common) -> dict:
     return {
         "command": "python benchmarks/few_shot.py " + " ".join(
-            ["--library", args.library, "--models", *args.models, "--shots", *map(str, args.shots), "--folds", *map(str, args.folds)]),
+            ["--library", args.library, "--models", *args.models, "--shots", *map(str, args.shots),
+             "--weightings", *[f"'{w}'" if " " in w else w for w in args.weightings], "--folds", *map(str, args.folds)]),
         "machine": {"cpu": cpu_model(), "python": platform.python_version(), "tensorflow": version("tensorflow")},
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "library": args.library,

@@ -73,7 +73,9 @@ COPY = ("pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "Makefile", "s
 
 #: Modules whose behaviour is tested in another module's test file as well as (or instead of) a mirror.
 EXTRA_TESTS = {
-    "instrclf/instruments.py": ["tests/test_sources_tinysol.py"],
+    "instrclf/instruments.py": ["tests/test_sources_soundfont_plan.py", "tests/test_sources_soundfont_render.py"],
+    "instrclf/drawing.py": ["tests/test_figures.py"],
+    "instrclf/clean_figure.py": ["tests/test_figures.py"],
     "instrclf/sources/__init__.py": ["tests/test_sources_local.py", "tests/test_sources_tinysol.py"],
 }
 

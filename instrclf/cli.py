@@ -35,8 +35,6 @@ from .stage import unix_exits
 #: Suffixes picked up when a directory is given (what libsndfile reads here; MP3 needs libsndfile >= 1.1).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 
-#: Windows per model call: windows of many files share one call, a long file is split over several.
-BATCH_WINDOWS = INFERENCE_BATCH
 
 #: A file whose sound (after the silence is trimmed) fills less than this share of one window
 #: gets a warning: its one window is mostly zero padding, unlike the windows the model learned.
@@ -144,7 +142,7 @@ class _Batcher:
         self.windows, self.owners, self.count = [], [], 0
 
 
-def classify_files(model, card, items, *, batch_windows=BATCH_WINDOWS, block_frames=None):
+def classify_files(model, card, items, *, batch_windows=INFERENCE_BATCH, block_frames=None):
     """Classify many files, yielding each file's result in order as soon as it is known.
 
     Each file is cut exactly as the clean stage cut the training data
@@ -348,8 +346,8 @@ def classify(argv=None) -> int:
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K", help="how many labels to show per file (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field, and a 'warning' field when the answer cannot be trusted) instead of text")
     parser.add_argument(
-        "--batch-size", type=_positive, default=BATCH_WINDOWS, metavar="N",
-        help=f"windows per model call, shared by consecutive files (default {BATCH_WINDOWS})",
+        "--batch-size", type=_positive, default=INFERENCE_BATCH, metavar="N",
+        help=f"windows per model call, shared by consecutive files (default {INFERENCE_BATCH})",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     args = parser.parse_args(argv)

@@ -6,10 +6,9 @@ from matplotlib.collections import PolyCollection
 from test_clean import make_raw, small_rows
 from test_plots import LABELS, predictions
 
-from instrclf import figures
+from instrclf import clean_figure, drawing, figures
 from instrclf.errors import ParameterError
 from instrclf.settings import CleanSettings
-from instrclf import clean_figure, drawing
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CONFIG = CleanSettings(sample_rate=16000, delta_time=1.0, threshold_db=-64.3, envelope_ms=50)
@@ -114,3 +113,24 @@ def test_confusion_rows_are_the_actual_class_and_columns_the_predicted_one():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- drawing.save_figure
+
+
+def test_save_figure_writes_a_png_of_the_figures_size_at_the_dpi(tmp_path):
+    from PIL import Image
+
+    plt = drawing.pyplot()
+    drawing.save_figure(plt.figure(figsize=(2.0, 1.0)), tmp_path / "default.png")  # 100 dpi unless told
+    drawing.save_figure(plt.figure(figsize=(2.0, 1.0)), tmp_path / "small.png", dpi=40)
+    assert (tmp_path / "default.png").read_bytes()[:8] == PNG
+    assert Image.open(tmp_path / "default.png").size == (200, 100) and Image.open(tmp_path / "small.png").size == (80, 40)
+
+
+def test_save_figure_closes_the_figure_it_saved_and_no_other(tmp_path):
+    plt = drawing.pyplot()
+    saved, other = plt.figure(), plt.figure()  # the other one is pyplot's current figure
+    drawing.save_figure(saved, tmp_path / "x.png")
+    assert not plt.fignum_exists(saved.number) and plt.fignum_exists(other.number)
+    plt.close(other)
