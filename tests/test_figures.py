@@ -134,3 +134,52 @@ def test_save_figure_closes_the_figure_it_saved_and_no_other(tmp_path):
     drawing.save_figure(saved, tmp_path / "x.png")
     assert not plt.fignum_exists(saved.number) and plt.fignum_exists(other.number)
     plt.close(other)
+
+
+def test_a_threshold_panel_draws_the_notes_own_level_envelope_threshold_and_kept_share():
+    """What one panel shows, against the definitions: 5-ms RMS in dB, the envelope every ms, the line, the kept share."""
+    from matplotlib.figure import Figure
+
+    from instrclf import audio
+
+    sr = CONFIG.sample_rate
+    rng = np.random.default_rng(0)
+    note = np.concatenate([np.zeros(sr // 4), 0.3 * np.sin(2 * np.pi * 440 * np.arange(sr // 2) / sr), 1e-6 * rng.standard_normal(sr // 4)])
+    ax = Figure().subplots()
+    ax.set_visible(False)
+    clean_figure._threshold_panel(ax, note.astype("float32"), clean=CONFIG, title="Fl: x.wav")
+    assert ax.get_visible()
+    floor = CONFIG.threshold_db - 20.0  # below -100 dB: 20 dB under the threshold
+    signal, envelope, threshold = ax.get_lines()
+    block = sr // 200
+    rms = np.sqrt(np.mean(note[: len(note) // block * block].astype("float32").astype(np.float64).reshape(-1, block) ** 2, axis=1))
+    np.testing.assert_allclose(signal.get_xdata(), (np.arange(len(rms)) + 0.5) * block / sr)
+    np.testing.assert_allclose(signal.get_ydata(), np.maximum(20 * np.log10(np.maximum(rms, 1e-12)), min(-100.0, floor)), atol=1e-4)
+    env = audio.envelope(note.astype("float32"), sample_rate=sr, envelope_ms=CONFIG.envelope_ms)
+    step = sr // 1000
+    np.testing.assert_allclose(envelope.get_xdata(), np.arange(0, len(note), step) / sr)
+    np.testing.assert_allclose(envelope.get_ydata(), np.maximum(20 * np.log10(np.maximum(env[::step], 1e-12)), min(-100.0, floor)), atol=1e-4)
+    assert list(threshold.get_ydata()) == [CONFIG.threshold_db] * 2
+    kept = np.mean(env > audio.db_to_amplitude(CONFIG.threshold_db))
+    assert 0.45 < kept < 0.65 and ax.get_title() == f"Fl: x.wav ({kept:.0%} kept)"
+    assert ax.get_ylim() == (min(-100.0, floor), 0.0) and ax.get_xlim() == (0.0, len(note) / sr)
+    assert ax.get_legend_handles_labels()[1] == [
+        "signal (5 ms RMS)", f"envelope ({CONFIG.envelope_ms} ms max)", f"threshold {CONFIG.threshold_db} dBFS", "kept"]
+    (shade,) = ax.collections  # the kept samples: shaded from the floor to 0 dBFS where the envelope is above the line
+    path = shade.get_paths()[0].vertices
+    assert path[:, 1].min() == pytest.approx(min(-100.0, floor)) and path[:, 1].max() == pytest.approx(0.0)
+
+
+def test_the_threshold_figure_lays_out_one_row_per_class_and_hides_the_empty_cells(tmp_path):
+    rows = small_rows()[:4]  # Fl x 3 notes, then one Ob note: two rows, three columns, two cells empty
+    raw = make_raw(tmp_path / "raw", rows)
+    fig = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=3)
+    grid = np.array(fig.axes).reshape(2, 3)
+    assert [[ax.get_visible() for ax in row] for row in grid] == [[True, True, True], [True, False, False]]
+    assert [ax.get_ylabel() for ax in grid[:, 0]] == ["dBFS", "dBFS"] and grid[0, 1].get_ylabel() == ""
+    assert grid[0, 0].get_legend() is not None and grid[1, 0].get_legend() is None
+    assert tuple(fig.get_size_inches()) == pytest.approx((5.5 * 3, 1.7 * 2 + 0.7))
+    assert fig._suptitle.get_text() == "clean: envelope threshold at 16000 Hz (time in seconds)"
+    assert grid[0, 0].get_shared_y_axes().joined(grid[0, 0], grid[1, 0])  # one dB scale for every panel
+    fewer = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=1)
+    assert sum(ax.get_visible() for ax in fewer.axes) == 2  # per_class is honoured
