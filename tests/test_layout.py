@@ -501,3 +501,19 @@ def test_read_json_names_the_file(tmp_path, content, match):
         layout.read_json(path)
     if content == "[1]":
         assert layout.read_json(path, expect=list) == [1]  # an array where one is expected (dvc exp show --json)
+
+
+def test_write_metadata_takes_a_table_names_a_missing_column_and_writes_no_index(tmp_path):
+    table = pd.DataFrame({"Library": ["A"], "Instrument (abbr.)": ["Fl"], "Path": ["Winds/Flute/x.wav"], "Fold": [0],
+                          "Family": ["Winds"], "Mic": ["near"]})
+    path = layout.write_metadata(tmp_path, table, other_columns=True)
+    assert path.read_bytes() == b"Path,Fold,Family,Instrument (abbr.),Library,Mic\nWinds/Flute/x.wav,0,Winds,Fl,A,near\n"
+    with pytest.raises(DataError, match=r"^metadata lacks column\(s\) \['Fold'\]$"):
+        layout.write_metadata(tmp_path, table.drop(columns="Fold"), other_columns=True)
+
+
+def test_parse_json_says_which_kind_it_expected():
+    with pytest.raises(DataError, match=r"^x: expected a JSON array, got dict$"):
+        layout.parse_json("{}", name="x", expect=list)
+    with pytest.raises(DataError, match=r"^x: expected a JSON object, got list$"):
+        layout.parse_json("[]", name="x")

@@ -196,8 +196,12 @@ def test_every_stage_reads_its_keys_of_the_real_params_and_builds_its_settings()
             keys = [k.replace("<model>", model or "") for k in module.PARAMS]
             params = settings.load(root / "params.yaml", keys=keys)
             if script.stem == "train":
-                job = settings.TrainingJob.from_params(params, model=model, fold=0)
+                job = settings.TrainingJob.from_params(params, model=model, fold=3)
+                train = settings.section(PARAMS, TrainSettings)
+                assert (job.model, job.fold, job.seed, job.target) == (model, 3, PARAMS["seed"], PARAMS["data"]["target"])
                 assert job.config == settings.model_config(PARAMS, model) and job.unseen_library == "FluidR3_GM"
+                assert (job.clean, job.features) == (settings.section(PARAMS, CleanSettings), settings.section(PARAMS, FeatureSettings))
+                assert {k: getattr(job, k) for k in settings.TRAIN_KEYS} == {k: getattr(train, k) for k in settings.TRAIN_KEYS}
             elif script.stem == "download":
                 assert settings.section(params, settings.SourceSettings).source == ("soundfont",)
     # A key that is not the stage's is not there to read: the section fails naming what is missing.
@@ -214,7 +218,7 @@ def test_one_key_validates_as_its_section_does():
         (TrainSettings, "patience", -1, "train.patience = -1: Input should be greater than or equal to 0"),
         (TrainSettings, "threads", 1.0, "train.threads = 1.0: Input should be a valid integer"),
         (TrainSettings, "models", ["conv1d", "vgg"], "train.models[1] = 'vgg': Input should be"),
-        (TrainSettings, "augment", {"eq_db": 1}, "train.augment.mel_shift: missing (required)"),
+        (TrainSettings, "augment", {"eq_db": 1}, "train.augment.mel_shift: missing (required); train.augment.freq_mask: missing"),
         (DataSettings, "target", "genre", "data.target = 'genre': Input should be 'instrument' or 'family'"),
     ]:
         with pytest.raises(ParameterError) as error:
