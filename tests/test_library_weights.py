@@ -122,3 +122,12 @@ def test_run_weights_training_windows_only(tmp_path, monkeypatch):
     np.testing.assert_array_equal(drawn["val"], drawn["x_val"])  # validation: every window once, in order
     per_epoch = len(drawn["train"])
     assert rates[0].get_config()["decay_steps"] == 2 * int(np.ceil(per_epoch / 16))  # 2 epochs of the weighted size
+
+
+def test_weights_that_leave_no_window_to_draw_are_refused():
+    """0.01 of 10 windows rounds to none drawn: training would see nothing, so it is an error, not an empty epoch."""
+    draws = data.draws_of(ROWS, {"A": 0.01, "B": 0.01}, libraries=["A", "B"])
+    with pytest.raises(ParameterError, match=r"^train.library_weights leave no training window to draw$"):
+        train.draws_per_epoch(draws, len(ROWS))
+    with pytest.raises(ParameterError, match="leave no training window"):
+        train.dataset(X, Y, batch_size=8, seed=1, draws=draws)

@@ -230,12 +230,17 @@ def test_cache_defaults_to_env_var(zenodo, tmp_path, instrclf_cache):
     assert files_in(instrclf_cache) == sorted(tinysol.FILES)
 
 
+def file_mirror(folder, *, archive=None):
+    """A folder holding the two files (``archive``: the archive's bytes, the tiny one by default); their md5s."""
+    folder.mkdir()
+    (folder / tinysol.ARCHIVE).write_bytes(tarball_bytes() if archive is None else archive)
+    (folder / tinysol.METADATA).write_bytes(metadata_bytes())
+    return {name: md5((folder / name).read_bytes()) for name in tinysol.FILES}
+
+
 def test_file_url_works_like_http(tmp_path, instrclf_cache):
     mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes())
-    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
-    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    md5s = file_mirror(mirror)
     stats = fetch(params_for(mirror.as_uri(), md5s), tmp_path / "raw")
     assert stats["rows"] == len(ROWS) and stats["folds"] == 3 and stats["families"] == 3 and stats["libraries"] == 1
 
@@ -706,10 +711,7 @@ def test_download_forwards_its_cache_wait_and_creates_its_folder(zenodo, tmp_pat
 def test_archive_size_is_reported_in_megabytes_to_one_decimal(tmp_path, instrclf_cache):
     noise = np.random.default_rng(0).bytes(330_000)  # incompressible: the archive is ~0.33 MB
     mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes(extra=[member("TinySOL/noise.bin", data=noise)]))
-    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
-    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    md5s = file_mirror(mirror, archive=tarball_bytes(extra=[member("TinySOL/noise.bin", data=noise)]))
     found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
     stats = tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
     assert stats["archive_mb"] == 0.3 and stats["archive_files"] == len(ROWS) + 1
@@ -756,10 +758,7 @@ def test_download_passes_its_own_timeout_and_quiet_progress_on(zenodo, tmp_path,
 
 def test_a_mirror_folder_whose_name_ends_in_x_is_found(tmp_path, instrclf_cache):
     mirror = tmp_path / "MIX"
-    mirror.mkdir()
-    (mirror / tinysol.ARCHIVE).write_bytes(tarball_bytes())
-    (mirror / tinysol.METADATA).write_bytes(metadata_bytes())
-    md5s = {name: md5((mirror / name).read_bytes()) for name in tinysol.FILES}
+    md5s = file_mirror(mirror)
     assert tinysol.check_base_url(mirror.as_uri() + "/") == mirror.as_uri()
     found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
     tinysol.download(tmp_path / "raw", settings=found, progressbar=False)

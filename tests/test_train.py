@@ -169,6 +169,37 @@ def test_early_stopping_watches_validation_accuracy_and_restores_the_best_weight
     assert restored > val[-1]
 
 
+def test_fit_runs_the_callers_callbacks_and_counts_the_epochs_they_allow(contrary):
+    """A caller's callback (a benchmark's timer, a wall-time cap) sees every epoch and may stop the training."""
+    import keras
+
+    class StopAfterTwo(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append((epoch, sorted(logs)))
+            if epoch == 1:
+                self.model.stop_training = True
+
+    x_train, y_train, x_val, y_val = contrary
+    stop = StopAfterTwo()
+    result = train.fit(job(config=model_config(epochs=8, batch_size=16), seed=0), x_train, y_train, x_val, y_val,
+                       n_classes=2, callbacks=[stop])
+    assert [e for e, _ in stop.epochs] == [0, 1] and result.epochs_run == 2
+    assert all({"accuracy", "val_accuracy"} <= set(keys) for _, keys in stop.epochs)
+    assert result.draws_per_epoch == len(x_train) and result.samples_per_second > 0
+
+
+def test_the_card_records_what_shaped_the_model_and_the_library_actually_held_out():
+    fitted = job("conv1d", seed=11, test_fold=3, target="family")
+    made = train.card(fitted, ["Brass", "Winds"], unseen_library=None)
+    assert (made.model, made.seed, made.test_folds, made.target, made.unseen_library) == ("conv1d", 11, [3], "family", None)
+    assert (made.clean, made.features, made.typed_config) == (fitted.clean, fitted.features, fitted.config)
+    assert made.labels == ["Brass", "Winds"]
+
+
 def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
     with pytest.raises(ParameterError, match=r"^train.warmup_epochs \(2.0\) must be < models.baseline.epochs \(2\)$"):
         train.learning_rate(model_config(epochs=2), warmup_epochs=2.0, steps_per_epoch=3)
