@@ -11,11 +11,11 @@ STAMP := $(VENV)/.installed
 # Stages call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-# The sampled instrument libraries the default data is rendered from (Debian packages).
-SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont
-# Only the tests need these: headless Chromium opens `dvc plots show`'s page (tests/test_plots.py);
-# freepats + timidity render the Gravis-patch library (tests/test_sources_soundfont_timidity.py).
-TEST_PACKAGES := chromium freepats timidity
+# The sampled instrument libraries the default data is rendered from (Debian packages):
+# three SoundFonts, and freepats' Gravis patches with timidity to play them.
+SOUNDFONTS := timgm6mb-soundfont fluid-soundfont-gm csound-soundfont freepats timidity
+# Only the tests need this: headless Chromium opens `dvc plots show`'s page and the error reports.
+TEST_PACKAGES := chromium
 
 .PHONY: setup repro test system test-system lock gpu
 

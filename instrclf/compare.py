@@ -243,9 +243,10 @@ def by_matrix(experiments: list, *, key: str) -> dict:
     Returns
     -------
     dict
-        ``{"by": key, "models": [...], "rows": {value: {model: score}}, "mean": {model: score}}``;
-        rows sorted by value (``"null"`` for null), a score ``None`` where it is missing, and a
-        mean ``None`` for a model missing in any row.
+        ``{"by": key, "models": [...], "rows": {value: {model: score}}, "mean": {model: score},
+        "worst": {model: score}}``; rows sorted by value (``"null"`` for null, a list of libraries
+        joined by ``+``), a score ``None`` where it is missing, and a mean and worst case (the
+        lowest row) ``None`` for a model missing in any row.
 
     Raises
     ------
@@ -260,7 +261,7 @@ def by_matrix(experiments: list, *, key: str) -> dict:
             value = lookup_param(exp["params"], key)
         except KeyError:
             raise DataError(f"experiment {exp['name']}: no param {key!r}") from None
-        label = "null" if value is None else str(value)
+        label = "null" if value is None else "+".join(map(str, value)) if isinstance(value, list) else str(value)
         scores = {m: exp["metrics"].get(m, {}).get(BY_METRIC) for m in models}
         if label in rows and rows[label] != scores:
             raise DataError(
@@ -269,18 +270,20 @@ def by_matrix(experiments: list, *, key: str) -> dict:
             )
         rows[label], origin[label] = scores, exp["name"]
     rows = {label: rows[label] for label in sorted(rows)}
-    mean = {}
+    mean, worst = {}, {}
     for m in models:
         column = [scores[m] for scores in rows.values()]
         mean[m] = None if None in column else round(math.fsum(column) / len(column), 4)
-    return {"by": key, "models": models, "rows": rows, "mean": mean}
+        worst[m] = None if None in column else min(column)
+    return {"by": key, "models": models, "rows": rows, "mean": mean, "worst": worst}
 
 
 def by_grid(matrix: dict) -> tuple:
     """``(header, body)`` of a :func:`by_matrix` result, as strings."""
     models = matrix["models"]
     body = [[label] + [_figure(scores[m]) for m in models] for label, scores in matrix["rows"].items()]
-    return [matrix["by"], *models], body + [["mean"] + [_figure(matrix["mean"][m]) for m in models]]
+    summary = [[name] + [_figure(matrix[name][m]) for m in models] for name in ("mean", "worst")]
+    return [matrix["by"], *models], body + summary
 
 
 def render(header: list, body: list, *, fmt: str) -> str:

@@ -42,6 +42,13 @@ def class_names(index: pd.DataFrame) -> list:
     return sorted(index["label"].unique())
 
 
+def held_out(unseen_library) -> tuple:
+    """The library names of ``split.unseen_library`` (one name or a list of them; None: none)."""
+    if unseen_library is None:
+        return ()
+    return (unseen_library,) if isinstance(unseen_library, str) else tuple(unseen_library)
+
+
 def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSets:
     """Split the index for one test fold: ``(t + 1) % 5`` validates, the other three train.
 
@@ -51,11 +58,11 @@ def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSet
         From :func:`instrclf.layout.read_index`.
     test_fold : int
         The held-out fold, 0-4.
-    unseen_library : str or None
-        ``split.unseen_library``: the library excluded from every fold's training and
-        validation. With one library in the index (TinySOL, your own set) there is none to
-        hold out and ``unseen`` is empty, with a note; with several, the name must be one
-        of them.
+    unseen_library : str, list of str or None
+        ``split.unseen_library``: the library (or libraries, held out together) excluded
+        from every fold's training and validation. With one library in the index (TinySOL,
+        your own set) there is none to hold out and ``unseen`` is empty, with a note; with
+        several, each name must be one of them and at least one library must stay to train on.
 
     Returns
     -------
@@ -63,20 +70,26 @@ def fold_sets(index: pd.DataFrame, *, test_fold: int, unseen_library) -> FoldSet
     """
     val_fold, train_folds = SplitSettings.folds_of(test_fold)
     libraries = sorted(index["library"].unique())
+    names = held_out(unseen_library)
     note = ""
-    if unseen_library is None:
+    if not names:
         note = "split.unseen_library is null: no library is held out"
     elif len(libraries) == 1:
         note = f"the data has one library ({libraries[0]}): no unseen-library evaluation"
-    elif unseen_library not in libraries:
-        raise ParameterError(f"split.unseen_library must be one of the data's libraries {libraries}, got {unseen_library!r}")
-    held_out = index["library"] == unseen_library if not note else pd.Series(False, index=index.index)
-    seen = index[~held_out]
+    else:
+        unknown = [name for name in names if name not in libraries]
+        if unknown:
+            got = unknown[0] if isinstance(unseen_library, str) else unknown
+            raise ParameterError(f"split.unseen_library must be one of the data's libraries {libraries}, got {got!r}")
+        if set(names) == set(libraries):
+            raise ParameterError(f"split.unseen_library holds out every library of the data {libraries}: none is left to train on")
+    unseen = index["library"].isin(names) if not note else pd.Series(False, index=index.index)
+    seen = index[~unseen]
     sets = FoldSets(
         train=_rows(seen, train_folds),
         val=_rows(seen, [val_fold]),
         test=_rows(seen, [test_fold]),
-        unseen=index[held_out].reset_index(drop=True),
+        unseen=index[unseen].reset_index(drop=True),
         unseen_note=note,
     )
     for name in ("train", "val", "test"):
@@ -96,7 +109,7 @@ def draws_of(train: pd.DataFrame, weights: dict, *, libraries, unseen_library=No
         ``train.library_weights``: library -> weight > 0; a library not listed weighs 1.
     libraries : iterable of str
         Every library of the data (the index's), so a name can be checked against it.
-    unseen_library : str or None
+    unseen_library : str, list of str or None
         ``split.unseen_library``: never trained on, so it may not be weighted.
 
     Returns
@@ -108,13 +121,14 @@ def draws_of(train: pd.DataFrame, weights: dict, *, libraries, unseen_library=No
     Raises
     ------
     ParameterError
-        A name that is not a library of the data, or the held-out library, naming the key.
+        A name that is not a library of the data, or a held-out library, naming the key.
     """
     libraries = sorted(set(libraries))
+    names = held_out(unseen_library)
     for name in weights:
         if name not in libraries:
             raise ParameterError(f"train.library_weights.{name}: not a library of the data; its libraries are {libraries}")
-        if name == unseen_library:
+        if name in names:
             raise ParameterError(f"train.library_weights.{name}: the held-out library (split.unseen_library) is never trained on")
     draws = train["library"].map(lambda name: float(weights.get(name, 1.0))).to_numpy(dtype=np.float64)
     return None if np.all(draws == 1.0) else draws

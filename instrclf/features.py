@@ -18,7 +18,7 @@ from kapre.composed import get_melspectrogram_layer
 from . import data, layout
 from .io import atomic_dir
 from .runtime import filtered_stderr
-from .settings import INFERENCE_BATCH as BATCH  # windows per chunk: memory only, and the progress bar's unit
+from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
 from .settings import CleanSettings, FeatureSettings
 
 
@@ -63,7 +63,7 @@ def spectrograms(front, x: np.ndarray) -> np.ndarray:
     if len(x) == 0:
         return np.zeros((0, *front.output_shape[1:]), dtype=np.float32)
     with filtered_stderr():
-        return front.predict(x, batch_size=BATCH, verbose=0).astype(np.float32, copy=False)
+        return front.predict(x, batch_size=INFERENCE_BATCH, verbose=0).astype(np.float32, copy=False)
 
 
 def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, progress: bool = True) -> dict:
@@ -81,8 +81,8 @@ def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, 
     out = np.empty((len(index), *front.output_shape[1:]), dtype=np.float32)
     bar = tqdm(total=len(index), unit="window", desc="features", disable=None if progress else True, mininterval=1.0)
     with bar:
-        for start in range(0, len(index), BATCH):
-            rows = index.iloc[start : start + BATCH]
+        for start in range(0, len(index), INFERENCE_BATCH):
+            rows = index.iloc[start : start + INFERENCE_BATCH]
             x = data.load_windows(clean_dir, rows, n_samples=clean.window_length)
             out[start : start + len(rows)] = spectrograms(front, x)
             bar.update(len(rows))

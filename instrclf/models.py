@@ -83,7 +83,7 @@ class ModelCard(BaseModel):
     features: FeatureSettings
     config: dict
     test_folds: list[int] = Field(min_length=1)
-    unseen_library: str | None
+    unseen_library: str | list[str] | None  # split.unseen_library as trained: one name, a family, or none
     seed: int
 
     @model_validator(mode="after")

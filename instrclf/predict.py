@@ -12,7 +12,7 @@ import pandas as pd
 from . import backends, data, evaluate, models
 from .errors import DataError
 from .features import Features
-from .settings import INFERENCE_BATCH as BATCH_SIZE  # memory only, never results
+from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
 
 
 def load_fold_models(paths: dict) -> tuple:
@@ -49,7 +49,7 @@ def load_fold_models(paths: dict) -> tuple:
 
 def _probs(back, x: np.ndarray) -> np.ndarray:
     """The back end's probabilities, batch by batch (eager: no graph retraced per fold model)."""
-    return np.concatenate([np.asarray(back(x[i : i + BATCH_SIZE], training=False)) for i in range(0, len(x), BATCH_SIZE)])
+    return np.concatenate([np.asarray(back(x[i : i + INFERENCE_BATCH], training=False)) for i in range(0, len(x), INFERENCE_BATCH)])
 
 
 def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:

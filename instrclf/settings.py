@@ -343,7 +343,8 @@ class SplitSettings(Settings):
     """``split``: which of TinySOL's folds are tested, and the library no model trains on.
 
     Each test fold ``t`` is validated (early stopping) by fold ``(t + 1) % 5`` and trained
-    on the other three.
+    on the other three. ``unseen_library`` is one library's name or a list of them (a family
+    of libraries built from the same samples, held out together), or null.
     """
 
     KEY: ClassVar[str] = "split"
@@ -351,7 +352,11 @@ class SplitSettings(Settings):
     test_folds: Annotated[
         list[Annotated[int, Field(ge=0, lt=N_FOLDS)]], Field(min_length=1, max_length=N_FOLDS), AfterValidator(_unique)
     ]
-    unseen_library: Annotated[str, Field(min_length=1)] | None
+    unseen_library: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1, max_length=16), AfterValidator(_unique)]
+        | None
+    )
 
     @staticmethod
     def folds_of(test_fold: int) -> tuple:
@@ -527,7 +532,7 @@ class TrainingJob:
     config: ModelConfig
     clean: CleanSettings
     features: FeatureSettings
-    unseen_library: str | None
+    unseen_library: str | list | None
     warmup_epochs: float
     patience: int
     distribute: str

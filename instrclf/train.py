@@ -31,7 +31,7 @@ from .runtime import filtered_stderr, tf
 
 import keras  # noqa: E402  (after runtime: TensorFlow imported quietly)
 from .errors import ParameterError
-from .settings import INFERENCE_BATCH as VAL_BATCH  # validation: memory and speed only (windows are evaluated independently)
+from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
 from .settings import ModelConfig, TrainingJob
 
 #: The figures of :func:`run` that measure the machine, not the model: they differ from run to
@@ -309,7 +309,7 @@ def datasets(job: TrainingJob, x_train, y_train, x_val, y_val, *, draws=None) ->
     """``(training, validation)`` batches of a job: training shuffled by ``job.seed``, weighted by
     ``draws`` and augmented by ``job.augment``; validation in order, every window once, untouched."""
     train_ds = dataset(x_train, y_train, batch_size=job.config.batch_size, seed=job.seed, augment=job.augment, draws=draws)
-    return train_ds, dataset(x_val, y_val, batch_size=VAL_BATCH)
+    return train_ds, dataset(x_val, y_val, batch_size=INFERENCE_BATCH)
 
 
 def fit(job: TrainingJob, x_train, y_train, x_val, y_val, *, n_classes: int, draws=None, callbacks=(), live=None, replicas=None) -> Fitted:

@@ -18,12 +18,7 @@ PARAMS = (
     "clean",
     "split.unseen_library",
     "features",
-    "train.warmup_epochs",
-    "train.patience",
-    "train.distribute",
-    "train.threads",
-    "train.augment",
-    "train.library_weights",
+    *(f"train.{name}" for name in settings.TRAIN_KEYS),
     "models.<model>",
 )
 

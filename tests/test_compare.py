@@ -201,7 +201,7 @@ def exp_show():
     """Workspace, a baseline commit with three experiments: two done and one that failed."""
     done = [
         exp_entry("b" * 40, "fluid", library="FluidR3_GM", metrics=scores(0.7, 0.3)),
-        exp_entry("c" * 40, "tim", library="TimGM6mb", metrics=scores(0.8, None)),
+        exp_entry("c" * 40, "tim", library=["TimGM6mb", "sf_GMbank"], metrics=scores(0.8, None)),  # a family
     ]
     failed = exp_entry("d" * 40, "broken", library="X", metrics={}, error={"msg": "failed to reproduce 'train'", "type": "ReproductionError"})
     failed["data"] = {}
@@ -256,9 +256,10 @@ BY_TEXT = """\
 split.unseen_library  conv1d  baseline
 --------------------  ------  --------
 FluidR3_GM             0.700     0.300
-TimGM6mb               0.800       n/a
+TimGM6mb+sf_GMbank     0.800       n/a
 sf_GMbank              0.600     0.500
-mean                   0.700       n/a"""
+mean                   0.700       n/a
+worst                  0.600       n/a"""
 
 
 def test_experiments_by_param(capsys, exps_json):
@@ -270,14 +271,15 @@ def test_experiments_by_param(capsys, exps_json):
         "models": ["conv1d", "baseline"],
         "rows": {
             "FluidR3_GM": {"conv1d": 0.7, "baseline": 0.3},
-            "TimGM6mb": {"conv1d": 0.8, "baseline": None},
+            "TimGM6mb+sf_GMbank": {"conv1d": 0.8, "baseline": None},
             "sf_GMbank": {"conv1d": 0.6, "baseline": 0.5},
         },
         "mean": {"conv1d": 0.7, "baseline": None},
+        "worst": {"conv1d": 0.6, "baseline": None},
     }
     code, out, _ = run(capsys, "--exps-json", exps_json, "--by", "split.unseen_library", "--format", "markdown")
     assert out.splitlines()[:2] == ["| split.unseen_library | conv1d | baseline |", "|:--|--:|--:|"]
-    assert out.splitlines()[-1] == "| mean | 0.700 | n/a |"
+    assert out.splitlines()[-2:] == ["| mean | 0.700 | n/a |", "| worst | 0.600 | n/a |"]
 
 
 def test_by_refuses_conflicting_and_missing(capsys, tmp_path):

@@ -77,6 +77,25 @@ def test_unknown_unseen_library_names_the_key_and_the_libraries():
         data.fold_sets(index_of(), test_fold=0, unseen_library="Z")
 
 
+def test_a_family_of_libraries_is_held_out_together():
+    """split.unseen_library as a list: every one of its libraries is unseen, the others train, validate and test."""
+    index = index_of(libraries=("A", "B", "C", "D"))
+    sets = data.fold_sets(index, test_fold=3, unseen_library=["B", "D"])
+    assert set(sets.unseen["library"]) == {"B", "D"} and len(sets.unseen) == (index["library"].isin(["B", "D"])).sum()
+    for part in (sets.train, sets.val, sets.test):
+        assert set(part["library"]) == {"A", "C"}
+    assert len(sets.train) + len(sets.val) + len(sets.test) + len(sets.unseen) == len(index)
+    # A one-name list is that library alone; names are checked one by one; all of them leave nothing to train on.
+    pd.testing.assert_frame_equal(data.fold_sets(index, test_fold=0, unseen_library=["C"]).unseen,
+                                  data.fold_sets(index, test_fold=0, unseen_library="C").unseen)
+    with pytest.raises(ParameterError, match=r"^split.unseen_library must be one of the data's libraries \['A', 'B', 'C', 'D'\], got \['Z'\]$"):
+        data.fold_sets(index, test_fold=0, unseen_library=["B", "Z"])
+    with pytest.raises(ParameterError, match=r"^split.unseen_library holds out every library of the data"):
+        data.fold_sets(index, test_fold=0, unseen_library=["D", "C", "B", "A"])
+    with pytest.raises(ParameterError, match=r"^train.library_weights.D: the held-out library"):
+        data.draws_of(sets.train, {"A": 2, "D": 2}, libraries=index["library"], unseen_library=["B", "D"])
+
+
 @pytest.mark.parametrize("test_fold", [5, -1, True, 1.0])
 def test_bad_test_fold(test_fold):
     with pytest.raises(ParameterError, match="test fold must be an integer in 0..4"):

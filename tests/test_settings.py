@@ -214,6 +214,11 @@ def test_one_key_validates_as_its_section_does():
     """Settings.key: a stage that reads part of a section gets the same checks and messages as the whole section."""
     assert TrainSettings.key(PARAMS, "models") == ["conv1d", "conv2d", "lstm", "baseline"]
     assert settings.SplitSettings.key({"split": {"unseen_library": None}}, "unseen_library") is None
+    family = {"split": {"unseen_library": ["TimGM6mb", "sf_GMbank"]}}
+    assert settings.SplitSettings.key(family, "unseen_library") == ["TimGM6mb", "sf_GMbank"]
+    for bad in ([], ["A", "A"], ["A", ""], ""):
+        with pytest.raises(ParameterError, match=r"^split.unseen_library"):
+            settings.SplitSettings.key({"split": {"unseen_library": bad}}, "unseen_library")
     for section, key, value, message in [
         (TrainSettings, "patience", -1, "train.patience = -1: Input should be greater than or equal to 0"),
         (TrainSettings, "threads", 1.0, "train.threads = 1.0: Input should be a valid integer"),
