@@ -119,12 +119,12 @@ def test_features_of_other_clean_settings_are_refused(made, change):
 
 
 def test_an_index_longer_than_one_chunk_gives_every_row_its_window(made, tmp_path, monkeypatch):
-    """Real sets have thousands of windows, many chunks of BATCH: here 9 windows in chunks of 4."""
+    """Real sets have thousands of windows, many chunks of INFERENCE_BATCH: here 9 windows in chunks of 4."""
     clean_dir, _, _ = made
     subset = copy_of(clean_dir, tmp_path / "clean")
     index = layout.read_index(clean_dir).iloc[::-13].head(9).reset_index(drop=True)
     layout.write_index(subset, index)
-    monkeypatch.setattr(features, "BATCH", 4)
+    monkeypatch.setattr(features, "INFERENCE_BATCH", 4)
     features.run(subset, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
     cache = features.Features(tmp_path / "features", clean=CLEAN, features=FEATURES)
     front = frontend(clean=CLEAN, features=FEATURES)
