@@ -179,3 +179,16 @@ def test_the_time_mask_is_drawn_apart_from_the_frequency_mask():
     masked_frames = [tuple(np.flatnonzero(c.all(axis=1))) for c in changed]  # every band changed: the frame mask
     assert any(masked_bands) and any(masked_frames)
     assert sum(b == f for b, f in zip(masked_bands, masked_frames)) < 8
+
+
+@pytest.mark.parametrize(("axis", "size"), [(1, 6), (2, 8)], ids=["time", "freq"])
+def test_a_mask_can_fall_on_every_band_the_first_and_last_included(axis, size):
+    """SpecAugment draws the band's start uniformly over every place the band fits: over many examples
+    a one-wide mask covers each frame (band) of the axis, the edges as often as the middle."""
+    shape = [1000, 6, 8, 1]
+    x = tf.random.stateless_normal(shape, seed=[5, 6]) * 10.0
+    out = augment._mask(x, SEED, 1, axis=axis).numpy()
+    changed = np.any(out != x.numpy(), axis=tuple(a for a in (1, 2, 3) if a != axis))  # (batch, size)
+    assert changed.sum(axis=1).max() == 1
+    hits = changed.sum(axis=0)
+    assert len(hits) == size and hits.min() > 0.5 * hits.mean(), hits

@@ -448,3 +448,17 @@ def test_the_same_stem_in_two_formats_is_a_collision(tmp_path):
     with pytest.raises(DataError, match=r"Fl-ord-C4-mf-N\.flac and Winds/Flute/ordinario/Fl-ord-C4-mf-N\.wav would both write Fl/Fl-ord-C4-mf-N_<i>\.wav"):
         clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert not (tmp_path / "clean").exists()
+
+
+def test_a_note_exactly_one_window_long_is_not_counted_as_padded(tmp_path):
+    """A note whose loud part fills exactly one window gives that window unpadded: padded counts only
+    notes shorter than a window (here the 0.5-s note), not one that fits it to the sample."""
+    tone = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(16000) / 16000)  # loud from first to last sample
+    rows = [
+        row("Winds/Flute", "Fl", "Winds", "A4", 0, y=tone, sr=16000),
+        row("Winds/Oboe", "Ob", "Winds", "A4", 1, y=tone[:8000], sr=16000),
+    ]
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert (metrics["windows_written"], metrics["seconds_kept"]) == (2, 1.5)
+    assert metrics["notes_padded"] == 1

@@ -461,3 +461,14 @@ def test_a_model_failure_midway_is_raised_not_put_on_the_files(model_dir, inputs
     nan_model.predict_on_batch = lambda x: np.full((len(x), len(LABELS)), np.nan)
     with pytest.raises(cli.ModelError, match="NaN"):
         list(cli.classify_files(nan_model, the_card, [(str(inputs / "note.wav"), None)]))
+
+
+def test_a_folder_named_like_an_audio_file_is_searched_not_listed(tmp_path):
+    """``takes.wav/`` (a folder, as some recorders name a session) is not a file to classify: its files are."""
+    session = tmp_path / "rec" / "takes.wav"
+    session.mkdir(parents=True)
+    (session / "1.flac").write_bytes(b"")
+    (tmp_path / "rec" / "a.wav").write_bytes(b"")
+    found = cli.find_audio([str(tmp_path / "rec")])
+    assert [Path(p).relative_to(tmp_path / "rec").as_posix() for p, _ in found] == ["a.wav", "takes.wav/1.flac"]
+    assert all(error is None for _, error in found)

@@ -161,3 +161,17 @@ def test_the_sets_are_rows_of_the_index_with_its_columns_only():
 def test_class_ids_are_int32():
     ids = data.encode(pd.Series(["Vn", "Fl", "Vn"]), ["Fl", "Vn"])
     assert ids.dtype == np.int32 and ids.tolist() == [1, 0, 1]
+
+
+def test_load_windows_names_a_stereo_window_of_the_right_length(clean_dir, tmp_path):
+    """A window rewritten as stereo (same length) is not the clean stage's: one DataError naming it and its shape."""
+    index = layout.read_index(clean_dir).head(2)
+    rel = index["window"].iloc[1]
+    y, sr = sf.read(clean_dir / rel, dtype="float32")
+    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(tmp_path / rel, np.stack([y, y], axis=1), sr, subtype="PCM_16")
+    first = tmp_path / index["window"].iloc[0]
+    first.parent.mkdir(parents=True, exist_ok=True)
+    first.write_bytes((clean_dir / index["window"].iloc[0]).read_bytes())
+    with pytest.raises(DataError, match=rf"{rel} has shape \({len(y)}, 2\), expected \({len(y)}, 1\)"):
+        data.load_windows(tmp_path, index, n_samples=len(y))

@@ -517,3 +517,15 @@ def test_parse_json_says_which_kind_it_expected():
         layout.parse_json("{}", name="x", expect=list)
     with pytest.raises(DataError, match=r"^x: expected a JSON object, got list$"):
         layout.parse_json("[]", name="x")
+
+
+def test_a_predicted_label_that_has_no_probability_column_is_refused(tmp_path):
+    """A note predicted as a class the table has no p_<label> for (only the prediction names it) is
+    a table from two different models: refused on write and on read, naming the label."""
+    table = make_predictions().assign(predicted=["Fl", "Ob", "Vn"])
+    with pytest.raises(DataError, match=r"\['Ob'\] have no p_<label> column"):
+        layout.write_predictions(tmp_path / "w.csv", table)
+    assert not (tmp_path / "w.csv").exists()
+    table.to_csv(tmp_path / "r.csv", index=False)
+    with pytest.raises(DataError, match=r"\['Ob'\] have no p_<label> column"):
+        layout.read_predictions(tmp_path / "r.csv")

@@ -220,3 +220,15 @@ def test_the_page_is_paged_fifty_rows_at_a_time(tmp_path):
         pytest.skip("chromium is not installed (make test installs it: Debian package chromium)")
     third = open_page(page, hash_="#page=3")
     assert third["where"] == "page 3 of 3" and [r["path"] for r in third["rows"]] == [f"n{i:03d}.wav" for i in range(100, 120)]
+
+
+def test_a_wrong_note_missing_from_the_metadata_shows_empty_pitch_and_dynamics(project):
+    """Details come from the metadata; a note it lacks still gets its row, with empty (not NaN) fields."""
+    table, labels = layout.read_predictions(project / "predictions.csv")
+    details = layout.read_note_details(project / "metadata.csv")
+    wrong_paths = table.loc[table["label"] != table["predicted"], "Path"]
+    missing = wrong_paths.iloc[0]
+    wrong = report.wrong_notes(table, labels, details[details["Path"] != missing])
+    row = wrong[wrong["Path"] == missing].iloc[0]
+    assert (row["pitch"], row["dynamics"]) == ("", "")
+    assert wrong["pitch"].map(type).eq(str).all() and wrong["dynamics"].map(type).eq(str).all()

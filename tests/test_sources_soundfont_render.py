@@ -195,3 +195,16 @@ def test_a_render_is_silent_below_minus_90_dbfs_of_amplitude(tmp_path, monkeypat
     paths = set(layout.read_metadata(tmp_path)["Path"])
     assert notes[0].path not in paths and notes[1].path in paths
     assert figures["notes_silent"] == 1
+
+
+def test_the_string_span_setting_decides_which_strings_play_a_pitch(tmp_path, monkeypatch):
+    """data.soundfont.string_span_semitones = 0: every string but the top one plays only its open pitch."""
+    monkeypatch.setattr(render, "render_note", lambda note: 1.0)  # what is planned, not how it sounds
+    render.render(tmp_path, seed=5, settings=soundfont_settings(string_span_semitones=0, max_notes_per_instrument=30), progress=False)
+    table = pd.read_csv(tmp_path / layout.METADATA_FILE, keep_default_na=False)
+    strings = table[table["String ID"].astype(str) != ""]
+    assert len(strings) == 2 * 30 * sum(1 for inst in INSTRUMENTS if inst.strings)
+    for abbr, pitch, string in zip(strings["Instrument (abbr.)"], strings["Pitch ID"], strings["String ID"]):
+        open_pitches = BY_ABBR[abbr].strings
+        if open_pitches[int(string) - 1] != max(open_pitches):
+            assert pitch == open_pitches[int(string) - 1], (abbr, pitch, string)

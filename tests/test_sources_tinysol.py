@@ -763,3 +763,13 @@ def test_a_mirror_folder_whose_name_ends_in_x_is_found(tmp_path, instrclf_cache)
     found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
     tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
     assert rows_in(tmp_path / "raw") == len(ROWS)
+
+
+def test_a_mirror_folder_with_a_space_in_its_name_is_found_through_its_file_url(tmp_path, instrclf_cache):
+    """A file URL spells a space %20 (what Path.as_uri writes): the folder it names is read, not 'my%20mirror'."""
+    mirror = tmp_path / "my mirror"
+    md5s = file_mirror(mirror)
+    assert "%20" in mirror.as_uri()
+    found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
+    tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
+    assert rows_in(tmp_path / "raw") == len(ROWS)

@@ -1,6 +1,7 @@
 """instrclf.stage: the one-line summary and the exit style shared by every stage script."""
 
 import copy
+import errno
 import os
 import re
 import shutil
@@ -234,3 +235,19 @@ def test_an_unknown_model_in_train_models_is_refused_by_dvc_and_by_the_stages(tm
     assert "error: summary: train.models[0] = 'gru': Input should be 'conv1d', 'conv2d', 'lstm' or 'baseline'" in (
         summary.stdout + summary.stderr
     ).splitlines()
+
+
+def test_a_file_that_exists_but_refuses_writing_is_named_not_its_folder(tmp_path, capsys):
+    """Permission denied on a file that is there (a read-only metrics file in a writable folder) is the
+    file's fault: the line names the file; only a file that could not be created blames its folder."""
+    existing = tmp_path / "results" / "clean.json"
+    existing.parent.mkdir()
+    existing.write_text("{}")
+
+    def work():  # what open(existing, "w") raises for a user without write permission on the file
+        raise PermissionError(errno.EACCES, "Permission denied", str(existing))
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: clean: {existing}: Permission denied\n"
