@@ -183,7 +183,7 @@ def test_a_model_stage_lists_its_own_back_end_and_no_other():
     assert backends == sorted(MODEL_NAMES)  # one module per model, one model per module
     for name, stage in stages().items():
         listed = [d for d in stage["deps"] if isinstance(d, str) and d.startswith(f"{PACKAGE}/backends/")]
-        if name in ("train", "predict"):
+        if name in ("train", "predict", "export"):
             assert listed == [f"{PACKAGE}/backends/__init__.py", f"{PACKAGE}/backends/${{item.model}}.py"], name
         else:
             assert listed == [], f"{name} depends on a back end"

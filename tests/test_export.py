@@ -1,0 +1,181 @@
+"""Exports of a user model (instrclf.export, stages/export.py): LiteRT, SavedModel, ONNX, and their parity."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings
+
+from instrclf import data, export, layout, models, settings
+from instrclf.export import CARD_METADATA, ExportError
+from instrclf.litert import LiteRtModel
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ["Fl", "Tbn", "Vn"]
+CLEAN, FEATURES = tiny_settings()
+#: conv1d in float32: a real stack (Conv1D, pooling, dense head) that converts to builtins.
+PARAMS = TINY_PARAMS
+
+
+def save_model(path, name="conv1d", *, params=PARAMS, seed=3):
+    """An untrained tiny model (its own random weights) of ``name`` saved with its card."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    clean, features = tiny_settings(params)
+    model = models.build(name, config=settings.model_config(params, name), clean=clean, features=features,
+                         n_classes=len(LABELS))
+    models.save(model, path, card=tiny_card(name, labels=LABELS, test_folds=[0], params=params))
+    return path
+
+
+def run_stage(model_path, clean_dir, out_dir, results):
+    """stages/export.py in a fresh process, as dvc repro runs it: ``(stdout, stderr)``; it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "stages/export.py", "--model", model_path, "--clean", clean_dir, "--out", out_dir,
+         "--results", results], cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The stage run on a tiny conv1d and 60 clean windows: ``(root, model path, out folder, results)``."""
+    root = tmp_path_factory.mktemp("export")
+    make_clean_dir(root / "clean", notes_per_fold=1)
+    model_path = save_model(root / "conv1d.keras")
+    out, _ = run_stage(model_path, root / "clean", root / "export" / "conv1d", root / "results" / "conv1d.json")
+    assert out.startswith("export@conv1d: ") and "tflite_max_abs_diff=" in out
+    return root, model_path, root / "export" / "conv1d", json.loads((root / "results" / "conv1d.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def windows(exported):
+    root = exported[0]
+    return data.load_windows(root / "clean", layout.read_index(root / "clean"), n_samples=CLEAN.window_length)
+
+
+@pytest.fixture(scope="module")
+def keras_probs(exported, windows):
+    model, _ = models.load(exported[1])
+    return model.predict_on_batch(windows)
+
+
+def test_the_export_folder_holds_every_format_and_its_card(exported):
+    _, _, out, results = exported
+    card = (out / "conv1d.json").read_text()
+    assert models.read_card(out / "conv1d.json").model == "conv1d"
+    assert export.read_metadata((out / "conv1d.tflite").read_bytes(), CARD_METADATA).decode() == card
+    assert (out / "conv1d.savedmodel" / "assets" / "conv1d.json").read_text() == card
+    assert results["tflite_kept"] == results["savedmodel_kept"] == 1
+    assert (out / "conv1d.int8.tflite").is_file() == bool(results["tflite_int8_kept"])
+    assert (out / "conv1d.onnx").is_file() == bool(results["onnx_kept"])
+    assert results["windows"] == 60 and results["files"] == 30
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "savedmodel"])
+def test_float_exports_equal_keras_on_every_window(exported, windows, keras_probs, fmt):
+    """Run independently of the stage's figures: within 1e-4, the same top-1 everywhere."""
+    probs = export.predictor(fmt, export.export_paths(exported[2], "conv1d")[fmt])(windows)
+    assert np.abs(probs - keras_probs).max() <= 1e-4
+    assert (probs.argmax(axis=1) == keras_probs.argmax(axis=1)).all()
+    assert exported[3][f"{fmt}_max_abs_diff"] == pytest.approx(np.abs(probs - keras_probs).max(), abs=1e-6)
+
+
+def test_litert_uses_builtin_ops_only_and_takes_any_batch(exported, windows, keras_probs):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.read_model(str(exported[2] / "conv1d.tflite"))
+    custom = [op.customCode for op in flat.operatorCodes if op.customCode]  # Flex ops are custom ops
+    assert custom == []
+    model = LiteRtModel(exported[2] / "conv1d.tflite")
+    assert model.batch is None and model.input_shape == (None, CLEAN.window_length, 1)
+    for n in (1, 7):
+        assert np.abs(model.predict_on_batch(windows[:n]) - keras_probs[:n]).max() <= 1e-4
+
+
+def test_litert_runs_without_tensorflow(exported, windows):
+    np.save(exported[0] / "x.npy", windows[:5])
+    code = (f"import sys, numpy as np; from instrclf.litert import LiteRtModel; "
+            f"p = LiteRtModel({str(exported[2] / 'conv1d.tflite')!r}).predict_on_batch(np.load({str(exported[0] / 'x.npy')!r})); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'; print(p.shape)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.split() == ["(5,", "3)"], proc.stderr
+
+
+def test_int8_figures_decide_whether_it_is_kept(exported):
+    results = exported[3]
+    figures = {key: results[f"tflite_int8_{key}"] for key in ("max_abs_diff", "top1_agreement", "file_accuracy")}
+    kept = export.meets_targets("tflite_int8", figures, keras_file_accuracy=results["keras_file_accuracy"])
+    assert results["tflite_int8_kept"] == int(kept)
+    assert results["tflite_int8_bytes"] < results["tflite_bytes"] / 2
+
+
+def test_exporting_twice_gives_identical_bytes(exported, tmp_path):
+    """Each run of the stage is a fresh process (TensorFlow numbers traced functions per process)."""
+    root, model_path, out, _ = exported
+    run_stage(model_path, root / "clean", tmp_path / "again", tmp_path / "again.json")
+    first = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert first == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
+    assert [p for p in first if (out / p).read_bytes() != (tmp_path / "again" / p).read_bytes()] == []
+
+
+def test_a_format_that_cannot_convert_is_one_line_naming_model_format_operator(tmp_path):
+    """conv2d in mixed_bfloat16 (the tiny params) has bfloat16 ops, which TFLite builtins lack."""
+    assert PARAMS["models"]["conv2d"]["precision"] == "mixed_bfloat16"
+    model, card = models.load(save_model(tmp_path / "conv2d.keras", "conv2d"))
+    with pytest.raises(ExportError) as error:
+        export.to_tflite(model, name="conv2d", card_json=card.model_dump_json())
+    [line] = str(error.value).splitlines()
+    assert line.startswith("conv2d: tflite: operator tf.")
+
+
+def test_a_missing_optional_converter_leaves_that_format_out_in_one_line(exported, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
+    root, model_path, _, _ = exported
+    out = export.run(model_path, clean_dir=root / "clean", out_dir=tmp_path / "out", formats=("tflite", "onnx"))
+    assert out["results"]["onnx_kept"] == 0 and "onnx_max_abs_diff" not in out["results"]
+    [line] = out["skipped"]
+    assert line.startswith("conv1d: onnx: tf2onnx is not installed") and "\n" not in line
+    assert not (tmp_path / "out" / "conv1d.onnx").exists()
+
+
+@pytest.mark.parametrize("n_fft, win_length, hop_length", [(256, 200, 80), (128, 128, 50)])
+def test_the_real_front_end_equals_kapres(windows, n_fft, win_length, hop_length):
+    """The Conv1D DFT + kapre's filterbank and dB: the spectrogram kapre's complex STFT gives, to 1e-3 dB."""
+    from instrclf.features import frontend
+
+    features = settings.FeatureSettings.from_params({"n_mels": 32, "n_fft": n_fft, "win_length": win_length,
+                                                     "hop_length": hop_length})
+    model = models.build("baseline", config=settings.model_config(PARAMS, "baseline"), clean=CLEAN,
+                         features=features, n_classes=3)
+    real = export.real_model(model, name="baseline").get_layer("real_melspectrogram")
+    kapre = model.get_layer("frontend")(windows[:8]).numpy()
+    assert real(windows[:8]).numpy().shape == kapre.shape
+    assert np.abs(real(windows[:8]).numpy() - kapre).max() < 1e-3
+
+
+def test_file_accuracy_takes_the_mean_over_a_files_windows():
+    import pandas as pd
+
+    index = pd.DataFrame({"Path": ["a", "a", "b"], "label": ["Fl", "Fl", "Vn"]})
+    probs = np.array([[0.9, 0.1, 0.0], [0.0, 0.6, 0.4], [0.2, 0.0, 0.8]])  # a: mean picks Fl although window 2 says Tbn
+    assert export.file_accuracy(probs, index, labels=LABELS) == 1.0
+    assert export.file_accuracy(probs[:, ::-1], index, labels=LABELS) == 0.0
+
+
+def test_every_trained_model_and_export_is_a_registry_artifact():
+    document = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    artifacts = document["artifacts"]
+    for name in yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["models"]:
+        paths = export.export_paths(f"models/export/{name}", name)
+        expected = {name: f"models/{name}.keras", f"{name}-tflite": paths["tflite"], f"{name}-tflite-int8": paths["tflite_int8"],
+                    f"{name}-savedmodel": paths["savedmodel"], f"{name}-onnx": paths["onnx"]}
+        for artifact, path in expected.items():
+            assert artifacts[artifact]["path"] == str(path) and artifacts[artifact]["type"] == "model", artifact
+            assert artifacts[artifact]["desc"] and name in artifacts[artifact]["labels"]
