@@ -22,7 +22,10 @@ A user model (``models/<model>.keras``, its card beside it) is exported to
 
 A format that cannot be converted raises :class:`ExportError`, one line naming the model,
 the format and the operator (or the reason). :func:`parity` compares each export with the
-Keras model window by window.
+Keras model window by window. A model trained in a mixed precision is exported from its
+float32 twin (:func:`float32_twin`: same weights, float32 arithmetic), the reference of the
+parity figures; how far the trained precision itself lies from it is reported beside them
+(``keras_mixed_*``).
 """
 
 import re
@@ -196,6 +199,39 @@ def real_model(model: keras.Model, *, name: str) -> keras.Model:
     outputs = [back(mel) for back in backs]
     probs = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
     return keras.Model(inputs, probs, name=model.name)
+
+
+def _float32_config(value):
+    """A Keras config with every mixed dtype policy replaced by float32 (the weights are float32 either way)."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "DTypePolicy" and isinstance(value.get("config"), dict):
+            return {**value, "config": {**value["config"], "name": "float32"}}
+        return {key: ("float32" if key == "dtype" and isinstance(item, str) and item.startswith("mixed_")
+                      else _float32_config(item)) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(item) for item in value]
+    return value
+
+
+def float32_twin(model: keras.Model) -> keras.Model:
+    """``model`` itself when it computes in float32, else the same layers and weights computing in float32.
+
+    A back end trained under a mixed policy (``models.<name>.precision``) keeps float32
+    weights but computes in bfloat16 or float16, which TFLite's builtins and ONNX lack; its
+    exports are made from this twin, the same function without the half-precision rounding.
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in _all_layers(model)):
+        return model
+    twin = keras.Model.from_config(_float32_config(model.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 # --------------------------------------------------------------------------- conversions
@@ -473,13 +509,14 @@ def run(model_path, *, clean_dir, out_dir, formats=FORMATS) -> dict:
     name, card_json = card.model, card.model_dump_json(indent=2) + "\n"
     index = layout.read_index(clean_dir)
     results, skipped = {}, []
+    twin = float32_twin(model)  # what every format is made from, and compared with
     with atomic_dir(out_dir) as tmp:
         paths = export_paths(tmp, name)
         models.card_path(paths["tflite"]).write_text(card_json, encoding="utf-8")
         made = {}
         for fmt in formats:
             try:
-                write_format(fmt, model, paths, name=name, card_json=card_json)
+                write_format(fmt, twin, paths, name=name, card_json=card_json)
             except ExportError as exc:
                 if fmt not in OPTIONAL:
                     raise
@@ -488,10 +525,14 @@ def run(model_path, *, clean_dir, out_dir, formats=FORMATS) -> dict:
                 continue
             with filtered_stderr(CONVERTER_NOISE):
                 made[fmt] = predictor(fmt, paths[fmt])
-        probs = window_probabilities({"keras": model.predict_on_batch, **made}, clean_dir, index,
+        mixed = {} if twin is model else {"keras_mixed": model.predict_on_batch}
+        probs = window_probabilities({"keras": twin.predict_on_batch, **mixed, **made}, clean_dir, index,
                                      n_samples=card.clean.window_length)
         keras_accuracy = file_accuracy(probs["keras"], index, labels=card.labels)
         results |= {"windows": len(index), "files": int(index["Path"].nunique()), "keras_file_accuracy": keras_accuracy}
+        if mixed:  # the trained policy's own figures beside its float32 twin's
+            results |= {f"keras_mixed_{key}": value for key, value in parity(probs["keras"], probs["keras_mixed"], index,
+                                                                             labels=card.labels).items()}
         for fmt in made:
             figures = parity(probs["keras"], probs[fmt], index, labels=card.labels)
             kept = meets_targets(fmt, figures, keras_file_accuracy=keras_accuracy)

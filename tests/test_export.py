@@ -135,6 +135,22 @@ def test_a_format_that_cannot_convert_is_one_line_naming_model_format_operator(t
     assert line.startswith("conv2d: tflite: operator tf.")
 
 
+def test_a_mixed_precision_model_is_exported_from_its_float32_twin(tmp_path):
+    """The tiny conv2d trains in mixed_bfloat16: its exports are made in float32 and equal that twin; its own figures are reported."""
+    model_path = save_model(tmp_path / "conv2d.keras", "conv2d")
+    model, _ = models.load(model_path)
+    twin = export.float32_twin(model)
+    assert twin is not model and {layer.dtype_policy.name for layer in export._all_layers(twin)} == {"float32"}
+    assert export.float32_twin(twin) is twin
+    make_clean_dir(tmp_path / "clean", notes_per_fold=1)
+    x = data.load_windows(tmp_path / "clean", layout.read_index(tmp_path / "clean"), n_samples=CLEAN.window_length)
+    mixed, exact = np.asarray(model.predict_on_batch(x)), np.asarray(twin.predict_on_batch(x))
+    assert 0 < np.abs(mixed - exact).max() < 0.05  # the same function, rounded differently
+    out = export.run(model_path, clean_dir=tmp_path / "clean", out_dir=tmp_path / "out", formats=("tflite",))["results"]
+    assert out["tflite_max_abs_diff"] <= export.FLOAT_TOLERANCE and out["tflite_kept"] == 1
+    assert out["keras_mixed_max_abs_diff"] == pytest.approx(np.abs(mixed - exact).max(), rel=1e-6)
+
+
 def test_a_missing_optional_converter_leaves_that_format_out_in_one_line(exported, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
     root, model_path, _, _ = exported
