@@ -167,7 +167,8 @@ def read_experiments(data, *, metrics_dir="metrics", name="dvc exp show --json",
     Returns
     -------
     list of dict
-        ``{"name", "rev", "params", "metrics": {model: summary}}``, baselines first.
+        ``{"name", "rev", "params", "metrics": {model: summary}, "baseline": bool}``, baselines
+        (the commits experiments start from) first.
     """
     if not isinstance(data, list):
         raise DataError(f"{name}: expected the JSON list of dvc exp show --json, got {type(data).__name__}")
@@ -177,7 +178,7 @@ def read_experiments(data, *, metrics_dir="metrics", name="dvc exp show --json",
             raise DataError(f"{name}: not dvc exp show --json output (an entry without 'rev')")
         if baseline["rev"] == "workspace":
             continue
-        entries.append(baseline)
+        entries.append({**baseline, "baseline": True})
         for group in baseline.get("experiments") or []:
             entries.extend(group.get("revs") or [] if isinstance(group, dict) else [])
     folder = PurePosixPath(Path(metrics_dir).as_posix())
@@ -200,7 +201,8 @@ def read_experiments(data, *, metrics_dir="metrics", name="dvc exp show --json",
                 reason = _reason(entry["error"]) if entry.get("error") else f"no {folder}/<model>.json"
                 warn(f"skipping experiment {label} ({rev[:7]}): {reason}")
             continue
-        found.append({"name": label, "rev": rev, "params": body.get("params") or {}, "metrics": metrics})
+        found.append({"name": label, "rev": rev, "params": body.get("params") or {}, "metrics": metrics,
+                      "baseline": bool(entry.get("baseline"))})
     if not found:
         raise DataError(f"{name}: no experiment has {folder}/<model>.json (run dvc exp run)")
     return found
@@ -252,16 +254,21 @@ def by_matrix(experiments: list, *, key: str) -> dict:
     ------
     DataError
         If an experiment lacks the param, or two experiments with the same value of it
-        disagree (they differ in something else: remove one with ``dvc exp remove``).
+        disagree (they differ in something else: remove one with ``dvc exp remove``). A
+        baseline commit with a value an experiment also has gives way to the experiment.
     """
     models = [m for m in MODEL_NAMES if any(m in e["metrics"] for e in experiments)]
     rows, origin = {}, {}
-    for exp in experiments:
+    # The sweep's experiments first; a baseline commit fills only a value no experiment has
+    # (a sweep run on one fold differs from the committed five-fold run it started from).
+    for exp in sorted(experiments, key=lambda e: bool(e.get("baseline"))):
         try:
             value = lookup_param(exp["params"], key)
         except KeyError:
             raise DataError(f"experiment {exp['name']}: no param {key!r}") from None
         label = "null" if value is None else "+".join(map(str, value)) if isinstance(value, list) else str(value)
+        if exp.get("baseline") and label in rows:
+            continue
         scores = {m: exp["metrics"].get(m, {}).get(BY_METRIC) for m in models}
         if label in rows and rows[label] != scores:
             raise DataError(

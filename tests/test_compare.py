@@ -282,6 +282,19 @@ def test_experiments_by_param(capsys, exps_json):
     assert out.splitlines()[-2:] == ["| mean | 0.700 | n/a |", "| worst | 0.600 | n/a |"]
 
 
+def test_by_lets_a_sweep_experiment_replace_its_baseline_commit(capsys, tmp_path):
+    """A one-fold sweep holding out the committed run's library: its figure, not the five-fold commit's, and no conflict."""
+    data = exp_show()
+    data[1]["data"]["params"]["params.yaml"]["data"]["split"]["unseen_library"] = "FluidR3_GM"  # main = the 'fluid' value
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(data))
+    code, out, _ = run(capsys, "--exps-json", path, "--by", "split.unseen_library", "--format", "json")
+    assert code == 0
+    assert json.loads(out)["rows"] == {"FluidR3_GM": {"conv1d": 0.7, "baseline": 0.3},
+                                       "TimGM6mb+sf_GMbank": {"conv1d": 0.8, "baseline": None}}
+    # A baseline whose value no experiment has keeps its row (the test above: sf_GMbank comes from main).
+
+
 def test_by_refuses_conflicting_and_missing(capsys, tmp_path):
     data = exp_show()
     twin = copy.deepcopy(data[1]["experiments"][0]["revs"][0])
@@ -293,7 +306,7 @@ def test_by_refuses_conflicting_and_missing(capsys, tmp_path):
     code, _, err = run(capsys, "--exps-json", path, "--by", "split.unseen_library")
     assert code == 1 and "error: experiments fluid and fluid2 both have split.unseen_library=FluidR3_GM but different metrics" in err
     code, _, err = run(capsys, "--exps-json", path, "--by", "train.epochs")
-    assert code == 1 and "error: experiment main: no param 'train.epochs'" in err
+    assert code == 1 and "error: experiment fluid: no param 'train.epochs'" in err  # the sweep's experiments are read first
 
 
 @pytest.mark.parametrize(
