@@ -110,10 +110,25 @@ def test_litert_runs_without_tensorflow(exported, windows):
 
 def test_int8_figures_decide_whether_it_is_kept(exported):
     results = exported[3]
-    figures = {key: results[f"tflite_int8_{key}"] for key in ("max_abs_diff", "top1_agreement", "file_accuracy")}
+    figures = {key: results[f"tflite_int8_{key}"] for key in ("max_abs_diff", "top1_agreement", "top1_flips", "file_accuracy")}
     kept = export.meets_targets("tflite_int8", figures, keras_file_accuracy=results["keras_file_accuracy"])
     assert results["tflite_int8_kept"] == int(kept)
     assert results["tflite_int8_bytes"] < results["tflite_bytes"] / 2
+
+
+def test_a_top1_change_is_forgiven_only_on_a_tie_at_float_precision(tmp_path):
+    """Keras's two best within 2e-4: any rounding may pick either; a clear winner must never change."""
+    index = layout.read_index(make_clean_dir(tmp_path / "clean", notes_per_fold=1))[:3]
+    keras_probs = np.array([[0.50004, 0.49996, 0.0], [0.7, 0.2, 0.1], [0.2, 0.3, 0.5]])
+    tie_broken = keras_probs.copy()
+    tie_broken[0] = [0.49996, 0.50004, 0.0]
+    figures = export.parity(keras_probs, tie_broken, index, labels=LABELS)
+    assert (figures["top1_ties"], figures["top1_flips"]) == (1, 0) and figures["max_abs_diff"] == pytest.approx(8e-5)
+    assert export.meets_targets("onnx", figures, keras_file_accuracy=0.0)
+    flipped = keras_probs.copy()
+    flipped[1] = [0.2, 0.7, 0.1]  # a clear winner changed
+    figures = export.parity(keras_probs, flipped, index, labels=LABELS)
+    assert (figures["top1_ties"], figures["top1_flips"]) == (0, 1) and not export.meets_targets("onnx", figures, keras_file_accuracy=0.0)
 
 
 def test_exporting_twice_gives_identical_bytes(exported, tmp_path):
