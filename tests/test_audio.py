@@ -749,3 +749,16 @@ def test_a_wav_of_unknown_length_or_without_data_is_not_called_truncated(tmp_pat
     with pytest.raises(DataError) as info:  # no data chunk: libsndfile's refusal, named, not a crash of the walk
         audio.load(path)
     assert str(path) in str(info.value) and "truncated" not in str(info.value)
+
+
+def test_an_odd_sized_data_chunk_without_its_pad_byte_is_not_called_truncated(tmp_path):
+    """Many writers leave out the pad byte after an odd-sized last chunk: every sample is still there."""
+    import struct
+
+    samples = (np.arange(401) % 256).astype(np.uint8)  # 8-bit PCM, one byte a sample: 401 bytes of data
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+    body = b"WAVE" + fmt + b"data" + struct.pack("<I", len(samples)) + samples.tobytes()  # no pad byte after it
+    path = tmp_path / "odd.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    y, sr = audio.load(path)
+    assert sr == 8000 and y.shape == (401, 1)

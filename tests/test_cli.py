@@ -472,3 +472,22 @@ def test_a_folder_named_like_an_audio_file_is_searched_not_listed(tmp_path):
     found = cli.find_audio([str(tmp_path / "rec")])
     assert [Path(p).relative_to(tmp_path / "rec").as_posix() for p, _ in found] == ["a.wav", "takes.wav/1.flac"]
     assert all(error is None for _, error in found)
+
+
+def test_a_failed_files_windows_in_a_shared_call_do_not_shift_the_next_files_rows():
+    """A file that fails after some of its windows joined a model call keeps its rows: the next file reads its own."""
+
+    class Echo:  # each window's probabilities name it: [v, 1 - v] from its first sample
+        def predict_on_batch(self, x):
+            v = x[:, 0, 0].astype(np.float64)
+            return np.stack([v, 1.0 - v], axis=1)
+
+    batcher = cli._Batcher(Echo(), size=8)
+    bad, good = cli.FileResult(path="bad.wav"), cli.FileResult(path="good.wav")
+    batcher.add(bad, np.full((3, 4), 0.9, np.float32))
+    bad.error, bad.windows, bad._sum = "contains NaN or infinite samples", 0, None  # as classify_files marks it
+    batcher.add(good, np.full((2, 4), 0.25, np.float32))
+    batcher.flush()
+    assert bad.windows == 0 and bad._sum is None
+    assert good.windows == 2
+    np.testing.assert_allclose(good._sum, [0.5, 1.5])

@@ -210,3 +210,27 @@ def test_every_trained_model_and_export_is_a_registry_artifact():
         for artifact, path in expected.items():
             assert artifacts[artifact]["path"] == str(path) and artifacts[artifact]["type"] == "model", artifact
             assert artifacts[artifact]["desc"] and name in artifacts[artifact]["labels"]
+
+
+def test_an_int8_model_more_than_half_a_point_worse_than_keras_is_not_kept():
+    figures = {"max_abs_diff": 0.05, "top1_agreement": 1.0, "file_accuracy": 0.90}
+    assert not export.meets_targets("tflite_int8", figures, keras_file_accuracy=0.92)  # 2 points worse
+    assert export.meets_targets("tflite_int8", figures, keras_file_accuracy=0.903)  # 0.3 points: kept
+
+
+def test_a_fixed_batch_litert_model_gives_one_row_per_window():
+    """The LSTM's export runs at a fixed batch: slices of it, the last padded, and only the real windows' rows back."""
+    model = LiteRtModel.__new__(LiteRtModel)  # the batching alone: no interpreter needed
+    model.batch, model.output_shape = 4, (None, 2)
+    calls = []
+
+    def call(x):
+        calls.append(x.shape)
+        return np.stack([x[:, 0, 0], -x[:, 0, 0]], axis=1)
+
+    model._call = call
+    x = np.arange(1, 8, dtype=np.float32).reshape(7, 1, 1)
+    out = model.predict_on_batch(x)
+    assert calls == [(4, 1, 1), (4, 1, 1)]
+    np.testing.assert_array_equal(out, np.stack([np.arange(1, 8), -np.arange(1, 8)], axis=1))
+    assert model.predict_on_batch(x[:0]).shape == (0, 2)

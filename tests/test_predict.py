@@ -153,6 +153,17 @@ def test_fold_models_that_disagree_are_refused(tmp_path, features_dir, fold_path
         predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
 
 
+def test_an_ensemble_card_is_not_taken_for_one_fold_model(tmp_path, features_dir, fold_paths):
+    """A model whose card names folds [0, 1] (the ensemble's) given as fold 1's model is refused, not used as fold 1."""
+    paths = dict(fold_paths)
+    paths[1] = tmp_path / "baseline-1.keras"
+    paths[1].write_bytes(fold_paths[1].read_bytes())
+    card = tiny_card("baseline", labels=LABELS, test_folds=[0, 1])
+    models.card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
+    with pytest.raises(DataError, match=r"baseline-1.keras: its card says test fold\(s\) \[0, 1\], expected \[1\]"):
+        predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
+
+
 def test_labels_other_than_the_datas_are_refused(tmp_path, features_dir):
     paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, labels=["Fl", "Ob", "Vn"]) for f in FOLDS}
     with pytest.raises(DataError, match=r"labels \['Fl', 'Ob', 'Vn'\] differ from the clean data's \['Fl', 'Tbn', 'Vn'\]"):

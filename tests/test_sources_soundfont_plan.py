@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from instrclf.errors import ParameterError
-from instrclf.sources.soundfont.plan import VELOCITY, Note, plan, string_pitches
+from instrclf.sources.soundfont.plan import VELOCITY, Note, assign_folds, plan, spread, string_pitches
 from instrclf.instruments import INSTRUMENTS, N_FOLDS
 
 
@@ -103,3 +103,14 @@ def test_spread_picks_the_same_notes_on_every_library():
 def test_bad_number_of_libraries_is_named(bad):
     with pytest.raises(ParameterError, match=f"n_instances.*{bad!r}"):
         plan(seed=1, n_instances=bad)
+
+
+def test_spread_never_asks_a_small_fold_for_an_extra_note():
+    """12 notes fall in folds of 3, 3, 2, 2, 2: the larger folds take the extra picks, so no note repeats."""
+    notes = assign_folds([Note("Fl", midi, "mf", 0) for midi in range(60, 72)], offset=0)
+    assert sorted(Counter(n.fold for n in notes).values()) == [2, 2, 2, 3, 3]
+    for k in range(1, len(notes)):
+        picked = spread(notes, k=k)
+        assert len(picked) == len(set(picked)) == k
+        counts = [sum(n.fold == f for n in picked) for f in range(N_FOLDS)]
+        assert max(counts) - min(counts) <= 1

@@ -331,3 +331,9 @@ def test_exactly_one_process_of_a_cluster_writes(monkeypatch, cluster, task, chi
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
     assert train.is_chief("multi_worker") is chief
     assert train.is_chief("default") is True  # one process: always the writer
+
+
+def test_a_weights_fraction_of_a_group_is_rounded_not_floored():
+    """Three windows of weight 0.9: 2.7 draws an epoch, rounded to 3 (floored, the group would lose a third)."""
+    assert train.draws_per_epoch(np.full(3, 0.9), 3) == 3
+    assert train.draws_per_epoch(np.array([1.0, 1.0, 1.5, 1.5, 1.5]), 5) == 2 + 3 + 2  # 1.5 x 3 = 4.5 -> 3 whole + round(1.5)
