@@ -28,7 +28,10 @@ parity figures; how far the trained precision itself lies from it is reported be
 (``keras_mixed_*``).
 """
 
+import hashlib
+import heapq
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -381,26 +384,95 @@ def to_onnx(model: keras.Model, *, name: str) -> bytes:
 
 
 def canonical_onnx(proto):
-    """``proto`` with its initializers renamed and ordered by first use: tf2onnx numbers them in no fixed order.
+    """``proto`` with one fixed order and fixed names for its nodes, tensors and constants.
 
-    The graph computes the same; only the constants' names (``const_axes__38``...) and
-    their order in the file change, so that one model gives one file.
+    tf2onnx numbers its constants in no fixed order, and its optimizer merges identical
+    subgraphs (the five fold models' normalisations of the same spectrogram) keeping
+    whichever copy it meets first, so one model could give different files. Here every node
+    gets a structural key (its operator, attributes and the keys of its inputs: a Merkle
+    hash that no name enters), nodes are ordered topologically with ties broken by that
+    key, and nodes, intermediate tensors and constants are renamed by position. The graph's
+    inputs and outputs keep their names; the graph computes exactly the same.
     """
     graph = proto.graph
     initializers = {init.name: init for init in graph.initializer}
-    order = []
-    for node in graph.node:
-        order += [name for name in node.input if name in initializers and name not in order]
-    order += sorted(set(initializers) - set(order))
-    names = {old: f"instrclf_const_{i}" for i, old in enumerate(order)}
-    for node in graph.node:
+    producer = {out: node for node in graph.node for out in node.output}
+    keys, memo = {}, {}
+
+    def tensor_key(name):
+        if name in memo:
+            return memo[name]
+        if name in initializers:
+            nameless = type(initializers[name])()
+            nameless.CopyFrom(initializers[name])
+            nameless.name = ""  # the content alone: its name is the converter's
+            memo[name] = hashlib.sha256(nameless.SerializeToString(deterministic=True)).hexdigest()
+        elif name in producer:
+            node = producer[name]
+            memo[name] = f"{node_key(node)}:{list(node.output).index(name)}"
+        else:  # a graph input, or "" for an omitted optional input
+            memo[name] = f"input:{name}"
+        return memo[name]
+
+    def node_key(node):
+        if id(node) not in keys:
+            attributes = b"".join(a.SerializeToString(deterministic=True) for a in sorted(node.attribute, key=lambda a: a.name))
+            text = node.op_type.encode() + node.domain.encode() + attributes + "|".join(tensor_key(i) for i in node.input).encode()
+            keys[id(node)] = hashlib.sha256(text).hexdigest()
+        return keys[id(node)]
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph.node) + 1000))
+    order = _topological(graph.node, producer, key=node_key)
+    outputs = {out.name for out in graph.output}
+    names = {}
+    for i, node in enumerate(order):
+        for k, out in enumerate(node.output):
+            names[out] = out if out in outputs else f"t{i}_{k}"
+        node.name = f"n{i}_{node.op_type}"
+    constants = []
+    for node in order:
+        constants += [name for name in node.input if name in initializers and name not in constants]
+    constants += sorted(set(initializers) - set(constants), key=tensor_key)
+    names |= {old: f"instrclf_const_{i}" for i, old in enumerate(constants)}
+    for node in order:
         node.input[:] = [names.get(name, name) for name in node.input]
-    kept = [initializers[old] for old in order]
+        node.output[:] = [names[name] for name in node.output]
+    kept = [initializers[old] for old in constants]
     for init in kept:
         init.name = names[init.name]
+    for info in graph.value_info:
+        info.name = names.get(info.name, info.name)
+    infos = sorted(graph.value_info, key=lambda info: info.name)
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
     del graph.initializer[:]
     graph.initializer.extend(kept)
+    del graph.node[:]
+    graph.node.extend(order)
     return proto
+
+
+def _topological(nodes, producer, *, key) -> list:
+    """``nodes`` in an order where each follows its inputs' producers; among the ready ones, by ``key``."""
+    waiting, users = {}, {}
+    for node in nodes:
+        for parent in {id(producer[i]) for i in node.input if i in producer}:
+            users.setdefault(parent, []).append(node)
+    for node in nodes:
+        waiting[id(node)] = len({id(producer[i]) for i in node.input if i in producer})
+    ready = [(key(node), n, node) for n, node in enumerate(nodes) if waiting[id(node)] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, _, node = heapq.heappop(ready)
+        order.append(node)
+        for user in users.get(id(node), []):
+            waiting[id(user)] -= 1
+            if waiting[id(user)] == 0:
+                heapq.heappush(ready, (key(user), len(order), user))
+    if len(order) != len(nodes):
+        raise ExportError("onnx: the converted graph has a cycle")
+    return order
 
 
 # --------------------------------------------------------------------------- running the exports
