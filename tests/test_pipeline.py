@@ -141,7 +141,7 @@ def test_dvc_is_up_to_date_and_shows_one_row_per_model(repo):
     assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
     table = run([BIN / "dvc", "metrics", "show"], repo).stdout.splitlines()
     rows = [line.split()[0] for line in table[1:] if line.strip()]
-    assert rows == sorted(f"metrics/{name}.json" for name in MODELS)
+    assert rows == sorted([*(f"metrics/{name}.json" for name in MODELS), *(f"results/export/{name}.json" for name in MODELS)])
     run([BIN / "dvc", "plots", "show"], repo)
     html = (repo / "dvc_plots/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
@@ -155,7 +155,8 @@ def test_a_no_op_repro_is_fast(repo):
 TRAIN = {f"train@{m}-{f}" for m in MODELS for f in FOLDS}
 PREDICT = {f"predict@{m}" for m in MODELS}
 REPORT = {f"report@{m}" for m in MODELS}
-EVERY = {"download", "clean", "features", *TRAIN, *PREDICT, "summary", "plot", *REPORT}
+EXPORT = {f"export@{m}" for m in MODELS}
+EVERY = {"download", "clean", "features", *TRAIN, *PREDICT, "summary", "plot", *REPORT, *EXPORT}
 
 #: What reruns when you change what: (change, the stages `dvc status` must report). A change is a
 #: params key set to a new value, or a comment appended to a package module. The README's table
@@ -172,11 +173,11 @@ RERUNS = [
     ("train.augment.eq_db=3", TRAIN),
     ("models.lstm.units=12", {f"train@lstm-{f}" for f in FOLDS}),
     ("models.conv2d.dropout=0.3", {f"train@conv2d-{f}" for f in FOLDS}),
-    ("# instrclf/backends/lstm.py", {*(f"train@lstm-{f}" for f in FOLDS), "predict@lstm"}),
-    ("# instrclf/backends/__init__.py", {*TRAIN, *PREDICT}),
+    ("# instrclf/backends/lstm.py", {*(f"train@lstm-{f}" for f in FOLDS), "predict@lstm", "export@lstm"}),
+    ("# instrclf/backends/__init__.py", {*TRAIN, *PREDICT, *EXPORT}),
     ("# instrclf/train.py", TRAIN),
-    ("# instrclf/models.py", {*TRAIN, *PREDICT}),
-    ("# instrclf/features.py", {"features", *TRAIN, *PREDICT}),
+    ("# instrclf/models.py", {*TRAIN, *PREDICT, *EXPORT}),
+    ("# instrclf/features.py", {"features", *TRAIN, *PREDICT, *EXPORT}),
     ("# instrclf/predict.py", PREDICT),
     ("# instrclf/evaluate.py", {*PREDICT, "plot"}),
     ("# instrclf/plots.py", {"plot"}),
@@ -186,7 +187,8 @@ RERUNS = [
     ("# instrclf/summary.py", {"summary"}),
     ("# instrclf/sources/soundfont/render.py", {"download"}),
     ("# instrclf/report.py", REPORT),
-    ("# instrclf/settings.py", EVERY - REPORT),  # the report reads no params
+    ("# instrclf/export.py", EXPORT),
+    ("# instrclf/settings.py", EVERY - REPORT),  # the report reads no params (export does not either, but imports settings)
     ("# instrclf/layout.py", EVERY),
     ("# instrclf/cli.py", set()),
     ("# instrclf/compare.py", set()),
