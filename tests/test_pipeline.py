@@ -141,7 +141,7 @@ def test_dvc_is_up_to_date_and_shows_one_row_per_model(repo):
     assert "up to date" in run([BIN / "dvc", "status"], repo).stdout.lower()
     table = run([BIN / "dvc", "metrics", "show"], repo).stdout.splitlines()
     rows = [line.split()[0] for line in table[1:] if line.strip()]
-    assert rows == sorted([*(f"metrics/{name}.json" for name in MODELS), *(f"results/export/{name}.json" for name in MODELS)])
+    assert sorted(rows) == sorted([*(f"metrics/{name}.json" for name in MODELS), *(f"results/export/{name}.json" for name in MODELS)])
     run([BIN / "dvc", "plots", "show"], repo)
     html = (repo / "dvc_plots/index.html").read_text()
     assert "cdn.jsdelivr" not in html and "vegaEmbed" in html
