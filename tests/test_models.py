@@ -294,6 +294,13 @@ def test_card_round_trips(saved):
     assert json.loads((folder / "m.json").read_text())["labels"] == LABELS
 
 
+def test_a_card_records_a_held_out_family_as_its_list(tmp_path):
+    """split.unseen_library as a list (a family held out together): the card keeps the list, and predict compares it."""
+    card = tiny_card("baseline", labels=LABELS, test_folds=[0], unseen_library=["TimGM6mb", "sf_GMbank"])
+    (tmp_path / "m.json").write_text(card.model_dump_json())
+    assert models.read_card(tmp_path / "m.json").unseen_library == ["TimGM6mb", "sf_GMbank"]
+
+
 def _copy_model(saved, tmp_path, card_text=None):
     folder, _ = saved
     path = tmp_path / "m.keras"
