@@ -481,3 +481,28 @@ def test_a_spread_of_exactly_zero_is_shown_not_dropped(capsys, tmp_path):
     code, out, _ = run(capsys, "--metrics", metrics, "--format", "markdown")
     rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in out.splitlines()[2:]}
     assert code == 0 and rows["conv1d"][1] == "0.950 ± 0.000" and rows["baseline"][1] == "0.500"
+
+
+def test_a_failed_experiment_is_skipped_even_with_metrics_files(capsys, tmp_path):
+    """DVC may list a failed experiment with the metrics files of the commit it started from: not its results."""
+    data = exp_show()
+    broken = next(rev for group in data[1]["experiments"] for rev in group["revs"] if rev["name"] == "broken")
+    broken["data"] = exp_entry("d" * 40, "broken", library="X", metrics=scores(0.9, 0.9))["data"]
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps(data))
+    code, out, err = run(capsys, "--exps-json", path, "--format", "json")
+    assert code == 0 and "broken" not in {row["source"] for row in json.loads(out)}
+    assert err == "warning: skipping experiment broken (ddddddd): failed to reproduce 'train'\n"
+
+
+def test_an_up_to_date_readme_is_not_rewritten(capsys, workspace, tmp_path):
+    """Nothing to change: the file is left as it is (same inode and time), even when it is read-only."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    args = ("--metrics", workspace, "--readme", readme)
+    assert run(capsys, *args)[:2] == (0, f"compare: {readme} updated\n")
+    readme.chmod(0o444)
+    before = readme.stat()
+    assert run(capsys, *args) == (0, f"compare: {readme} up to date\n", "")
+    after = readme.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (before.st_ino, before.st_mtime_ns, before.st_mode)

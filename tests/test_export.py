@@ -261,3 +261,47 @@ def test_a_fixed_batch_litert_model_gives_one_row_per_window():
     assert calls == [(4, 1, 1), (4, 1, 1)]
     np.testing.assert_array_equal(out, np.stack([np.arange(1, 8), -np.arange(1, 8)], axis=1))
     assert model.predict_on_batch(x[:0]).shape == (0, 2)
+
+
+def test_an_export_that_is_not_kept_leaves_neither_its_file_nor_its_card(exported, tmp_path, monkeypatch):
+    """int8 off its target: the folder keeps only the formats kept, each with its card (no card of a missing model)."""
+    root, model_path, out, _ = exported
+    flat = (out / "conv1d.tflite").read_bytes()
+    monkeypatch.setattr(export, "to_tflite", lambda model, **kwargs: flat)  # no conversion: the float model stands in for int8
+    monkeypatch.setitem(export.INT8_TARGETS, "top1_agreement", 1.01)  # a target no model meets
+    result = export.run(model_path, clean_dir=root / "clean", out_dir=tmp_path / "out", formats=("tflite", "tflite_int8"))
+    assert result["results"]["tflite_kept"] == 1 and result["results"]["tflite_int8_kept"] == 0
+    [line] = result["skipped"]
+    assert line.startswith("conv1d: tflite_int8: not kept")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["conv1d.json", "conv1d.tflite"]
+
+
+def test_an_int8_model_exactly_at_its_agreement_target_is_kept():
+    """The target reads "at least 99.5 %": 199 of 200 windows agreeing is enough, 198 is not."""
+    figures = {"max_abs_diff": 0.05, "top1_agreement": 199 / 200, "file_accuracy": 0.9}
+    assert export.meets_targets("tflite_int8", figures, keras_file_accuracy=0.9)
+    assert not export.meets_targets("tflite_int8", figures | {"top1_agreement": 198 / 200}, keras_file_accuracy=0.9)
+
+
+def test_litert_takes_windows_of_any_float_type(exported, windows):
+    """Windows in float64 (NumPy's default) give the float32 windows' answer, not an interpreter error."""
+    model = LiteRtModel(exported[2] / "conv1d.tflite")
+    np.testing.assert_array_equal(model.predict_on_batch(windows[:3].astype(np.float64)), model.predict_on_batch(windows[:3]))
+
+
+def test_the_stage_warns_once_per_format_it_left_out(tmp_path, monkeypatch, capsys):
+    """An optional format that is not made is a warning on stderr, one line each; the summary stays on stdout."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage_export", ROOT / "stages" / "export.py")
+    stage_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage_module)
+    skipped = ["conv1d: onnx: tf2onnx is not installed (No module named 'tf2onnx')",
+               "conv1d: tflite_int8: not kept: max |dp| 0.02, top-1 agreement 0.9900 (2 window(s) not ties)"]
+    monkeypatch.setattr(export, "run", lambda *args, **kwargs: {"results": {"tflite_kept": 1, "onnx_kept": 0}, "skipped": skipped})
+    stage_module.main(["--model", str(tmp_path / "conv1d.keras"), "--clean", str(tmp_path / "clean"),
+                       "--out", str(tmp_path / "out"), "--results", str(tmp_path / "results.json")])
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"warning: {line}" for line in skipped]
+    assert captured.out == "export@conv1d: tflite_kept=1, onnx_kept=0\n"
+    assert json.loads((tmp_path / "results.json").read_text()) == {"tflite_kept": 1, "onnx_kept": 0}

@@ -216,3 +216,11 @@ def test_ctrl_c_at_a_terminal_is_the_parents_alone_to_report(tmp_path):
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130, err
     assert err.strip() == "parent interrupted", err
+
+
+def test_without_jobs_the_work_uses_the_cores_this_process_may_use(monkeypatch):
+    """Under taskset or a container's cpuset the machine has more cores than this process may run on."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert parallel.jobs_or_cores(None) == 1
+    assert parallel.process_map(pid_of, range(4), progress=False) == [os.getpid()] * 4  # one core: no pool at all

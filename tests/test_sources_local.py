@@ -233,3 +233,22 @@ def test_files_are_copied_whatever_way_the_filesystem_refuses_a_link(tmp_path, m
     assert local.copy(own, tmp_path / "raw") == {"files_linked": 0, "files_copied": len(RAW_ROWS)}
     for path, *_ in RAW_ROWS:
         assert (tmp_path / "raw" / "audio" / path).read_bytes() == (own / "audio" / path).read_bytes()
+
+
+def test_symbolic_links_arrive_as_their_targets_where_links_are_refused(tmp_path, monkeypatch):
+    """On another device (no hard link) a relative symlink is copied as the audio it points to, not as a link."""
+    def refuse(src, dst, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    own = make_raw_dir(tmp_path / "own")
+    store = tmp_path / "store"
+    store.mkdir()
+    for i, (path, *_) in enumerate(RAW_ROWS):
+        audio = own / "audio" / path
+        audio.rename(store / f"{i}.wav")
+        audio.symlink_to(os.path.relpath(store / f"{i}.wav", audio.parent))
+    monkeypatch.setattr(os, "link", refuse)
+    assert local.copy(own, tmp_path / "raw") == {"files_linked": 0, "files_copied": len(RAW_ROWS)}
+    for i, (path, *_) in enumerate(RAW_ROWS):
+        arrived = tmp_path / "raw" / "audio" / path
+        assert not arrived.is_symlink() and arrived.read_bytes() == (store / f"{i}.wav").read_bytes()

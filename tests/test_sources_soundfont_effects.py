@@ -146,3 +146,12 @@ def test_reverb_mix_0_is_the_dry_signal_and_1_the_room_alone():
 
     np.testing.assert_allclose(room(0.0), x, atol=1e-9)
     assert abs(np.corrcoef(room(1.0), x)[0, 1]) < 0.2  # the room's echo of the note, not the note
+
+
+def test_detune_and_tilt_go_both_ways():
+    """Drawn around zero: some notes flat and some sharp, some darker and some brighter, each up to its bound."""
+    settings = soundfont_settings()
+    drawn = [E.variation(Note("Vn", midi, "mf", 1, 0), seed=3, settings=settings) for midi in range(55, 95)]
+    detune, tilt = [v.detune_cents for v in drawn], [v.tilt_db_per_octave for v in drawn]
+    assert min(detune) < -settings.detune_cents / 2 and max(detune) > settings.detune_cents / 2
+    assert min(tilt) < -settings.tilt_db_per_octave / 2 and max(tilt) > settings.tilt_db_per_octave / 2

@@ -150,6 +150,16 @@ def test_synth_output_does_not_depend_on_the_previous_note(synth):
     assert np.array_equal(first, play(synth, BY_ABBR["Vn"].program, 69))
     assert len(first) == 8820 + 2205
 
+def test_a_note_does_not_depend_on_the_previous_one_at_the_highest_sample_rate():
+    """At 192 kHz (data.soundfont.sample_rate's top) the previous note's release lasts more than one block."""
+    import tinysoundfont
+
+    s = tinysoundfont.Synth(samplerate=192000)
+    fresh = (s, s.sfload(str(libraries.KNOWN["TimGM6mb"][0])))
+    first = play(fresh, BY_ABBR["Vn"].program, 50)
+    play(fresh, BY_ABBR["Tbn"].program, 60, velocity=127)
+    assert np.array_equal(first, play(fresh, BY_ABBR["Vn"].program, 50))
+
 
 def test_timgm6mb_has_no_accordion_c_sharp_8(synth):
     """Debian's TimGM6mb has no accordion sample on key 109 (TinySOL's top): silent, so skipped."""

@@ -208,6 +208,8 @@ def test_download_finds_any_top_folder(zenodo, tmp_path, instrclf_cache, top):
     get(zenodo, tmp_path / "raw", instrclf_cache)
     assert rows_in(tmp_path / "raw") == len(ROWS)
 
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["TinySOL_metadata.csv", "audio"]  # nothing of the extraction left
+
 
 def test_cache_is_reused_without_contacting_the_server(zenodo, tmp_path, instrclf_cache):
     get(zenodo, tmp_path / "one", instrclf_cache)

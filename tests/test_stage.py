@@ -200,6 +200,19 @@ def test_other_os_errors_keep_their_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         stage.run("clean", work)
 
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=errno.errorcode.get)
+def test_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys, code):
+    """A disk or quota that fills up is the machine's doing, like a read-only folder: one line, status 1."""
+    target = tmp_path / "data" / "clean" / "index.csv"
+
+    def work():
+        raise OSError(code, os.strerror(code), str(target))
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: clean: {target}: {os.strerror(code)}\n"
+
 
 # --- an unknown model in train.models (issue 25, item 8) ----------------------------------------
 

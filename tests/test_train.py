@@ -108,7 +108,7 @@ def test_the_shuffle_seed_changes_the_trained_weights():
 # --------------------------------------------------------------------------- the schedule
 
 
-@pytest.mark.parametrize("warmup_epochs", [0.0, 2.0])
+@pytest.mark.parametrize("warmup_epochs", [0.0, 2.0, 1.5])
 def test_learning_rate_warms_up_then_decays_to_zero(warmup_epochs):
     peak, epochs, steps = 0.01, 10, 5
     config = model_config(epochs=epochs, learning_rate=peak)
