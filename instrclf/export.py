@@ -44,10 +44,7 @@ import keras  # noqa: E402
 from . import data, layout
 from .errors import DataError, InstrclfError, ParameterError
 from .io import atomic_dir
-from .settings import INFERENCE_BATCH
-
-#: The formats, in the order they are exported and reported.
-FORMATS = ("tflite", "tflite_int8", "savedmodel", "onnx")
+from .settings import EXPORT_FORMATS, INFERENCE_BATCH
 
 #: Formats a user may go without: one that fails is reported in one line and left out.
 OPTIONAL = ("tflite_int8", "onnx")
@@ -493,7 +490,7 @@ def predictor(fmt: str, path):
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: np.asarray(x, np.float32)})[0]
-    raise ParameterError(f"export format must be one of {list(FORMATS)}, got {fmt!r}")
+    raise ParameterError(f"export format must be one of {list(EXPORT_FORMATS)}, got {fmt!r}")
 
 
 def window_probabilities(predictors: dict, clean_dir, index, *, n_samples: int) -> dict:
@@ -563,7 +560,7 @@ def write_format(fmt: str, model, paths: dict, *, name: str, card_json: str) -> 
     card_path(target).write_text(card_json, encoding="utf-8")
 
 
-def run(model_path, *, clean_dir, out_dir, formats=FORMATS) -> dict:
+def run(model_path, *, clean_dir, out_dir, formats=EXPORT_FORMATS) -> dict:
     """Export a user model to ``out_dir`` (replaced as a whole on success) and measure each export's parity.
 
     Parameters
@@ -575,7 +572,7 @@ def run(model_path, *, clean_dir, out_dir, formats=FORMATS) -> dict:
     out_dir : str or Path
         ``models/export/<model>``.
     formats : tuple of str
-        Formats to make (:data:`FORMATS`).
+        Formats to make (``export.formats``; :data:`instrclf.settings.EXPORT_FORMATS`).
 
     Returns
     -------

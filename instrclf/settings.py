@@ -367,6 +367,25 @@ class SplitSettings(Settings):
         return val, tuple(f for f in range(N_FOLDS) if f not in (test_fold, val))
 
 
+# --------------------------------------------------------------------------- export
+
+
+#: The formats ``export@<model>`` can write, in the order it writes and reports them.
+EXPORT_FORMATS = ("tflite", "tflite_int8", "savedmodel", "onnx")
+
+
+class ExportSettings(Settings):
+    """``export``: which formats ``export@<model>`` writes, each checked against Keras on every clean window.
+
+    Fewer formats make a quicker stage (each costs a conversion and a pass over every
+    window); the model-registry entries of a format left out point at nothing.
+    """
+
+    KEY: ClassVar[str] = "export"
+
+    formats: Annotated[list[Literal[EXPORT_FORMATS]], Field(min_length=1), AfterValidator(_unique)]
+
+
 # --------------------------------------------------------------------------- models
 
 

@@ -11,15 +11,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from instrclf import stage
+from instrclf import settings, stage
+from instrclf.settings import ExportSettings
 
-#: The params this stage reads: none (what it exports is the model and its card).
-PARAMS = ()
+#: The params this stage reads: dvc.yaml lists exactly these (what it exports is the model and its card).
+PARAMS = ("export",)
 
 
 def parse_args(argv=None):
     """Command-line paths, exactly as dvc.yaml passes them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="the params file")
     parser.add_argument("--model", required=True, help="the user model, models/<model>.keras (its card beside it)")
     parser.add_argument("--clean", required=True, help="the clean stage's folder: the windows the exports are checked on")
     parser.add_argument("--out", required=True, help="the export folder, models/export/<model>")
@@ -32,10 +34,11 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        from instrclf import export  # TensorFlow loads only once the arguments are good
+        wanted = settings.section(settings.load(args.params, keys=PARAMS), ExportSettings)
+        from instrclf import export  # TensorFlow loads only once the params are good
         from instrclf.layout import write_json
 
-        out = export.run(args.model, clean_dir=args.clean, out_dir=args.out)
+        out = export.run(args.model, clean_dir=args.clean, out_dir=args.out, formats=tuple(wanted.formats))
         for line in out["skipped"]:
             print(f"warning: {line}", file=sys.stderr)
         write_json(args.results, out["results"])

@@ -23,6 +23,7 @@ TINY_PARAMS = {
         "augment": {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None},
         "library_weights": {},
     },
+    "export": {"formats": ["tflite"]},  # the quickest format: the others are exported in tests/test_export.py
     "models": {
         "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},
         "conv2d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "mixed_bfloat16", "time_pool": 2, "filters": [4, 8, 8, 8, 8], "kernel_sizes": [5, 3, 3, 3, 3], "dense": 16, "dropout": 0.2, "l2": 0.001},

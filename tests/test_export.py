@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings
+from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings, write_params
 
 from instrclf import data, export, layout, models, settings
 from instrclf.export import CARD_METADATA, ExportError
@@ -305,3 +305,26 @@ def test_the_stage_warns_once_per_format_it_left_out(tmp_path, monkeypatch, caps
     assert captured.err.splitlines() == [f"warning: {line}" for line in skipped]
     assert captured.out == "export@conv1d: tflite_kept=1, onnx_kept=0\n"
     assert json.loads((tmp_path / "results.json").read_text()) == {"tflite_kept": 1, "onnx_kept": 0}
+
+
+def test_the_stage_makes_the_formats_export_formats_names(tmp_path, monkeypatch):
+    """``export.formats`` reaches the exporter in its order; a format not named is not made."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stage_export", ROOT / "stages" / "export.py")
+    stage_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage_module)
+    asked = []
+    monkeypatch.setattr(export, "run", lambda *args, formats, **kwargs: asked.append(formats) or {"results": {}, "skipped": []})
+    params = {"export": {"formats": ["onnx", "tflite"]}}
+    stage_module.main(["--params", str(write_params(tmp_path / "params.yaml", params)), "--model", str(tmp_path / "conv1d.keras"),
+                       "--clean", str(tmp_path / "clean"), "--out", str(tmp_path / "out"), "--results", str(tmp_path / "r.json")])
+    assert asked == [("onnx", "tflite")]
+
+
+def test_only_the_formats_asked_for_are_written_and_reported(exported, tmp_path):
+    root, model_path, _, _ = exported
+    out = export.run(model_path, clean_dir=root / "clean", out_dir=tmp_path / "conv1d", formats=("tflite",))
+    assert sorted(p.name for p in (tmp_path / "conv1d").iterdir()) == ["conv1d.json", "conv1d.tflite"]
+    assert not [key for key in out["results"] if key.startswith(("tflite_int8", "savedmodel", "onnx"))]
+    assert out["results"]["tflite_kept"] == 1 and out["skipped"] == []

@@ -14,6 +14,7 @@ from instrclf.settings import (
     Conv1dConfig,
     Conv2dConfig,
     DataSettings,
+    ExportSettings,
     FeatureSettings,
     LocalSettings,
     LstmConfig,
@@ -28,7 +29,7 @@ PARAMS = settings.load(ROOT / "params.yaml")
 
 CLASSES = (
     DataSettings, TinysolSettings, SoundfontSettings, LocalSettings, CleanSettings, FeatureSettings,
-    SplitSettings, TrainSettings, Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig,
+    SplitSettings, TrainSettings, ExportSettings, Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig,
 )
 
 # (class, location inside its section, bad value, the path shown, what the message says is allowed)
@@ -42,6 +43,7 @@ UNKNOWN = [
     (FeatureSettings, ("n_mel",), 128, "features.n_mel", "'n_mels'"),
     (SplitSettings, ("test_fold",), [0], "split.test_fold", "'test_folds'"),
     (TrainSettings, ("patienc",), 2, "train.patienc", "'patience'"),
+    (ExportSettings, ("format",), ["tflite"], "export.format", "'formats'"),
     (Conv1dConfig, ("epoch",), 12, "models.conv1d.epoch", "'epochs'"),
     (Conv1dConfig, ("kernel_sizes",), 4, "models.conv1d.kernel_sizes", "'kernel_size'"),
     (Conv2dConfig, ("kernel_size",), 3, "models.conv2d.kernel_size", "'kernel_sizes'"),
@@ -58,6 +60,7 @@ WRONG_TYPE = [
     (FeatureSettings, ("n_mels",), "128", "features.n_mels", "valid integer"),
     (SplitSettings, ("test_folds",), 0, "split.test_folds", "valid list"),
     (TrainSettings, ("models",), "conv1d", "train.models", "valid list"),
+    (ExportSettings, ("formats",), "tflite", "export.formats", "valid list"),
     (Conv1dConfig, ("filters",), 8, "models.conv1d.filters", "valid list"),
     (Conv2dConfig, ("dense",), "64", "models.conv2d.dense", "valid integer"),
     (LstmConfig, ("dense",), 64, "models.lstm.dense", "valid list"),
@@ -80,6 +83,9 @@ OUT_OF_RANGE = [
     (LstmConfig, ("precision",), "bfloat16", "models.lstm.precision", "'float32', 'mixed_bfloat16' or 'mixed_float16'"),
     (LstmConfig, ("time_pool",), 0, "models.lstm.time_pool", "greater than or equal to 1"),
     (TrainSettings, ("models",), ["gru"], "train.models[0]", "'conv1d', 'conv2d', 'lstm' or 'baseline'"),
+    (ExportSettings, ("formats",), ["tflite", "tfjs"], "export.formats[1]", "'tflite', 'tflite_int8', 'savedmodel' or 'onnx'"),
+    (ExportSettings, ("formats",), ["onnx", "onnx"], "export.formats", "unique"),
+    (ExportSettings, ("formats",), [], "export.formats", "at least 1 item"),
     (Conv1dConfig, ("dropout",), 1.0, "models.conv1d.dropout", "less than 1"),
     (Conv2dConfig, ("l2",), -0.1, "models.conv2d.l2", "greater than or equal to 0"),
     (LstmConfig, ("dense",), [64], "models.lstm.dense", "at least 2 items"),
@@ -90,6 +96,7 @@ BOOL_FOR_INT = [
     (CleanSettings, ("sample_rate",), True, "clean.sample_rate", "valid integer"),
     (FeatureSettings, ("hop_length",), False, "features.hop_length", "valid integer"),
     (SplitSettings, ("test_folds",), [True], "split.test_folds[0]", "valid integer"),
+    (ExportSettings, ("formats",), [True], "export.formats[0]", "'tflite', 'tflite_int8', 'savedmodel' or 'onnx'"),
     (BaselineConfig, ("epochs",), True, "models.baseline.epochs", "valid integer"),
     (TrainSettings, ("patience",), True, "train.patience", "valid integer"),
     (Conv1dConfig, ("kernel_size",), True, "models.conv1d.kernel_size", "valid integer"),
