@@ -206,8 +206,6 @@ def test_a_missing_optional_converter_leaves_that_format_out_in_one_line(exporte
 @pytest.mark.parametrize("n_fft, win_length, hop_length", [(256, 200, 80), (128, 128, 50)])
 def test_the_real_front_end_equals_kapres(windows, n_fft, win_length, hop_length):
     """The Conv1D DFT + kapre's filterbank and dB: the spectrogram kapre's complex STFT gives, to 1e-3 dB."""
-    from instrclf.features import frontend
-
     features = settings.FeatureSettings.from_params({"n_mels": 32, "n_fft": n_fft, "win_length": win_length,
                                                      "hop_length": hop_length})
     model = models.build("baseline", config=settings.model_config(PARAMS, "baseline"), clean=CLEAN,
