@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from . import layout
 from .errors import DataError, ParameterError
+from .io import read_text
 from .settings import MODEL_CONFIGS, CleanSettings, FeatureSettings, ModelConfig
 
 #: Version of the model card format; a card of another version is refused.
@@ -57,7 +57,7 @@ def card_path(model_path) -> Path:
 def read_card(path) -> ModelCard:
     """Read and validate a model card; one-line DataError naming the file and the field."""
     path = Path(path)
-    text = layout.read_text(path, missing="model card not found (it is saved beside the .keras file)", what="model card")
+    text = read_text(path, missing="model card not found (it is saved beside the .keras file)", what="model card")
     return parse_card(text, name=path)
 
 
