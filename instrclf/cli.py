@@ -6,8 +6,13 @@
 ``classify`` never gives up on a batch: every file gets its line (or JSON object), a file
 that cannot be read is reported on its line and the others are still classified; the
 exit status is 1 if any file failed. Only a model that cannot be used stops it, with one
-line ``error: <file>: <reason>``: a missing, corrupt or unsafe ``.keras``, a card that
-belongs to another model, or a model whose call fails (never blamed on the files).
+line ``error: <file>: <reason>``: a missing, corrupt or unsafe ``.keras`` or ``.tflite``,
+a card that belongs to another model, or a model whose call fails (never blamed on the files).
+
+It runs a LiteRT model (``.tflite``, :class:`instrclf.litert.LiteRtModel`) without
+importing TensorFlow when it is given one, or, for a ``.keras`` model, when the export
+stage's LiteRT file of that very ``.keras`` stands in ``models/export/<model>/``
+(:func:`open_model`); the output is the same, within the export's 1e-4.
 
 An answer that cannot be trusted is still printed, with ``warning: <file>: <reason>`` on
 stderr (and a ``"warning"`` field in its JSON object, present only then):
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, InstrclfError
+from .errors import DataError, InstrclfError, ParameterError
 from .settings import INFERENCE_BATCH
 from .stage import unix_exits
 
@@ -39,6 +44,16 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3")
 #: A file whose sound (after the silence is trimmed) fills less than this share of one window
 #: gets a warning: its one window is mostly zero padding, unlike the windows the model learned.
 MIN_SOUND_FRACTION = 0.25
+
+#: Windows per call of a LiteRT model with a dynamic batch: its cost per window was the same
+#: at 32 and 256 windows a call (about 4-5 ms for conv2d on 2 cores), while 256 needed
+#: about 140 MB more memory.
+LITERT_BATCH = 32
+
+
+#: ``--runtime``: ``auto`` runs a ``.keras`` model's LiteRT export when it was made from that
+#: very file (else Keras), ``keras`` always Keras, ``litert`` the LiteRT model or an error.
+RUNTIMES = ("auto", "keras", "litert")
 
 
 class ModelError(InstrclfError):
@@ -98,11 +113,13 @@ class _Batcher:
     """Gathers windows of many files into model calls of at most ``size`` windows.
 
     Each file keeps a running sum of its window probabilities, so memory holds at most
-    ``size`` windows whatever the files' lengths.
+    ``size`` windows whatever the files' lengths. With ``pad``, a short last call is padded
+    with zeros to ``size`` windows: one input shape for every call, so Keras traces its
+    graph once (a LiteRT model needs no padding, which would only cost time and memory).
     """
 
-    def __init__(self, model, *, size: int):
-        self.model, self.size = model, size
+    def __init__(self, model, *, size: int, pad: bool = True):
+        self.model, self.size, self.pad = model, size, pad
         self.windows, self.owners, self.count = [], [], 0
 
     def add(self, result: FileResult, windows: np.ndarray) -> None:
@@ -122,7 +139,7 @@ class _Batcher:
         if not self.count:
             return
         x = np.concatenate(self.windows)[..., np.newaxis]
-        if len(x) < self.size:  # one input shape for every call: no retracing
+        if self.pad and len(x) < self.size:  # one input shape for every call: no retracing
             x = np.concatenate([x, np.zeros((self.size - len(x), *x.shape[1:]), x.dtype)])
         try:
             probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
@@ -152,15 +169,15 @@ def classify_files(model, card, items, *, batch_windows=INFERENCE_BATCH, block_f
 
     Parameters
     ----------
-    model : keras.Model
-        Takes raw windows ``(n, window_length, 1)``.
-    card : instrclf.models.ModelCard
+    model : keras.Model or instrclf.litert.LiteRtModel
+        Takes raw windows ``(n, window_length, 1)`` (``predict_on_batch``).
+    card : instrclf.card.ModelCard
         Its card (``labels``, ``clean``).
     items : iterable of (str, str or None)
         ``(path, error)`` pairs as :func:`find_audio` gives; an item with an error is
         passed through as a failure.
     batch_windows : int
-        Windows per model call.
+        Windows per model call (Keras's calls are all of this size, the last one padded).
     block_frames : int or None
         Frames read at a time (``None``: :data:`instrclf.audio.BLOCK_FRAMES`).
 
@@ -171,8 +188,9 @@ def classify_files(model, card, items, *, batch_windows=INFERENCE_BATCH, block_f
         for a silent file, or ``error`` (the reason, without the path).
     """
     from . import audio
+    from .litert import LiteRtModel
 
-    batcher = _Batcher(model, size=batch_windows)
+    batcher = _Batcher(model, size=batch_windows, pad=not isinstance(model, LiteRtModel))
     blocks = {} if block_frames is None else {"block_frames": block_frames}
     waiting = []
     for path, error in items:
@@ -245,6 +263,151 @@ def untrusted(*, windows: int, last_window, file_rate: int, clean) -> list:
     return found
 
 
+def open_model(path, *, runtime="auto") -> tuple:
+    """The model ``classify`` runs for ``--model path``, its card, and the file it runs.
+
+    - a ``.tflite``: that LiteRT model, its card beside it (``runtime`` ``keras`` is refused);
+    - a ``.keras`` and ``runtime`` ``auto``: its LiteRT export
+      (``models/export/<model>/<model>.tflite``, :func:`instrclf.card.export_dir`) when
+      :func:`open_export` accepts it and the model computes in float32, else the ``.keras``
+      itself, with Keras; a note on stderr says why an export that is there was refused.
+      A model trained in a mixed precision is exported from its float32 twin, whose answers
+      differ from the trained arithmetic's by more than the export's 1e-4: Keras runs it;
+    - ``litert``: that export, or the one-line DataError that says why it cannot be used;
+    - ``keras``: the ``.keras``, with Keras.
+
+    Returns
+    -------
+    model : keras.Model or instrclf.litert.LiteRtModel
+    card : instrclf.card.ModelCard
+    used : str or Path
+        The model file that runs: ``path`` as given, or the export that runs for it.
+
+    Raises
+    ------
+    DataError
+        One line naming the file: a missing or corrupt model or card, or a card that
+        belongs to another model.
+    """
+    from .card import card_path, export_dir, export_paths
+
+    given, path = path, Path(path)
+    if runtime not in RUNTIMES:
+        raise ParameterError(f"runtime must be one of {list(RUNTIMES)}, got {runtime!r}")
+    if path.suffix == ".tflite":
+        if runtime == "keras":
+            raise DataError(f"{path}: a LiteRT model runs with --runtime litert or auto, not keras")
+        model, card = open_litert(path, card_file=card_path(path))
+        return model, card, given
+    if runtime != "keras":
+        exported = export_paths(export_dir(path), path.stem)["tflite"]
+        try:
+            model, card = open_export(exported, keras_path=path)
+        except DataError as exc:
+            if runtime == "litert":
+                raise
+            if exported.is_file() and path.is_file() and card_path(path).is_file():  # an export there, but not this model's
+                print(f"note: {exc}; classifying with Keras instead", file=sys.stderr)
+        else:
+            if runtime == "litert" or card.typed_config.precision == "float32":
+                return model, card, exported
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for this command's users
+    from .models import load
+
+    model, card = load(path)
+    expected = (None, card.clean.window_length, 1)
+    if tuple(model.input_shape) != expected:
+        raise DataError(f"{given}: model takes input {tuple(model.input_shape)}, its card's windows are {expected}")
+    check_card_fits(model, card, path=given)
+    return model, card, given
+
+
+def open_litert(path, *, card_file) -> tuple:
+    """A LiteRT model and its card ``card_file``, checked to be the card it was exported with.
+
+    Returns
+    -------
+    model : instrclf.litert.LiteRtModel
+    card : instrclf.card.ModelCard
+
+    Raises
+    ------
+    DataError
+        One line naming the file: missing or corrupt model or card, ``ai-edge-litert`` not
+        installed, a model without its card in its metadata (not an ``export@`` file), a
+        card that differs from that one, or a model whose input or output does not fit it.
+    """
+    from .card import parse_card, read_card
+    from .litert import CARD_METADATA, LiteRtModel
+
+    try:
+        model = LiteRtModel(path)
+    except ImportError as exc:
+        raise DataError(f"{path}: a LiteRT model needs ai-edge-litert, which is not installed ({exc.msg})") from None
+    card = read_card(card_file)
+    own = parse_card(model.metadata(CARD_METADATA), name=f"{path} (metadata {CARD_METADATA})")
+    if own != card:
+        differ = [name for name in type(card).model_fields if getattr(card, name) != getattr(own, name)]
+        raise DataError(
+            f"{card_file}: the card of a {card.model} model does not fit {path}, exported with the card of a "
+            f"{own.model} model (they differ in {', '.join(differ)}): it belongs to another model"
+        )
+    expected = (None, card.clean.window_length, 1)
+    if tuple(model.input_shape) != expected:
+        raise DataError(f"{path}: model takes input {tuple(model.input_shape)}, its card's windows are {expected}")
+    if model.output_shape[-1] != len(card.labels):
+        raise DataError(f"{path} has {model.output_shape[-1]} outputs but its card lists {len(card.labels)} labels")
+    return model, card
+
+
+def open_export(path, *, keras_path) -> tuple:
+    """The LiteRT export ``path`` of ``keras_path``, if it was made from that very file, and their card.
+
+    The export must exist, record the SHA-256 of ``keras_path``'s bytes (metadata
+    :data:`instrclf.litert.SOURCE_METADATA`, written by ``export@<model>``) and carry the
+    card beside ``keras_path``: a retrained, replaced or edited model, or an export made
+    before the model, is refused, so the export never answers for another model.
+
+    Returns
+    -------
+    model : instrclf.litert.LiteRtModel
+    card : instrclf.card.ModelCard
+
+    Raises
+    ------
+    DataError
+        One line naming the export and why it does not stand for ``keras_path``.
+    """
+    from .card import card_path
+    from .litert import SOURCE_METADATA, sha256_of
+
+    path, keras_path = Path(path), Path(keras_path)
+    if not path.is_file():
+        raise DataError(f"{path}: no LiteRT export of {keras_path} (make it: dvc repro export@{keras_path.stem})")
+    model, card = open_litert(path, card_file=card_path(keras_path))
+    try:
+        digest = sha256_of(keras_path)
+    except OSError as exc:
+        raise DataError(f"{keras_path}: cannot be read ({exc.strerror})") from None
+    if model.metadata(SOURCE_METADATA).decode() != digest:
+        raise DataError(f"{path}: exported from another {keras_path} (its SHA-256 differs: "
+                        f"rerun dvc repro export@{keras_path.stem})")
+    return model, card
+
+
+def default_batch(model) -> int:
+    """Windows per model call when ``--batch-size`` is not given.
+
+    :data:`instrclf.settings.INFERENCE_BATCH` for Keras; for a LiteRT model its fixed batch
+    if it has one (every call is padded to it), else :data:`LITERT_BATCH`.
+    """
+    from .litert import LiteRtModel
+
+    if isinstance(model, LiteRtModel):
+        return model.batch or LITERT_BATCH
+    return INFERENCE_BATCH
+
+
 def check_card_fits(model, card, *, path) -> None:
     """Refuse a card that describes another model than the one loaded from ``path``.
 
@@ -257,7 +420,7 @@ def check_card_fits(model, card, *, path) -> None:
         One line naming the card, what it describes and what the file holds.
     """
     from .backends import backend_name
-    from .models import card_path
+    from .card import card_path
 
     expected = sorted(backend_name(card.model, fold) for fold in card.test_folds)
     layers = sorted(layer.name for layer in model.layers if type(layer).__name__ != "InputLayer")
@@ -342,32 +505,36 @@ def classify(argv=None) -> int:
             "in sorted order. Long files are read in blocks, so memory does not grow with their length."
         ),
     )
-    parser.add_argument("--model", required=True, help="a trained model, e.g. models/conv2d.keras (its card .json beside it)")
+    parser.add_argument(
+        "--model", required=True,
+        help="a trained model, e.g. models/conv2d.keras or its LiteRT export models/export/conv2d/conv2d.tflite "
+             "(its card .json beside it)",
+    )
+    parser.add_argument(
+        "--runtime", choices=RUNTIMES, default="auto",
+        help="auto (default): for a .keras, its LiteRT export models/export/<model>/<model>.tflite when it was made "
+             "from that very .keras file (no TensorFlow: a fast start), else Keras; keras: always Keras; litert: "
+             "the LiteRT model, or an error saying why not. A .tflite model always runs with LiteRT",
+    )
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K", help="how many labels to show per file (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field, and a 'warning' field when the answer cannot be trusted) instead of text")
     parser.add_argument(
-        "--batch-size", type=_positive, default=INFERENCE_BATCH, metavar="N",
-        help=f"windows per model call, shared by consecutive files (default {INFERENCE_BATCH})",
+        "--batch-size", type=_positive, default=None, metavar="N",
+        help=f"windows per model call, shared by consecutive files (default {INFERENCE_BATCH} with Keras; with LiteRT "
+             f"{LITERT_BATCH}, or the model's fixed batch)",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="audio files or directories")
     args = parser.parse_args(argv)
 
     items = find_audio(args.paths)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for this command's users
     from tqdm import tqdm
 
-    from .models import load
-
-    model, card = load(args.model)
-    expected = (None, card.clean.window_length, 1)
-    if tuple(model.input_shape) != expected:
-        raise DataError(f"{args.model}: model takes input {tuple(model.input_shape)}, its card's windows are {expected}")
-    check_card_fits(model, card, path=args.model)
+    model, card, used = open_model(args.model, runtime=args.runtime)
     counts = {"ok": 0, "silent": 0, "error": 0}
     bar = tqdm(total=len(items), unit="file", desc="classify", disable=None, leave=False, file=sys.stderr)
     with bar:
         try:
-            for result in classify_files(model, card, items, batch_windows=args.batch_size):
+            for result in classify_files(model, card, items, batch_windows=args.batch_size or default_batch(model)):
                 for warning in result.warnings:
                     bar.write(f"warning: {result.path}: {warning}", file=sys.stderr)
                 if args.json:
@@ -379,7 +546,7 @@ def classify(argv=None) -> int:
                 counts[result.status] += 1
                 bar.update(1)
         except ModelError as exc:
-            raise ModelError(f"{args.model}: {exc}") from exc
+            raise ModelError(f"{used}: {exc}") from exc
     print(
         f"classify: {len(items)} file(s): {counts['ok']} classified, {counts['silent']} silent, {counts['error']} failed",
         file=sys.stderr,

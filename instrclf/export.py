@@ -1,7 +1,7 @@
 """Exports of a user model for runtimes without Keras, and their parity with the Keras model.
 
 A user model (``models/<model>.keras``, its card beside it) is exported to
-``models/export/<model>/``:
+``models/export/<model>/`` (the layout is :func:`instrclf.card.export_paths`):
 
 - ``<model>.tflite``: LiteRT (TFLite), float32, **builtin operators only** (no Flex), so
   ``ai-edge-litert``'s interpreter runs it without TensorFlow. kapre's STFT computes a
@@ -18,7 +18,9 @@ A user model (``models/<model>.keras``, its card beside it) is exported to
 - ``<model>.onnx``: ONNX by tf2onnx, of the same rebuilt model as LiteRT, when tf2onnx is
   installed.
 - ``<model>.json``: the card (``<model>.int8.json`` beside the int8 model); the LiteRT
-  files also carry it as metadata ``instrclf_card``.
+  files also carry it as metadata ``instrclf_card``, and the SHA-256 of the ``.keras``
+  file they were made from as ``instrclf_keras_sha256``: ``instrclf classify`` runs an
+  export in place of its ``.keras`` only when both still match.
 
 A format that cannot be converted raises :class:`ExportError`, one line naming the model,
 the format and the operator (or the reason). :func:`parity` compares each export with the
@@ -42,8 +44,10 @@ from .runtime import NOISE, filtered_stderr, tf  # TensorFlow imported quietly, 
 import keras  # noqa: E402
 
 from . import data, layout
-from .errors import DataError, InstrclfError, ParameterError
+from .card import card_path, export_paths
+from .errors import InstrclfError, ParameterError
 from .io import atomic_dir
+from .litert import CARD_METADATA, SOURCE_METADATA, sha256_of
 from .settings import EXPORT_FORMATS, INFERENCE_BATCH
 
 #: Formats a user may go without: one that fails is reported in one line and left out.
@@ -57,26 +61,12 @@ FLOAT_TOLERANCE = 1e-4
 #: file accuracy is within this many points of Keras's.
 INT8_TARGETS = {"top1_agreement": 0.995, "file_accuracy_points": 0.5}
 
-#: Name of the LiteRT metadata entry that holds the card's JSON.
-CARD_METADATA = "instrclf_card"
-
 #: ONNX opset written (onnxruntime >= 1.16 runs it).
 ONNX_OPSET = 17
 
 
 class ExportError(InstrclfError):
     """A format could not be made: one line naming the model, the format and the operator or reason."""
-
-
-def export_paths(out_dir, model: str) -> dict:
-    """Where each format of ``model`` is written inside ``out_dir``: ``{format: Path}``."""
-    out_dir = Path(out_dir)
-    return {
-        "tflite": out_dir / f"{model}.tflite",
-        "tflite_int8": out_dir / f"{model}.int8.tflite",
-        "savedmodel": out_dir / f"{model}.savedmodel",
-        "onnx": out_dir / f"{model}.onnx",
-    }
 
 
 # --------------------------------------------------------------------------- the real-valued front end
@@ -242,7 +232,7 @@ CONVERTER_NOISE = re.compile(
     NOISE.pattern + r"|tf_tfl_flatbuffer_helpers\.cc|mlir_graph_optimization_pass\.cc|"
     r"Please consider providing the trackable_obj|tensorflow/cc/saved_model/|fingerprinting\.cc|"
     r"Estimated count of arithmetic ops|^\s*$|TF 2\.20\. Please use the LiteRT|migration guide|for details\.|"
-    r"INFO: Created TensorFlow Lite XNNPACK|devices\.cc:\d+\] Number of eligible GPUs|single_machine\.cc:\d+\] Starting new|interpreter is deprecated|warnings\.warn\(_INTERPRETER"
+    r"devices\.cc:\d+\] Number of eligible GPUs|single_machine\.cc:\d+\] Starting new|interpreter is deprecated|warnings\.warn\(_INTERPRETER"
 )
 
 
@@ -277,8 +267,12 @@ def _tflite_bytes(model: keras.Model, *, batch, int8: bool) -> bytes:
         return bytes(converter.convert())
 
 
-def to_tflite(model: keras.Model, *, name: str, card_json: str, int8: bool = False) -> bytes:
+def to_tflite(model: keras.Model, *, name: str, card_json: str, keras_sha256: str | None = None,
+              int8: bool = False) -> bytes:
     """The LiteRT flatbuffer of ``model`` (its real-valued rebuild), the card in its metadata.
+
+    ``keras_sha256``, the digest of the ``.keras`` file ``model`` was loaded from, is
+    recorded as metadata :data:`instrclf.litert.SOURCE_METADATA` when given.
 
     A dynamic batch is tried first; a model whose ops builtins lower only at a fixed batch
     (an LSTM's tensor lists) is exported at a fixed batch of :data:`INFERENCE_BATCH`.
@@ -298,7 +292,8 @@ def to_tflite(model: keras.Model, *, name: str, card_json: str, int8: bool = Fal
         except Exception as exc:  # the converter raises ConverterError and others: all mean "not convertible"
             failure = exc
             continue
-        return with_metadata(flat, {CARD_METADATA: card_json.encode()})
+        source = {} if keras_sha256 is None else {SOURCE_METADATA: keras_sha256.encode()}
+        return with_metadata(flat, {CARD_METADATA: card_json.encode(), **source})
     raise ExportError(f"{name}: {fmt}: {operator_of(failure)}")
 
 
@@ -317,17 +312,6 @@ def with_metadata(flat: bytes, entries: dict) -> bytes:
         entry.name, entry.buffer = key, len(model.buffers) - 1
         model.metadata.append(entry)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def read_metadata(flat: bytes, key: str) -> bytes:
-    """The payload of metadata entry ``key`` of a LiteRT flatbuffer (DataError if absent)."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
-    for entry in model.metadata or []:
-        if entry.name.decode() == key:
-            return bytes(np.asarray(model.buffers[entry.buffer].data, dtype=np.uint8))
-    raise DataError(f"LiteRT model has no metadata {key!r}")
 
 
 def to_savedmodel(model: keras.Model, directory, *, card_file) -> None:
@@ -546,15 +530,17 @@ def size_of(path) -> int:
     return path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def write_format(fmt: str, model, paths: dict, *, name: str, card_json: str) -> None:
-    """Write export ``fmt`` of ``model`` to ``paths[fmt]`` (and its card beside it); ExportError if it cannot be made."""
-    from .models import card_path
+def write_format(fmt: str, model, paths: dict, *, name: str, card_json: str, keras_sha256: str) -> None:
+    """Write export ``fmt`` of ``model`` to ``paths[fmt]`` (and its card beside it); ExportError if it cannot be made.
 
+    ``keras_sha256`` is the digest of the ``.keras`` file ``model`` comes from (recorded in the LiteRT files).
+    """
     target = paths[fmt]
     if fmt == "savedmodel":
         to_savedmodel(model, target, card_file=card_path(paths["tflite"]))
         return
     content = to_onnx(model, name=name) if fmt == "onnx" else to_tflite(model, name=name, card_json=card_json,
+                                                                          keras_sha256=keras_sha256,
                                                                           int8=fmt == "tflite_int8")
     target.write_bytes(content)
     card_path(target).write_text(card_json, encoding="utf-8")
@@ -591,16 +577,17 @@ def run(model_path, *, clean_dir, out_dir, formats=EXPORT_FORMATS) -> dict:
 
     model, card = models.load(model_path)
     name, card_json = card.model, card.model_dump_json(indent=2) + "\n"
+    keras_sha256 = sha256_of(model_path)
     index = layout.read_index(clean_dir)
     results, skipped = {}, []
     twin = float32_twin(model)  # what every format is made from, and compared with
     with atomic_dir(out_dir) as tmp:
         paths = export_paths(tmp, name)
-        models.card_path(paths["tflite"]).write_text(card_json, encoding="utf-8")
+        card_path(paths["tflite"]).write_text(card_json, encoding="utf-8")
         made = {}
         for fmt in formats:
             try:
-                write_format(fmt, twin, paths, name=name, card_json=card_json)
+                write_format(fmt, twin, paths, name=name, card_json=card_json, keras_sha256=keras_sha256)
             except ExportError as exc:
                 if fmt not in OPTIONAL:
                     raise
@@ -635,8 +622,6 @@ def run(model_path, *, clean_dir, out_dir, formats=EXPORT_FORMATS) -> dict:
 
 def _remove(path) -> None:
     """Remove an export that is not kept, and its card."""
-    from .models import card_path
-
     path = Path(path)
     path.unlink()
     card_path(path).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Writing outputs so that a crash never leaves a half-written file or folder behind."""
+"""Writing outputs so that a crash never leaves a half-written file or folder behind; reading a text file with one-line errors."""
 
 import contextlib
 import json
@@ -8,6 +8,8 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import DataError
 
 #: Temporary siblings are named ``.<name>.tmp-<pid>-<random>``: the PID tells a live writer from a dead one.
 _TEMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^/]*")
@@ -160,3 +162,14 @@ def write_json(path, obj, *, indent=2):
     with atomic_file(path) as f:
         json.dump(_finite(obj), f, indent=indent, allow_nan=False)
         f.write("\n")
+
+
+def read_text(path, *, missing="not found (run dvc repro)", what="JSON") -> str:
+    """A UTF-8 file's text; a DataError naming the file: ``missing`` when absent, else why it cannot be read as ``what``."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not readable {what} ({exc})") from None

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .io import atomic_file, write_json  # write_json: every JSON passed between stages goes through here
+from .io import atomic_file, read_text, write_json  # write_json: every JSON passed between stages goes through here
 from .instruments import BY_ABBR, FAMILIES, N_FOLDS
 
 #: Columns of TinySOL_metadata.csv, in Zenodo's order (older copies lack "Instance ID";
@@ -471,17 +471,6 @@ def parse_json(text: str, *, name, expect=dict):
         wanted = "a JSON object" if expect is dict else "a JSON array"
         raise DataError(f"{name}: expected {wanted}, got {type(value).__name__}")
     return value
-
-
-def read_text(path, *, missing="not found (run dvc repro)", what="JSON") -> str:
-    """A UTF-8 file's text; a DataError naming the file: ``missing`` when absent, else why it cannot be read as ``what``."""
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: {missing}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not readable {what} ({exc})") from None
 
 
 def read_json(path, *, expect=dict):

@@ -5,16 +5,50 @@ model: ``input_shape``, ``output_shape``, ``name`` and ``predict_on_batch``. A m
 exported with a dynamic batch (``shape_signature[0] == -1``) is resized to each call's
 batch; one with a fixed batch (the LSTM, whose recurrence TFLite builtins only lower at a
 fixed batch) is called on slices of that batch, the last one padded with zeros.
+
+An export (:mod:`instrclf.export`) carries two metadata entries, read here without
+TensorFlow (:func:`read_metadata`): the model's card (:data:`CARD_METADATA`) and the
+SHA-256 of the ``.keras`` file it was made from (:data:`SOURCE_METADATA`), which tells
+the classifier whether an export still belongs to the ``.keras`` beside it.
 """
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DataError
+from .runtime import filtered_stderr
 
 #: The interpreter's threads: as many as the machine has (the classifier's only work).
 THREADS = None
+
+#: Name of the LiteRT metadata entry that holds the card's JSON.
+CARD_METADATA = "instrclf_card"
+
+#: Name of the LiteRT metadata entry that holds the hex SHA-256 of the ``.keras`` file exported.
+SOURCE_METADATA = "instrclf_keras_sha256"
+
+
+def sha256_of(path) -> str:
+    """The hex SHA-256 of a file's bytes (what :data:`SOURCE_METADATA` records of a ``.keras`` file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_metadata(flat: bytes, key: str) -> bytes:
+    """The payload of metadata entry ``key`` of a LiteRT flatbuffer (DataError if absent)."""
+    from ai_edge_litert.schema_py_generated import Model
+
+    model = Model.GetRootAs(flat, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == key:
+            return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    raise DataError(f"LiteRT model has no metadata {key!r}")
 
 
 class LiteRtModel:
@@ -25,11 +59,15 @@ class LiteRtModel:
 
         self.path = Path(path)
         try:
-            content = self.path.read_bytes()
+            self.content = self.path.read_bytes()
         except FileNotFoundError:
             raise DataError(f"{self.path}: model not found") from None
+        except OSError as exc:
+            raise DataError(f"{self.path}: not a loadable LiteRT model (cannot be read: {exc.strerror})") from None
         try:
-            self._interpreter = Interpreter(model_content=content, num_threads=threads)
+            self._interpreter = Interpreter(model_content=self.content, num_threads=threads)
+            with filtered_stderr():  # the first allocation announces LiteRT's CPU delegate (INFO), nothing wrong
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())[:200]
             raise DataError(f"{self.path}: not a loadable LiteRT model ({reason})") from None
@@ -40,10 +78,14 @@ class LiteRtModel:
         self.input_shape = (None, *signature[1:])
         self.output_shape = (None, int(self._output["shape_signature"][-1]))
         self.name = self.path.name.split(".")[0]
-        self._allocated = None
-        if self.batch is not None:
-            self._interpreter.allocate_tensors()
-            self._allocated = self.batch
+        self._allocated = int(self._input["shape"][0])  # the batch the tensors are allocated for
+
+    def metadata(self, key: str) -> bytes:
+        """The payload of its metadata entry ``key`` (DataError naming the file if it has none)."""
+        try:
+            return read_metadata(self.content, key)
+        except DataError as exc:
+            raise DataError(f"{self.path}: {exc}") from None
 
     def _call(self, x: np.ndarray) -> np.ndarray:
         if self._allocated != len(x):

@@ -10,30 +10,26 @@ A model is two parts:
 
 :func:`assemble` joins a front end and one or more trained back ends (their mean, for the
 cross-validation ensemble) into one model that takes raw audio; it is saved as ``.keras``
-and reloads with plain ``keras.models.load_model``. A :class:`ModelCard` saved beside it
-(``<name>.json``) carries its labels and every setting that shaped its input.
+and reloads with plain ``keras.models.load_model``. A :class:`instrclf.card.ModelCard` saved
+beside it (``<name>.json``) carries its labels and every setting that shaped its input.
 """
 
 import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Literal
 
 from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before keras)
 
 import keras  # noqa: E402
 from keras import layers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .card import ModelCard, card_path, read_card
 from .errors import DataError, ParameterError
 from .io import atomic_file, remove_stale
-from . import backends, layout
+from . import backends
 from .features import frontend
-from .settings import MODEL_CONFIGS, CleanSettings, FeatureSettings, ModelConfig
-
-#: Version of the model card format; a card of another version is refused.
-CARD_FORMAT = 1
+from .settings import CleanSettings, FeatureSettings, ModelConfig
 
 
 # --------------------------------------------------------------------------- the joined model
@@ -65,57 +61,6 @@ def build(name: str, *, config: ModelConfig, clean: CleanSettings, features: Fea
     front = frontend(clean=clean, features=features)
     back = backends.build(name, config=config, input_shape=front.output_shape[1:], n_classes=n_classes, fold=fold)
     return assemble(front, [back], name=name)
-
-
-# --------------------------------------------------------------------------- the card
-
-
-class ModelCard(BaseModel):
-    """What a saved model needs to be used: its labels and every setting that shaped its input."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    format: Literal[CARD_FORMAT]
-    model: Literal[tuple(MODEL_CONFIGS)]
-    labels: list[str] = Field(min_length=2)
-    target: Literal["instrument", "family"]
-    clean: CleanSettings
-    features: FeatureSettings
-    config: dict
-    test_folds: list[int] = Field(min_length=1)
-    unseen_library: str | list[str] | None  # split.unseen_library as trained: one name, a family, or none
-    seed: int
-
-    @model_validator(mode="after")
-    def _config_fits(self):
-        MODEL_CONFIGS[self.model].from_params(self.config)
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError("labels must be unique")
-        return self
-
-    @property
-    def typed_config(self) -> ModelConfig:
-        """The model's knobs as their typed config class."""
-        return MODEL_CONFIGS[self.model].from_params(self.config)
-
-
-def card_path(model_path) -> Path:
-    """Where the card of a saved model sits: beside it, ``<name>.json``."""
-    return Path(model_path).with_suffix(".json")
-
-
-def read_card(path) -> ModelCard:
-    """Read and validate a model card; one-line DataError naming the file and the field."""
-    path = Path(path)
-    text = layout.read_text(path, missing="model card not found (it is saved beside the .keras file)", what="model card")
-    try:
-        return ModelCard.model_validate_json(text, strict=False)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(document)"
-        raise DataError(f"{path}: bad model card: {field}: {first['msg']}") from None
-    except ParameterError as exc:
-        raise DataError(f"{path}: bad model card: {exc}") from None
 
 
 def save(model: keras.Model, path, *, card: ModelCard) -> None:

@@ -2,10 +2,12 @@
 
 On a machine without a GPU driver TensorFlow prints, at every start, an ``E ... failed
 call to cuInit`` line and a handful of informational ones, which read as failures in a
-stage's log. Importing TensorFlow through this module (the project's models and training
-do) runs the import and the device discovery with the process's stderr captured, then
-replays every captured line except the known notices listed in :data:`NOISE`; training
-runs inside :func:`filtered_stderr` too.
+stage's log. Importing TensorFlow through this module (``from .runtime import tf``, as the
+project's models and training do) runs the import and the device discovery with the
+process's stderr captured, then replays every captured line except the known notices
+listed in :data:`NOISE`; training runs inside :func:`filtered_stderr` too, and so does the
+first LiteRT interpreter, which the classifier runs without TensorFlow: importing this
+module alone imports no TensorFlow.
 """
 
 import contextlib
@@ -20,7 +22,8 @@ NOISE = re.compile(
     r"To enable the following instructions|oneDNN custom operations are on|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
     r"All log messages before absl::InitializeLog|TF-TRT Warning|port\.cc:\d+\] oneDNN|"
-    r"NodeDef mentions attribute use_unbounded_threadpool"  # tf.data, harmless: "unknown attributes will be ignored"
+    r"NodeDef mentions attribute use_unbounded_threadpool|"  # tf.data, harmless: "unknown attributes will be ignored"
+    r"INFO: Created TensorFlow Lite XNNPACK delegate"  # LiteRT's first interpreter, with or without TensorFlow
 )
 
 
@@ -52,4 +55,9 @@ def _import():
     return tensorflow
 
 
-tf = _import()
+def __getattr__(name):
+    """``tf``: TensorFlow, imported on first use (``from .runtime import tf``), so :func:`filtered_stderr` costs no import."""
+    if name == "tf":
+        globals()["tf"] = _import()
+        return globals()["tf"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

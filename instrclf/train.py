@@ -26,6 +26,7 @@ import numpy as np
 
 from . import augment as augmentation
 from . import backends, data, models
+from .card import CARD_FORMAT, ModelCard
 from .features import Features, frontend
 from .runtime import filtered_stderr, tf
 
@@ -257,10 +258,10 @@ def compile_model(model: keras.Model, *, rate) -> keras.Model:
     return model
 
 
-def card(job: TrainingJob, labels: list, *, unseen_library) -> models.ModelCard:
+def card(job: TrainingJob, labels: list, *, unseen_library) -> ModelCard:
     """The card saved beside ``job``'s model (``unseen_library``: the library actually held out, or None)."""
-    return models.ModelCard(
-        format=models.CARD_FORMAT,
+    return ModelCard(
+        format=CARD_FORMAT,
         model=job.model,
         labels=list(labels),
         target=job.target,
@@ -387,7 +388,7 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
     -------
     model : keras.Model
         Front end + trained back end (best weights restored); takes raw audio.
-    card : instrclf.models.ModelCard
+    card : instrclf.card.ModelCard
         What :func:`instrclf.models.save` stores beside the model.
     metrics : dict
         Flat numbers: the training figures, then the timings (:data:`TIMING_KEYS`).

@@ -1,7 +1,7 @@
 """Stage ``export@<model>``: the user model as LiteRT (float32, int8 weights), SavedModel and ONNX, with parity figures.
 
 Writes ``--out`` (``models/export/<model>/``, replaced as a whole on success; its layout is
-:func:`instrclf.export.export_paths`) and ``--results``, each format's figures against the
+:func:`instrclf.card.export_paths`) and ``--results``, each format's figures against the
 Keras model on every clean window. An optional format (int8, ONNX) that cannot be made or
 misses its target is left out with one ``warning:`` line; a float format that cannot be
 made, or differs from Keras, fails the stage in one line naming the model, format and cause.

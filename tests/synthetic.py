@@ -98,12 +98,12 @@ def tiny_settings(params=TINY_PARAMS) -> tuple:
 
 
 def tiny_card(name, *, labels, test_folds, params=TINY_PARAMS, **changes):
-    """A valid :class:`instrclf.models.ModelCard` for model ``name`` built with ``params``; ``changes`` override fields."""
-    from instrclf import models, settings
+    """A valid :class:`instrclf.card.ModelCard` for model ``name`` built with ``params``; ``changes`` override fields."""
+    from instrclf import card, settings
 
     clean, features = tiny_settings(params)
     fields = {
-        "format": models.CARD_FORMAT,
+        "format": card.CARD_FORMAT,
         "model": name,
         "labels": list(labels),
         "target": "instrument",
@@ -114,7 +114,7 @@ def tiny_card(name, *, labels, test_folds, params=TINY_PARAMS, **changes):
         "unseen_library": params["split"]["unseen_library"],
         "seed": params["seed"],
     }
-    return models.ModelCard(**(fields | changes))
+    return card.ModelCard(**(fields | changes))
 
 
 #: Tiny, fast ``data.soundfont`` values: 2 notes per instrument and library, fractions of a second each.

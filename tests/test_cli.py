@@ -15,6 +15,7 @@ import soundfile as sf
 from synthetic import CLASS_F0, TINY_PARAMS, interrupt_when, tone
 
 from instrclf import audio, cli, models
+from instrclf.card import CARD_FORMAT, ModelCard
 from instrclf.errors import DataError
 from instrclf.settings import BaselineConfig, CleanSettings, FeatureSettings
 from instrclf import settings
@@ -27,11 +28,11 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 def card(**changes):
     values = {
-        "format": models.CARD_FORMAT, "model": "baseline", "labels": LABELS, "target": "instrument", "clean": CLEAN,
+        "format": CARD_FORMAT, "model": "baseline", "labels": LABELS, "target": "instrument", "clean": CLEAN,
         "features": FeatureSettings.from_params(TINY_PARAMS["features"]),
         "config": TINY_PARAMS["models"]["baseline"], "test_folds": [0], "unseen_library": None, "seed": 7,
     }
-    return models.ModelCard(**{**values, **changes})
+    return ModelCard(**{**values, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import yaml
 from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings, write_params
 
 from instrclf import data, export, layout, models, settings
-from instrclf.export import CARD_METADATA, ExportError
-from instrclf.litert import LiteRtModel
+from instrclf.card import export_paths, read_card
+from instrclf.export import ExportError
+from instrclf.litert import CARD_METADATA, SOURCE_METADATA, LiteRtModel, read_metadata, sha256_of
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["Fl", "Tbn", "Vn"]
@@ -69,8 +70,9 @@ def keras_probs(exported, windows):
 def test_the_export_folder_holds_every_format_and_its_card(exported):
     _, _, out, results = exported
     card = (out / "conv1d.json").read_text()
-    assert models.read_card(out / "conv1d.json").model == "conv1d"
-    assert export.read_metadata((out / "conv1d.tflite").read_bytes(), CARD_METADATA).decode() == card
+    assert read_card(out / "conv1d.json").model == "conv1d"
+    assert read_metadata((out / "conv1d.tflite").read_bytes(), CARD_METADATA).decode() == card
+    assert read_metadata((out / "conv1d.tflite").read_bytes(), SOURCE_METADATA).decode() == sha256_of(exported[1])
     assert (out / "conv1d.savedmodel" / "assets" / "conv1d.json").read_text() == card
     assert results["tflite_kept"] == results["savedmodel_kept"] == 1
     assert (out / "conv1d.int8.tflite").is_file() == bool(results["tflite_int8_kept"])
@@ -81,7 +83,7 @@ def test_the_export_folder_holds_every_format_and_its_card(exported):
 @pytest.mark.parametrize("fmt", ["tflite", "savedmodel"])
 def test_float_exports_equal_keras_on_every_window(exported, windows, keras_probs, fmt):
     """Run independently of the stage's figures: within 1e-4, the same top-1 everywhere."""
-    probs = export.predictor(fmt, export.export_paths(exported[2], "conv1d")[fmt])(windows)
+    probs = export.predictor(fmt, export_paths(exported[2], "conv1d")[fmt])(windows)
     assert np.abs(probs - keras_probs).max() <= 1e-4
     assert (probs.argmax(axis=1) == keras_probs.argmax(axis=1)).all()
     assert exported[3][f"{fmt}_max_abs_diff"] == pytest.approx(np.abs(probs - keras_probs).max(), abs=1e-6)
@@ -135,7 +137,7 @@ def test_onnx_bytes_do_not_depend_on_the_converters_names_or_order(exported):
     """tf2onnx may name and order nodes, tensors and constants differently per run: the canonical file is one."""
     import onnx
 
-    path = export.export_paths(exported[2], "conv1d")["onnx"]
+    path = export_paths(exported[2], "conv1d")["onnx"]
     if not path.is_file():
         pytest.skip("the tiny conv1d's ONNX export was not kept")
     original = onnx.load(str(path))
@@ -229,7 +231,7 @@ def test_every_trained_model_and_export_is_a_registry_artifact():
     document = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     artifacts = document["artifacts"]
     for name in yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["models"]:
-        paths = export.export_paths(f"models/export/{name}", name)
+        paths = export_paths(f"models/export/{name}", name)
         expected = {name: f"models/{name}.keras", f"{name}-tflite": paths["tflite"], f"{name}-tflite-int8": paths["tflite_int8"],
                     f"{name}-savedmodel": paths["savedmodel"], f"{name}-onnx": paths["onnx"]}
         for artifact, path in expected.items():

@@ -11,6 +11,7 @@ from keras import layers, regularizers
 from synthetic import TINY_PARAMS, tiny_card, tiny_settings
 
 from instrclf import features, models, settings
+from instrclf.card import card_path, read_card
 from instrclf.errors import DataError, ParameterError
 from instrclf.settings import BaselineConfig, Conv1dConfig, Conv2dConfig, LstmConfig
 from instrclf.features import frontend
@@ -286,8 +287,8 @@ def saved(tmp_path_factory, front, spec_shape):
 
 def test_card_round_trips(saved):
     folder, card = saved
-    assert models.card_path(folder / "m.keras") == folder / "m.json"
-    back = models.read_card(folder / "m.json")
+    assert card_path(folder / "m.keras") == folder / "m.json"
+    back = read_card(folder / "m.json")
     assert back == card
     assert back.typed_config == tiny_config("baseline")
     assert back.clean == CLEAN and back.features == FEATURES
@@ -298,7 +299,7 @@ def test_a_card_records_a_held_out_family_as_its_list(tmp_path):
     """split.unseen_library as a list (a family held out together): the card keeps the list, and predict compares it."""
     card = tiny_card("baseline", labels=LABELS, test_folds=[0], unseen_library=["TimGM6mb", "sf_GMbank"])
     (tmp_path / "m.json").write_text(card.model_dump_json())
-    assert models.read_card(tmp_path / "m.json").unseen_library == ["TimGM6mb", "sf_GMbank"]
+    assert read_card(tmp_path / "m.json").unseen_library == ["TimGM6mb", "sf_GMbank"]
 
 
 def _copy_model(saved, tmp_path, card_text=None):

@@ -206,6 +206,8 @@ RERUNS = [
     ("# instrclf/backends/__init__.py", {*TRAIN, *PREDICT, *EXPORT}),
     ("# instrclf/train.py", TRAIN),
     ("# instrclf/models.py", {*TRAIN, *PREDICT, *EXPORT}),
+    ("# instrclf/card.py", {*TRAIN, *PREDICT, *EXPORT}),  # the card: every stage that writes or reads one
+    ("# instrclf/litert.py", EXPORT),  # the LiteRT runtime: the exports' parity and metadata
     ("# instrclf/features.py", {"features", *TRAIN, *PREDICT, *EXPORT}),
     ("# instrclf/predict.py", PREDICT),
     ("# instrclf/evaluate.py", {*PREDICT, "plot"}),

@@ -7,6 +7,7 @@ import pytest
 from synthetic import TINY_PARAMS, make_features_dir, tiny_card, tiny_settings
 
 from instrclf import data, layout, models, predict, settings
+from instrclf.card import card_path
 from instrclf.errors import DataError
 from instrclf.features import frontend
 from instrclf import backends
@@ -148,7 +149,7 @@ def test_fold_models_that_disagree_are_refused(tmp_path, features_dir, fold_path
     paths[1] = tmp_path / "baseline-1.keras"
     paths[1].write_bytes(fold_paths[1].read_bytes())
     card = tiny_card("baseline", labels=LABELS, test_folds=[1]).model_copy(update=changes)
-    models.card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
+    card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
     with pytest.raises(DataError, match=match):
         predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
 
@@ -159,7 +160,7 @@ def test_an_ensemble_card_is_not_taken_for_one_fold_model(tmp_path, features_dir
     paths[1] = tmp_path / "baseline-1.keras"
     paths[1].write_bytes(fold_paths[1].read_bytes())
     card = tiny_card("baseline", labels=LABELS, test_folds=[0, 1])
-    models.card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
+    card_path(paths[1]).write_text(card.model_dump_json(), encoding="utf-8")
     with pytest.raises(DataError, match=r"baseline-1.keras: its card says test fold\(s\) \[0, 1\], expected \[1\]"):
         predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
 
