@@ -123,6 +123,33 @@ class Features:
         """Row numbers in the array of index rows ``rows`` (a subset of :attr:`index`, any order)."""
         return self._row.loc[rows["window"].to_numpy()].to_numpy(dtype=np.int64)
 
+    def select(self, rows) -> "Selection":
+        """The spectrograms of index rows ``rows`` as a :class:`Selection`: read only when asked for."""
+        return Selection(self.rows, self.positions(rows))
+
     def take(self, rows) -> np.ndarray:
         """The spectrograms of index rows ``rows`` (a subset of :attr:`index`, any order), in memory."""
         return self.rows.read(self.positions(rows))
+
+
+class Selection:
+    """Some rows of the spectrogram file, in a chosen order, read on demand (training and prediction batches).
+
+    ``len`` and ``shape`` are those of the array the rows would make; :meth:`read` reads some of them.
+    """
+
+    def __init__(self, rows: "layout.NpyRows", positions: np.ndarray):
+        self._rows, self.positions = rows, np.asarray(positions, dtype=np.int64)
+        self.shape = (len(self.positions), *rows.row_shape)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def read(self, indices) -> np.ndarray:
+        """Rows ``indices`` (positions in this selection) as float32, in that order."""
+        return self._rows.read(self.positions[np.asarray(indices, dtype=np.int64)])
+
+    def batches(self, size: int):
+        """The whole selection in order, ``size`` rows at a time."""
+        for start in range(0, len(self), size):
+            yield self.read(np.arange(start, min(start + size, len(self))))
