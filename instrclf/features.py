@@ -16,7 +16,7 @@ from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before kera
 import keras  # noqa: E402
 from kapre.composed import get_melspectrogram_layer
 
-from . import data, layout
+from . import layout
 from .io import atomic_dir
 from .runtime import filtered_stderr
 from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
