@@ -50,7 +50,6 @@ import os
 import platform
 import resource
 import shlex
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,7 +61,7 @@ import numpy as np
 import soundfile as sf
 
 from instrclf.settings import INFERENCE_BATCH
-from instrclf import audio, cli, layout
+from instrclf import audio, cli, data, layout, settings
 from instrclf.card import card_path, export_dir, export_paths, read_card
 from instrclf.io import write_json
 from instrclf.litert import LiteRtModel
@@ -84,7 +83,7 @@ TARGET_LITERT_STARTUP_S, TARGET_LITERT_STARTUP_SHARE, TARGET_LITERT_PEAK_MB = 1.
 
 
 def from_clean(clean_dir: Path, n: int, out: Path) -> tuple:
-    """Copy ``n`` windows of the clean stage, spread evenly over its index, as ``out/NNNN_<label>.wav``.
+    """Write ``n`` windows of the clean stage, spread evenly over its index, as ``out/NNNN_<label>.wav``.
 
     Returns the paths and the windows' labels (the windows are 1-s WAVs at the clean rate already).
     """
@@ -95,10 +94,15 @@ def from_clean(clean_dir: Path, n: int, out: Path) -> tuple:
     paths, labels = [], []
     for i, (rel, label) in enumerate(zip(rows["window"], rows["label"], strict=True)):
         path = out / f"{i:04d}_{label}.wav"
-        shutil.copyfile(clean_dir / rel, path)
+        data.write_window(clean_dir, rel, path, sample_rate=_clean_rate())
         paths.append(path)
         labels.append(label)
     return paths, labels
+
+
+def _clean_rate() -> int:
+    """``clean.sample_rate`` of the project's params.yaml: the rate of the clean windows."""
+    return settings.section(settings.load(ROOT / "params.yaml", keys=("clean",)), settings.CleanSettings).sample_rate
 
 
 def synthetic(n: int, out: Path, *, seed: int, sample_rate=44100, seconds=1.0) -> list:

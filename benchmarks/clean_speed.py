@@ -1,7 +1,7 @@
 """How fast is the clean step? Seconds of audio per second of wall time, ours vs the classic recipe.
 
 Ours: :func:`instrclf.clean.run` on all cores (read, mono, soxr resample, envelope
-threshold, windows, 16-bit WAV per window, index.csv). The classic per-file recipe of
+threshold, windows, 16-bit shard arrays, index.csv). The classic per-file recipe of
 the audio-classification notebooks, serially, on the same files: ``librosa.load(sr=16000)``,
 ``pandas.Series(abs(y)).rolling(int(sr/20), min_periods=1, center=True).max() > threshold``,
 then cutting windows (it writes nothing, so the comparison flatters it). A third line

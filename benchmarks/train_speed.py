@@ -302,35 +302,29 @@ def classic_model(name, *, clean, features, config, n_classes):
 
 
 def window_sequence(clean_dir, rows, labels, *, n_samples, batch_size, shuffle, seed, drop_last):
-    """A ``keras.utils.PyDataset`` reading each batch's windows from disk (soundfile), one-hot labels."""
+    """A ``keras.utils.PyDataset`` reading each batch's windows from the clean shards, one-hot labels."""
     import keras
-    import soundfile as sf
 
-    from instrclf import data
+    from instrclf import data, layout
 
     class Windows(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()  # workers=1, no multiprocessing: Keras' defaults, as in the notebooks
-            self.paths = [Path(clean_dir) / rel for rel in rows["window"]]
+            self.rows = rows.reset_index(drop=True)
+            self.windows = layout.Windows(clean_dir, self.rows, n_samples=n_samples)
             self.y = keras.utils.to_categorical(data.encode(rows["label"], labels), num_classes=len(labels)).astype(np.float32)
             self.rng = np.random.RandomState(seed)
-            self.order = np.arange(len(self.paths))
+            self.order = np.arange(len(self.rows))
             if shuffle:
                 self.rng.shuffle(self.order)
 
         def __len__(self):
-            n = len(self.paths)
+            n = len(self.rows)
             return n // batch_size if drop_last else math.ceil(n / batch_size)
 
         def __getitem__(self, i):
             picked = self.order[i * batch_size : (i + 1) * batch_size]
-            x = np.empty((len(picked), n_samples, 1), dtype=np.float32)
-            for j, k in enumerate(picked):
-                y, _ = sf.read(self.paths[k], dtype="float32", always_2d=True)
-                if y.shape != (n_samples, 1):
-                    raise ValueError(f"{self.paths[k]} has shape {y.shape}, expected ({n_samples}, 1)")
-                x[j] = y
-            return x, self.y[picked]
+            return self.windows.read(self.rows.iloc[picked]), self.y[picked]
 
         def on_epoch_end(self):
             if shuffle:

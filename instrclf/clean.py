@@ -1,21 +1,25 @@
 """The clean step: every raw note becomes fixed-length mono windows plus ``index.csv``.
 
 Reads the raw layout (:func:`instrclf.layout.read_metadata`), cuts each note exactly as
-:func:`instrclf.audio.prepare` does, and writes ``<out>/<label>/<stem>_<i>.wav`` (16-bit
-PCM, mono) and ``<out>/index.csv``, all inside :func:`instrclf.io.atomic_dir`, so a failed
-run leaves the previous output untouched.
+:func:`instrclf.audio.prepare` does, and writes the windows as 16-bit samples into a few
+shard arrays, ``<out>/shards/NNNNN.npy`` (:class:`instrclf.layout.ShardWriter`: a note's
+windows together, one shard in memory at most), and ``<out>/index.csv``, whose ``window``
+column names each window ``<label>/<stem>_<i>.wav`` (what :func:`instrclf.data.write_window`
+writes to listen to it). All inside :func:`instrclf.io.atomic_dir`, so a failed run leaves
+the previous output untouched.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 
+import numpy as np
 import pandas as pd
 
 from . import audio, layout
 from .errors import DataError, ParameterError
 from .io import atomic_dir
-from .parallel import process_map
+from .parallel import process_imap
 from .settings import CleanSettings
 
 
@@ -45,6 +49,7 @@ class Result:
     windows: int = 0
     clipped: int = 0
     error: str | None = None
+    pcm: np.ndarray | None = None  # the windows, int16 (windows, samples), until they are in a shard
 
 
 def read_notes(raw_dir, *, target: str) -> list:
@@ -74,8 +79,8 @@ def read_notes(raw_dir, *, target: str) -> list:
     return notes
 
 
-def clean_note(note: Note, *, audio_dir, out_dir, clean: CleanSettings) -> Result:
-    """Cut one note into windows and write them; a bad or missing file is a Result with ``error``."""
+def clean_note(note: Note, *, audio_dir, clean: CleanSettings) -> Result:
+    """Cut one note into 16-bit windows (``Result.pcm``); a bad or missing file is a Result with ``error``."""
     path = Path(audio_dir) / note.path
     if not path.is_file():
         return Result(error=f"{path}: missing (listed in {layout.METADATA_FILE})")
@@ -88,14 +93,11 @@ def clean_note(note: Note, *, audio_dir, out_dir, clean: CleanSettings) -> Resul
         cut = audio.windows(kept, sample_rate=clean.sample_rate, delta_time=clean.delta_time)
     except DataError as exc:
         return Result(error=str(exc))
-    clipped = sum(
-        audio.write_pcm16(Path(out_dir) / note.label / f"{note.stem}_{i}.wav", window, sample_rate=clean.sample_rate)
-        for i, window in enumerate(cut)
-    )
-    return Result(frames=len(y), sample_rate=sr, kept=len(kept), windows=len(cut), clipped=clipped)
+    pcm, clipped = audio.to_pcm16(cut)
+    return Result(frames=len(y), sample_rate=sr, kept=len(kept), windows=len(cut), clipped=clipped, pcm=pcm)
 
 
-def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progress=True) -> dict:
+def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progress=True, shard_bytes=layout.SHARD_BYTES) -> dict:
     """Clean the whole raw set into windows, index.csv and metrics.
 
     Parameters
@@ -103,7 +105,7 @@ def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progr
     raw_dir : str or Path
         The raw layout: ``TinySOL_metadata.csv`` and ``audio/<Path>`` for every row.
     out_dir : str or Path
-        Replaced, only on success, by ``<label>/<stem>_<i>.wav`` windows and ``index.csv``.
+        Replaced, only on success, by ``shards/NNNNN.npy`` (the windows) and ``index.csv``.
     clean : CleanSettings
         Sample rate, window length, threshold and envelope length.
     target : str
@@ -112,6 +114,8 @@ def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progr
         Worker processes; ``None`` uses every core. Outputs do not depend on it.
     progress : bool
         Show a progress bar (on a terminal).
+    shard_bytes : int
+        Largest shard (unless one note is longer); memory holds one shard at most.
 
     Returns
     -------
@@ -129,27 +133,29 @@ def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progr
     raw_dir = Path(raw_dir)
     notes = read_notes(raw_dir, target=target)
     with atomic_dir(out_dir) as tmp:
-        for label in sorted({n.label for n in notes}):
-            (tmp / label).mkdir()
-        work = partial(clean_note, audio_dir=raw_dir / layout.AUDIO_DIR, out_dir=tmp, clean=clean)
-        results = process_map(work, notes, jobs=jobs, desc="clean", unit="note", progress=progress)
+        shards = layout.ShardWriter(tmp, n_samples=clean.window_length, shard_bytes=shard_bytes)
+        work = partial(clean_note, audio_dir=raw_dir / layout.AUDIO_DIR, clean=clean)
+        results, places = [], []
+        for result in process_imap(work, notes, jobs=jobs, desc="clean", unit="note", progress=progress):
+            if result.error is None:  # one note's windows go into one shard as they arrive
+                places.append(shards.add(result.pcm))
+            results.append(replace(result, pcm=None))
         errors = [r.error for r in results if r.error is not None]
         if errors:
             raise DataError(f"{len(errors)} of {len(notes)} audio file(s) are missing or bad: " + "; ".join(errors))
-        index = _index(notes, results)
+        shards.flush()
+        index = _index(notes, results, places)
         if index.empty:
             raise DataError(f"no windows: every note is at or below clean.threshold_db = {clean.threshold_db} dBFS")
-        for label in sorted({n.label for n in notes} - set(index["label"])):
-            (tmp / label).rmdir()  # only silent notes: no empty folder (DVC would not restore it)
         layout.write_index(tmp, index)
         return _metrics(notes, results, index, clean=clean)
 
 
-def _index(notes, results) -> pd.DataFrame:
-    """index.csv as a DataFrame: one row per window, sorted by Path then window_index."""
+def _index(notes, results, places) -> pd.DataFrame:
+    """index.csv as a DataFrame: one row per window, sorted by Path then window_index, with its shard and row."""
     rows = [
-        (f"{n.label}/{n.stem}_{i}.wav", n.path, n.instrument, n.family, n.library, n.label, n.fold, i)
-        for n, r in zip(notes, results)
+        (f"{n.label}/{n.stem}_{i}.wav", n.path, n.instrument, n.family, n.library, n.label, n.fold, i, shard, first + i)
+        for n, r, (shard, first) in zip(notes, results, places, strict=True)
         for i in range(r.windows)
     ]
     return pd.DataFrame(rows, columns=list(layout.INDEX_COLUMNS))

@@ -2,6 +2,7 @@
 
     instrclf classify --model models/conv2d.keras my_note.wav other.flac recordings/
     instrclf compare ...
+    instrclf window data/clean Fl/Fl-ord-C4-mf-N-T14d_0.wav -o note.wav
 
 ``classify`` never gives up on a batch: every file gets its line (or JSON object), a file
 that cannot be read is reported on its line and the others are still classified; the
@@ -565,7 +566,22 @@ def compare(argv=None) -> int:
     return module.main(argv)
 
 
-COMMANDS = {"classify": classify, "compare": compare}
+def window(argv=None) -> int:
+    """``instrclf window``: write one clean window (a row of index.csv) as a 16-bit WAV file to listen to."""
+    parser = argparse.ArgumentParser(prog="instrclf window", description=window.__doc__.split(": ", 1)[1])
+    parser.add_argument("clean", type=Path, help="the clean stage's folder (data/clean)")
+    parser.add_argument("name", help="the window's name, its index.csv 'window' value (e.g. Fl/Fl-ord-C4-mf-N-T14d_0.wav)")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="the WAV file to write")
+    parser.add_argument("--params", default="params.yaml", help="the params file that gives clean.sample_rate")
+    args = parser.parse_args(argv)
+    from . import data, settings
+
+    rate = settings.section(settings.load(args.params, keys=("clean",)), settings.CleanSettings).sample_rate
+    print(data.write_window(args.clean, args.name, args.out, sample_rate=rate))
+    return 0
+
+
+COMMANDS = {"classify": classify, "compare": compare, "window": window}
 
 
 def main(argv=None) -> None:

@@ -1,7 +1,8 @@
 """The clean windows as model data: which windows train, validate and test a fold, and their weights.
 
 Works on the window index (:func:`instrclf.layout.read_index`); :func:`load_windows` reads the
-WAV windows it lists (for the features stage).
+windows it lists from the clean shards (features, export, report), :func:`write_window` one of
+them as a WAV file to listen to.
 """
 
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from . import layout
 from .errors import DataError, ParameterError
 from .settings import SplitSettings
 
@@ -148,26 +150,57 @@ def encode(labels_column, labels) -> np.ndarray:
 
 
 def load_windows(clean_dir, index: pd.DataFrame, *, n_samples: int) -> np.ndarray:
-    """Read every window of ``index`` into one float32 array of shape ``(n, n_samples, 1)``.
+    """Read the windows of ``index`` from the clean shards into one float32 array ``(n, n_samples, 1)``.
+
+    The values are those of the 16-bit samples divided by 32768, bit for bit what reading
+    each window as a 16-bit WAV file gives. Only the shards the rows name are opened, and
+    only their rows are read.
 
     Parameters
     ----------
     clean_dir : str or Path
-        The clean stage's output folder; ``index["window"]`` is relative to it.
+        The clean stage's output folder (``index.csv`` and ``shards/``).
     index : pandas.DataFrame
-        Rows to read.
+        Rows of :func:`instrclf.layout.read_index` to read, in any order.
     n_samples : int
-        Expected samples per window; a window of another length is an error naming it.
+        Expected samples per window; a shard of another width is an error naming it.
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable shard, one of another width, or a row outside its shard, naming the file.
     """
-    clean_dir = Path(clean_dir)
-    out = np.empty((len(index), n_samples, 1), dtype=np.float32)
-    for i, rel in enumerate(index["window"]):
-        path = clean_dir / rel
-        try:
-            y, _ = sf.read(path, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise DataError(f"cannot read window {path}: {exc}") from None
-        if y.shape != (n_samples, 1):
-            raise DataError(f"window {path} has shape {y.shape}, expected ({n_samples}, 1): re-run the clean stage")
-        out[i] = y
-    return out
+    return layout.Windows(clean_dir, index, n_samples=n_samples).read(index)
+
+
+def write_window(clean_dir, window: str, path, *, sample_rate: int) -> Path:
+    """Write one clean window, by its ``window`` name in index.csv, as a 16-bit WAV file to listen to.
+
+    Parameters
+    ----------
+    clean_dir : str or Path
+        The clean stage's output folder.
+    window : str
+        The window's name, e.g. ``Fl/Fl-ord-C4-mf-N-T14d_0.wav``.
+    path : str or Path
+        The WAV file written.
+    sample_rate : int
+        ``clean.sample_rate``, recorded in the file's header.
+
+    Returns
+    -------
+    Path
+        ``path``; its samples are the window's, unchanged.
+    """
+    index = layout.read_index(clean_dir)
+    rows = index[index["window"] == window]
+    if rows.empty:
+        raise DataError(f"{Path(clean_dir) / layout.INDEX_FILE}: no window named {window!r}")
+    pcm = layout.Windows(clean_dir, rows, n_samples=_width(clean_dir, rows)).read_pcm(rows)[0]
+    sf.write(path, pcm, sample_rate, subtype="PCM_16", format="WAV")  # integers in: written unscaled
+    return Path(path)
+
+
+def _width(clean_dir, rows) -> int:
+    """Samples per window of the shard of ``rows``' first row."""
+    return layout.NpyRows(layout.shard_path(clean_dir, rows["shard"].iloc[0])).row_shape[0]

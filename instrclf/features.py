@@ -9,13 +9,14 @@ that the two agree). No back end is imported here, so editing a model reruns no 
 """
 
 import numpy as np
+import pandas as pd
 
 from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before keras)
 
 import keras  # noqa: E402
 from kapre.composed import get_melspectrogram_layer
 
-from . import data, layout
+from . import layout
 from .io import atomic_dir
 from .runtime import filtered_stderr
 from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
@@ -69,6 +70,9 @@ def spectrograms(front, x: np.ndarray) -> np.ndarray:
 def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, progress: bool = True) -> dict:
     """Compute every window's spectrogram and write the features folder ``out_dir`` (replaced on success).
 
+    Windows are read from the clean shards and spectrograms written to the array file
+    batch by batch (:data:`INFERENCE_BATCH` windows): memory does not grow with the data.
+
     Returns
     -------
     dict
@@ -77,27 +81,75 @@ def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, 
     from tqdm import tqdm
 
     index = layout.read_index(clean_dir)
+    windows = layout.Windows(clean_dir, index, n_samples=clean.window_length)  # every shard checked before any work
     front = frontend(clean=clean, features=features)
-    out = np.empty((len(index), *front.output_shape[1:]), dtype=np.float32)
+    row_shape = tuple(front.output_shape[1:])
     bar = tqdm(total=len(index), unit="window", desc="features", disable=None if progress else True, mininterval=1.0)
-    with bar:
+
+    def batches():
         for start in range(0, len(index), INFERENCE_BATCH):
             rows = index.iloc[start : start + INFERENCE_BATCH]
-            x = data.load_windows(clean_dir, rows, n_samples=clean.window_length)
-            out[start : start + len(rows)] = spectrograms(front, x)
+            yield spectrograms(front, windows.read(rows))
             bar.update(len(rows))
-    with atomic_dir(out_dir) as tmp:
-        layout.write_features(tmp, index, out, settings_of(clean, features))
-    return {"windows": len(index), "frames": out.shape[1], "n_mels": out.shape[2], "megabytes": round(out.nbytes / 2**20, 1)}
+
+    with bar, atomic_dir(out_dir) as tmp:
+        layout.write_features(tmp, index, batches(), settings_of(clean, features), row_shape=row_shape)
+    megabytes = len(index) * int(np.prod(row_shape)) * 4 / 2**20
+    return {"windows": len(index), "frames": row_shape[0], "n_mels": row_shape[1], "megabytes": round(megabytes, 1)}
 
 
 class Features:
-    """The features folder, read once: its index and spectrograms, selected by window."""
+    """The features folder: its index, and the spectrograms of any rows, read from the file as needed.
+
+    Attributes
+    ----------
+    index : pandas.DataFrame
+        One row per window.
+    spectrograms : numpy.ndarray
+        The whole array, memory-mapped read-only (for a look; :meth:`take` for reading).
+    """
 
     def __init__(self, features_dir, *, clean: CleanSettings, features: FeatureSettings):
         self.index, self.spectrograms = layout.read_features(features_dir, settings=settings_of(clean, features))
-        self._row = {window: i for i, window in enumerate(self.index["window"])}
+        self.rows = layout.NpyRows(layout.features_array(features_dir))
+        self._row = pd.Series(np.arange(len(self.index)), index=self.index["window"].to_numpy())
+
+    @property
+    def row_shape(self) -> tuple:
+        """One spectrogram's shape: ``(frames, n_mels, 1)``."""
+        return self.rows.row_shape
+
+    def positions(self, rows) -> np.ndarray:
+        """Row numbers in the array of index rows ``rows`` (a subset of :attr:`index`, any order)."""
+        return self._row.loc[rows["window"].to_numpy()].to_numpy(dtype=np.int64)
+
+    def select(self, rows) -> "Selection":
+        """The spectrograms of index rows ``rows`` as a :class:`Selection`: read only when asked for."""
+        return Selection(self.rows, self.positions(rows))
 
     def take(self, rows) -> np.ndarray:
         """The spectrograms of index rows ``rows`` (a subset of :attr:`index`, any order), in memory."""
-        return np.asarray(self.spectrograms[[self._row[w] for w in rows["window"]]])
+        return self.rows.read(self.positions(rows))
+
+
+class Selection:
+    """Some rows of the spectrogram file, in a chosen order, read on demand (training and prediction batches).
+
+    ``len`` and ``shape`` are those of the array the rows would make; :meth:`read` reads some of them.
+    """
+
+    def __init__(self, rows: "layout.NpyRows", positions: np.ndarray):
+        self._rows, self.positions = rows, np.asarray(positions, dtype=np.int64)
+        self.shape = (len(self.positions), *rows.row_shape)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def read(self, indices) -> np.ndarray:
+        """Rows ``indices`` (positions in this selection) as float32, in that order."""
+        return self._rows.read(self.positions[np.asarray(indices, dtype=np.int64)])
+
+    def batches(self, size: int):
+        """The whole selection in order, ``size`` rows at a time."""
+        for start in range(0, len(self), size):
+            yield self.read(np.arange(start, min(start + size, len(self))))

@@ -3,7 +3,10 @@
 - **Raw layout** (``download`` -> ``clean``): ``TinySOL_metadata.csv`` plus ``audio/<Path>``
   for every row, Zenodo's layout. :func:`read_metadata` is the one validation used by
   download's final check and by clean.
-- **index.csv** (``clean`` -> ``features``): one row per window.
+- **Clean windows** (``clean`` -> ``features``, ``export``, ``report``): ``shards/NNNNN.npy``,
+  int16 arrays of shape ``(windows, samples)`` (:data:`SHARD_BYTES` each at most, a note's
+  windows together), and ``index.csv``, one row per window with its ``shard`` and ``row``.
+  :class:`ShardWriter` writes them note by note; :class:`Windows` reads any rows back.
 - **Features** (``features`` -> ``train``/``predict``): ``spectrograms.npy``, the front end's
   output for every window, row ``i`` for row ``i`` of the ``index.csv`` beside it, and
   ``features.json``, the settings that made them.
@@ -14,6 +17,7 @@ problem found, never with a pandas traceback.
 """
 
 import json
+import os
 import re
 from pathlib import Path, PurePosixPath
 
@@ -63,8 +67,15 @@ TARGETS = {"instrument": "Instrument (abbr.)", "family": "Family"}
 FEATURES_ARRAY = "spectrograms.npy"
 FEATURES_CARD = "features.json"
 
-#: Columns of index.csv, in order; one row per window.
-INDEX_COLUMNS = ("window", "Path", "instrument", "family", "library", "label", "fold", "window_index")
+#: Columns of index.csv, in order; one row per window. ``window`` names it (``<label>/<stem>_<i>.wav``,
+#: the file :func:`instrclf.data.write_window` writes); ``shard`` and ``row`` say where its samples are.
+INDEX_COLUMNS = ("window", "Path", "instrument", "family", "library", "label", "fold", "window_index", "shard", "row")
+
+#: The clean folder's shard arrays: ``<clean>/shards/00000.npy``, ...
+SHARDS_DIR = "shards"
+
+#: Largest shard, in bytes, unless one note alone is longer: 64 MiB (2,048 one-second windows at 16 kHz).
+SHARD_BYTES = 64 * 2**20
 
 #: Leading columns of a predictions CSV, followed by one ``p_<label>`` column per label.
 PREDICTION_COLUMNS = ("Path", "library", "fold", "set", "label", "predicted", "n_windows")
@@ -269,6 +280,13 @@ def read_index(clean_dir) -> pd.DataFrame:
     positions = _integers(index["window_index"], low=0, high=10**9)
     if positions.isna().any():
         problems.append(f"window_index must be an integer >= 0, got e.g. {index.loc[positions.isna(), 'window_index'].iloc[0]!r}")
+    places = {column: _integers(index[column], low=0, high=10**9) for column in ("shard", "row")}
+    for column, values in places.items():
+        if values.isna().any():
+            problems.append(f"{column} must be an integer >= 0, got e.g. {index.loc[values.isna(), column].iloc[0]!r}")
+    twice = pd.DataFrame(places).duplicated() & places["shard"].notna() & places["row"].notna()
+    if twice.any():
+        problems.append(f"window {index.loc[twice, 'window'].iloc[0]!r} has the shard and row of another window")
     unsafe = index.loc[~index["window"].map(safe_path), "window"]
     if len(unsafe):
         problems.append(f"window {unsafe.iloc[0]!r} is not a relative path inside the folder")
@@ -278,25 +296,199 @@ def read_index(clean_dir) -> pd.DataFrame:
     out = index[list(INDEX_COLUMNS)].copy()
     out["fold"] = folds.astype(int)
     out["window_index"] = positions.astype(int)
+    for column, values in places.items():
+        out[column] = values.astype(int)
     return out
+
+
+def shard_path(clean_dir, shard: int) -> Path:
+    """The file of shard number ``shard``: ``<clean_dir>/shards/<shard:05d>.npy``."""
+    return Path(clean_dir) / SHARDS_DIR / f"{int(shard):05d}.npy"
+
+
+def _write_header(f, shape, dtype) -> None:
+    """A .npy header (format 1.0, C order) for an array of ``shape`` and ``dtype`` whose rows follow."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+    np.lib.format.write_array_header_1_0(f, header)
+
+
+class ShardWriter:
+    """Writes a clean folder's windows into shard arrays, note by note, holding one shard at most in memory.
+
+    Parameters
+    ----------
+    clean_dir : str or Path
+        The (temporary) clean folder; ``shards/`` is made in it.
+    n_samples : int
+        Samples per window.
+    shard_bytes : int
+        A shard is closed before a note would make it larger (a longer note gets a shard of its own).
+    """
+
+    def __init__(self, clean_dir, *, n_samples: int, shard_bytes: int = SHARD_BYTES):
+        self.clean_dir, self.n_samples = Path(clean_dir), int(n_samples)
+        self.capacity = max(1, shard_bytes // (2 * self.n_samples))
+        self.shard, self._parts, self._rows = 0, [], 0
+        (self.clean_dir / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+
+    def add(self, pcm: np.ndarray) -> tuple:
+        """Append one note's windows (int16 ``(k, n_samples)``); returns ``(shard, first row)``."""
+        pcm = np.ascontiguousarray(pcm, dtype="<i2")
+        if pcm.ndim != 2 or pcm.shape[1] != self.n_samples:
+            raise DataError(f"windows must have shape (k, {self.n_samples}), got {pcm.shape}")
+        if self._rows and self._rows + len(pcm) > self.capacity:
+            self.flush()
+        place = (self.shard, self._rows)
+        if len(pcm):
+            self._parts.append(pcm)
+            self._rows += len(pcm)
+        return place
+
+    def flush(self) -> None:
+        """Write the open shard (if it has rows) and start the next one."""
+        if not self._rows:
+            return
+        with open(shard_path(self.clean_dir, self.shard), "wb") as f:
+            _write_header(f, (self._rows, self.n_samples), "<i2")
+            for part in self._parts:
+                f.write(part.tobytes())
+        self.shard, self._parts, self._rows = self.shard + 1, [], 0
+
+
+class NpyRows:
+    """Rows of a .npy array read by position (``os.preadv``), never memory-mapped.
+
+    Reading a row costs one positioned read; nothing of the file stays in this process's
+    memory (a memory map's touched pages would count as resident, growing with the data).
+    Thread-safe; open in each process (not across ``fork``).
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                                         np.lib.format.read_array_header_2_0)(f)
+            except ValueError as exc:
+                raise DataError(f"{self.path}: not a .npy array ({exc})") from None
+            self.offset = f.tell()
+        if fortran or dtype.hasobject or not shape:
+            raise DataError(f"{self.path}: not a C-order numeric array with rows")
+        self.shape, self.dtype = tuple(shape), dtype
+        self.row_shape = self.shape[1:]
+        self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * dtype.itemsize
+        size = self.path.stat().st_size
+        if size < self.offset + self.row_bytes * self.shape[0]:
+            raise DataError(f"{self.path}: truncated ({size} bytes for shape {self.shape})")
+        self._fd = os.open(self.path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def read(self, rows, out=None) -> np.ndarray:
+        """Rows ``rows`` (integers, any order, repeats allowed) as a new array; runs of consecutive rows in one read each."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise DataError(f"{self.path}: row {int(rows.max() if rows.max() >= len(self) else rows.min())} is outside its {len(self)} rows")
+        if out is None:
+            out = np.empty((len(rows), *self.row_shape), dtype=self.dtype)
+        if not len(rows):
+            return out
+        flat = out.reshape(len(rows), -1).view(np.uint8)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)]):
+            want = (stop - start) * self.row_bytes
+            got = os.preadv(self._fd, [flat[start:stop].reshape(-1)], self.offset + int(rows[start]) * self.row_bytes)
+            if got != want:
+                raise DataError(f"{self.path}: short read ({got} of {want} bytes)")
+        return out
+
+
+class Windows:
+    """The clean folder's windows, by index row: float32 ``(n, samples, 1)``, exactly as a 16-bit WAV reads.
+
+    Parameters
+    ----------
+    clean_dir : str or Path
+        The clean stage's output.
+    index : pandas.DataFrame
+        Rows of :func:`read_index` (any subset, any order); their shards are opened and every
+        row is checked against its shard's length here.
+    n_samples : int
+        Samples per window; a shard of another width is an error naming it.
+    """
+
+    def __init__(self, clean_dir, index: pd.DataFrame, *, n_samples: int):
+        self.clean_dir, self.n_samples = Path(clean_dir), int(n_samples)
+        self.shards = {}
+        for shard, rows in index.groupby("shard", sort=True)["row"]:
+            path = shard_path(clean_dir, shard)
+            if not path.is_file():
+                raise DataError(f"{path}: missing (listed in {Path(clean_dir) / INDEX_FILE}): re-run the clean stage")
+            array = NpyRows(path)
+            if array.dtype != np.dtype("<i2") or array.row_shape != (self.n_samples,):
+                raise DataError(f"{path}: {array.dtype} windows of shape {array.row_shape}, expected int16 ({self.n_samples},): re-run the clean stage")
+            if rows.max() >= len(array):
+                bad = index.loc[rows.idxmax(), "window"]
+                raise DataError(f"{path}: window {bad!r} is row {rows.max()} of a shard of {len(array)} rows: re-run the clean stage")
+            self.shards[int(shard)] = array
+
+    def read(self, rows: pd.DataFrame) -> np.ndarray:
+        """The windows of index rows ``rows`` (from this object's index), in their order: float32 ``(n, samples, 1)``."""
+        # soundfile reads 16-bit PCM as int / 32768: the same float32 values, bit for bit.
+        return (self.read_pcm(rows).astype(np.float32) / np.float32(32768))[..., None]
+
+    def read_pcm(self, rows: pd.DataFrame) -> np.ndarray:
+        """The 16-bit samples of index rows ``rows``, in their order: int16 ``(n, samples)``."""
+        out = np.empty((len(rows), self.n_samples), dtype=np.int16)
+        shards, places = rows["shard"].to_numpy(), rows["row"].to_numpy()
+        for shard in np.unique(shards):
+            mine = np.flatnonzero(shards == shard)
+            out[mine] = self.shards[int(shard)].read(places[mine])
+        return out
 
 
 # --------------------------------------------------------------------------- features
 
 
-def write_features(features_dir, index: pd.DataFrame, spectrograms: np.ndarray, settings: dict) -> Path:
+def write_features(features_dir, index: pd.DataFrame, spectrograms, settings: dict, *, row_shape=None) -> Path:
     """Write a features folder: ``index.csv``, ``spectrograms.npy`` (row ``i`` is window ``i``) and ``features.json``.
 
     ``features_dir`` is written in place: wrap the call in :func:`instrclf.io.atomic_dir`.
     ``settings`` (JSON-able) records what made the spectrograms; readers compare it with theirs.
+
+    Parameters
+    ----------
+    spectrograms : numpy.ndarray or iterable of numpy.ndarray
+        The whole array, or its rows batch by batch (``row_shape`` then gives one row's
+        shape): each batch is written as it comes, so memory holds one batch at most.
     """
-    if len(index) != len(spectrograms):
-        raise DataError(f"{features_dir}: {len(spectrograms)} spectrograms for {len(index)} index rows")
+    if isinstance(spectrograms, np.ndarray):
+        spectrograms, row_shape = [spectrograms], spectrograms.shape[1:]
+    if row_shape is None:
+        raise DataError(f"{features_dir}: batches of spectrograms need row_shape")
     features_dir = Path(features_dir)
-    write_index(features_dir, index)
+    shape = (len(index), *row_shape)
+    written = 0
     with atomic_file(features_dir / FEATURES_ARRAY, "wb") as f:
-        np.save(f, np.ascontiguousarray(spectrograms, dtype=np.float32), allow_pickle=False)
-    card = {"settings": settings, "shape": list(spectrograms.shape)}  # the .npy header carries the dtype
+        _write_header(f, shape, "<f4")
+        for batch in spectrograms:
+            batch = np.ascontiguousarray(batch, dtype="<f4")
+            if batch.shape[1:] != tuple(row_shape) or written + len(batch) > len(index):
+                raise DataError(f"{features_dir}: spectrograms of shape {batch.shape[1:]} after {written} rows, "
+                                f"expected {len(index)} of shape {tuple(row_shape)}")
+            f.write(batch.tobytes())
+            written += len(batch)
+        if written != len(index):
+            raise DataError(f"{features_dir}: {written} spectrograms for {len(index)} index rows")
+    write_index(features_dir, index)
+    card = {"settings": settings, "shape": list(shape)}  # the .npy header carries the dtype
     write_json(features_dir / FEATURES_CARD, card)
     return features_dir
 
@@ -309,7 +501,8 @@ def read_features(features_dir, *, settings) -> tuple:
     index : pandas.DataFrame
         As :func:`read_index`.
     spectrograms : numpy.ndarray
-        float32 ``(windows, frames, n_mels, 1)``, memory-mapped read-only.
+        float32 ``(windows, frames, n_mels, 1)``, memory-mapped read-only (to read many rows,
+        :class:`NpyRows` of :func:`features_array` keeps them out of resident memory).
 
     Raises
     ------
@@ -344,6 +537,11 @@ def read_features(features_dir, *, settings) -> tuple:
     if list(spectrograms.shape) != card.get("shape"):
         raise DataError(f"{array_path}: shape {list(spectrograms.shape)}, its card says {card.get('shape')}: {hint}")
     return index, spectrograms
+
+
+def features_array(features_dir) -> Path:
+    """The spectrogram file of a features folder (check it first with :func:`read_features`)."""
+    return Path(features_dir) / FEATURES_ARRAY
 
 
 # --------------------------------------------------------------------------- predictions

@@ -72,6 +72,16 @@ def process_map(fn, items, *, jobs=None, initializer=None, initargs=(), desc=Non
         ``fn(item)`` for every item, in order. An exception in a worker is raised here,
         and the remaining work is cancelled.
     """
+    return list(process_imap(fn, items, jobs=jobs, initializer=initializer, initargs=initargs, desc=desc, unit=unit,
+                             chunksize=chunksize, progress=progress))
+
+
+def process_imap(fn, items, *, jobs=None, initializer=None, initargs=(), desc=None, unit="it", chunksize=None, progress=True):
+    """:func:`process_map` as a generator: each ``fn(item)`` is yielded, in order, as soon as it is ready.
+
+    For results too large to hold all at once (clean's windows): the caller consumes each
+    one before the next. Parameters as :func:`process_map`.
+    """
     items = list(items)
     jobs = min(jobs_or_cores(jobs), max(1, len(items)))
     bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=1.0, disable=None if progress else True)
@@ -79,25 +89,22 @@ def process_map(fn, items, *, jobs=None, initializer=None, initargs=(), desc=Non
         if jobs == 1:
             if initializer is not None:
                 initializer(*initargs)
-            results = []
             for item in items:
-                results.append(fn(item))
+                yield fn(item)
                 bar.update(1)
-            return results
+            return
         if chunksize is None:
             chunksize = max(1, min(64, len(items) // (jobs * 8)))
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         context = multiprocessing.get_context(method)
         pool = context.Pool(jobs, initializer=_start, initargs=(initializer, initargs))
         try:
-            results = []
             for result in pool.imap(fn, items, chunksize=chunksize):
-                results.append(result)
+                yield result
                 bar.update(1)
             pool.close()
         except BaseException:
-            pool.terminate()  # a failure or Ctrl-C: do not wait for the rest
+            pool.terminate()  # a failure, Ctrl-C or a consumer that stopped early: do not wait for the rest
             raise
         finally:
             pool.join()
-        return results

@@ -47,9 +47,14 @@ def load_fold_models(paths: dict) -> tuple:
     return front, backs, first
 
 
-def _probs(back, x: np.ndarray) -> np.ndarray:
-    """The back end's probabilities, batch by batch (eager: no graph retraced per fold model)."""
-    return np.concatenate([np.asarray(back(x[i : i + INFERENCE_BATCH], training=False)) for i in range(0, len(x), INFERENCE_BATCH)])
+def _probs(back, x) -> np.ndarray:
+    """The back end's probabilities, batch by batch (eager: no graph retraced per fold model).
+
+    ``x``: spectrograms in memory, or a :class:`instrclf.features.Selection` of the features file,
+    read :data:`INFERENCE_BATCH` rows at a time.
+    """
+    batches = x.batches(INFERENCE_BATCH) if hasattr(x, "batches") else (x[i : i + INFERENCE_BATCH] for i in range(0, len(x), INFERENCE_BATCH))
+    return np.concatenate([np.asarray(back(batch, training=False)) for batch in batches])
 
 
 def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
@@ -87,10 +92,10 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
         raise DataError(f"the models were trained without library {card.unseen_library!r}, not {expected!r}: retrain")
     unseen = first.unseen
     per_fold, rows, unseen_probs = {}, [], []
-    x_unseen = cache.take(unseen) if len(unseen) else None
+    x_unseen = cache.select(unseen) if len(unseen) else None  # read batch by batch, by every fold model
     for fold, back in backs.items():
         test = sets[fold].test
-        probs = _probs(back, cache.take(test))
+        probs = _probs(back, cache.select(test))
         predictions = evaluate.aggregate(test, probs, labels=labels, subset="test")
         figures = evaluate.metrics(test, probs, predictions, labels=labels)
         rows.append(predictions)

@@ -137,31 +137,31 @@ def png_bytes(spectrogram: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def note_media(windows: list, rows: list, *, clean_dir, spectrograms) -> tuple:
-    """``(ogg, png)`` bytes of one note: its window files (in order) and their rows of ``spectrograms``."""
-    parts, rate = [], None
-    for rel in windows:
-        try:
-            y, rate = sf.read(Path(clean_dir) / rel, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-            raise DataError(f"cannot read window {Path(clean_dir) / rel}: {exc}") from None
-        parts.append(y[:, 0])
-    mel = np.concatenate([np.asarray(spectrograms[i])[..., 0] for i in rows], axis=0)
-    return ogg_bytes(np.concatenate(parts), rate), png_bytes(mel)
+def note_media(rows: pd.DataFrame, *, windows, spectrograms, sample_rate: int) -> tuple:
+    """``(ogg, png)`` bytes of one note: the clean windows of its index ``rows`` (in order), read
+    through ``windows`` (:class:`instrclf.layout.Windows`), and their rows of ``spectrograms``."""
+    y = windows.read(rows)[..., 0].reshape(-1)
+    mel = np.concatenate([np.asarray(spectrograms[i])[..., 0] for i in rows.index], axis=0)
+    return ogg_bytes(y, sample_rate), png_bytes(mel)
 
 
 _WORKER: dict = {}
 
 
 def _open(clean_dir, features_dir) -> None:
-    """Worker start: the clean folder and the memory-mapped spectrograms."""
-    _WORKER.update(clean_dir=clean_dir, spectrograms=layout.read_features(features_dir, settings=None)[1])
+    """Worker start: the clean windows of the features' index and the memory-mapped spectrograms."""
+    index, spectrograms = layout.read_features(features_dir, settings=None)
+    clean = layout.read_json(Path(features_dir) / layout.FEATURES_CARD)["settings"]["clean"]
+    width = round(clean["sample_rate"] * clean["delta_time"])
+    _WORKER.update(windows=layout.Windows(clean_dir, index, n_samples=width), spectrograms=spectrograms,
+                   sample_rate=clean["sample_rate"], index=index)
 
 
 def _write_media(item) -> int:
     """Write one note's ``<name>.ogg`` and ``<name>.png`` into ``media``; the bytes written."""
-    media, name, windows, rows = item
-    ogg, png = note_media(windows, rows, clean_dir=_WORKER["clean_dir"], spectrograms=_WORKER["spectrograms"])
+    media, name, rows = item
+    ogg, png = note_media(_WORKER["index"].loc[rows], windows=_WORKER["windows"], spectrograms=_WORKER["spectrograms"],
+                          sample_rate=_WORKER["sample_rate"])
     (Path(media) / f"{name}.ogg").write_bytes(ogg)
     (Path(media) / f"{name}.png").write_bytes(png)
     return len(ogg) + len(png)
@@ -206,7 +206,7 @@ def run(predictions_csv, *, clean_dir, features_dir, metadata_csv, out_dir, mode
     with atomic_dir(out_dir) as tmp:
         media = Path(tmp) / "media"
         media.mkdir(parents=True)
-        items = [(str(media), row["media"], list(by_note[row["Path"]]["window"]), list(by_note[row["Path"]].index)) for row in rows]
+        items = [(str(media), row["media"], list(by_note[row["Path"]].index)) for row in rows]
         written = process_map(_write_media, items, jobs=jobs, initializer=_open, initargs=(str(clean_dir), str(features_dir)),
                               desc=f"report {model}", unit="note", progress=progress)
         with atomic_file(Path(tmp) / "index.html") as f:

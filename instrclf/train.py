@@ -2,7 +2,8 @@
 
 The kapre front end has no trainable weights, so each window's spectrogram is computed
 once, by the ``features`` stage (:mod:`instrclf.features`), and only the back end is
-trained, on batches from memory.
+trained, on batches read from that file as they are needed (a seeded order of row
+indices, batched, each batch's rows gathered): memory does not grow with the data.
 The trained back end is then assembled with the front end into one model that takes raw
 audio (:func:`instrclf.models.assemble`).
 
@@ -152,37 +153,95 @@ def fit_across_processes(model: keras.Model, replicas: tf.distribute.Strategy):
     return replicas.scope()
 
 
-def dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed=None, augment=None, draws=None) -> tf.data.Dataset:
-    """Batches of ``(x, y)`` from memory.
+def _source(x):
+    """``(read, n, row_shape)`` of training inputs: an array in memory, or rows read from a file as
+    needed (:meth:`instrclf.features.Features.select`: anything with ``read(indices)`` and ``shape``)."""
+    if isinstance(x, np.ndarray):
+        return (lambda i: x[i]), len(x), tuple(x.shape[1:])
+    return x.read, x.shape[0], tuple(x.shape[1:])
 
-    With a ``seed`` the windows are shuffled each epoch; with ``augment`` (an
+
+def _part(indices, k: int, parts: int):
+    """Part ``k`` of ``parts`` near-equal consecutive parts of a batch of indices (the first ones one longer)."""
+    n = tf.shape(indices, out_type=tf.int64)[0]
+    size, extra = n // parts, n % parts
+    start = k * size + tf.minimum(tf.cast(k, tf.int64), extra)
+    return indices[start : start + size + tf.cast(k < extra, tf.int64)]
+
+
+def dataset(x, y: np.ndarray, *, batch_size: int, seed=None, augment=None, draws=None, part=None) -> tf.data.Dataset:
+    """Batches of ``(x, y)``: a seeded order of row indices, batched, then each batch's rows gathered.
+
+    ``x`` is an array in memory or rows of the features file (:meth:`instrclf.features.Features.select`),
+    read batch by batch: the training set is never copied into memory whole. With a ``seed``
+    the order is reshuffled each epoch (the shuffle of indices draws the same order as a
+    shuffle of the rows themselves); with ``augment`` (an
     :class:`~instrclf.settings.AugmentSettings` with a transform on, training data only)
     each batch is transformed with a stateless seed drawn from ``seed``, so the augmented
     batches are the same on every run. With ``draws`` (training only, from
     :func:`instrclf.data.draws_of`; needs a ``seed``) an epoch draws window ``i``
     ``draws[i]`` times (:func:`weighted_order`); ``None`` is the plain shuffle.
+
+    With ``part = (k, parts)`` (multi-worker training, :func:`distributed`) the dataset yields
+    part ``k`` of every batch only: every process draws the same order of indices (a few bytes
+    a window) and reads only its own rows.
     """
+    read, n, row_shape = _source(x)
     if draws is None:
-        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        order = tf.data.Dataset.range(n)
         if seed is not None:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size)
+            order = order.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     else:
         if seed is None:
             raise ValueError("library weights need a seed")
-        x_all, y_all = tf.constant(x), tf.constant(y)
-        ds = weighted_order(draws, seed=seed).batch(batch_size).map(lambda i: (tf.gather(x_all, i), tf.gather(y_all, i)))
-    if augment is not None and augmentation.active(augment):
+        order = weighted_order(draws, seed=seed)
+    ds = order.batch(batch_size)
+    active = augment is not None and augmentation.active(augment)
+    if active:
         if seed is None:
             raise ValueError("augmentation needs a seed")
-        apply = augmentation.batch_augmenter(augment)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda batch, s: apply(batch[0], batch[1], s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+        ds = tf.data.Dataset.zip((ds, seeds))
+    else:
+        ds = ds.map(lambda i: (i, tf.zeros([2], tf.int64)))
+    if part is not None:
+        k, parts = part
+        ds = ds.map(lambda i, s: (_part(i, k, parts), s + tf.constant([0, k], tf.int64)))
+    y_all = tf.constant(y)
+
+    def gather(i, s):
+        rows = tf.numpy_function(lambda j: np.asarray(read(j), dtype=np.float32), [i], tf.float32, stateful=False)
+        return tf.ensure_shape(rows, (None, *row_shape)), tf.gather(y_all, i), s
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if active:
+        apply = augmentation.batch_augmenter(augment)
+        ds = ds.map(lambda bx, by, s: apply(bx, by, s), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda bx, by, s: (bx, by))
     options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if part is not None else tf.data.experimental.AutoShardPolicy.DATA
+    )
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def distributed(replicas: tf.distribute.Strategy, make):
+    """The dataset ``make(part=...)`` for ``fit`` under ``replicas``: as is in one process; across
+    processes (:func:`across_processes`) each replica's input pipeline reads its own part of every
+    global batch (the parts add up to the batch), never the other workers' rows."""
+    if not across_processes(replicas):
+        return make(part=None)
+
+    def per_pipeline(context):
+        local = replicas.num_replicas_in_sync // context.num_input_pipelines
+        parts = [make(part=(context.input_pipeline_id * local + r, replicas.num_replicas_in_sync)) for r in range(local)]
+        if local == 1:
+            return parts[0]
+        return tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return replicas.distribute_datasets_from_function(per_pipeline, options=options)
 
 
 def _weight_groups(draws: np.ndarray):
@@ -306,11 +365,20 @@ class Fitted:
         return self.draws_per_epoch * self.epochs_run / self.train_seconds
 
 
-def datasets(job: TrainingJob, x_train, y_train, x_val, y_val, *, draws=None) -> tuple:
+def datasets(job: TrainingJob, x_train, y_train, x_val, y_val, *, draws=None, replicas=None) -> tuple:
     """``(training, validation)`` batches of a job: training shuffled by ``job.seed``, weighted by
-    ``draws`` and augmented by ``job.augment``; validation in order, every window once, untouched."""
-    train_ds = dataset(x_train, y_train, batch_size=job.config.batch_size, seed=job.seed, augment=job.augment, draws=draws)
-    return train_ds, dataset(x_val, y_val, batch_size=INFERENCE_BATCH)
+    ``draws`` and augmented by ``job.augment``; validation in order, every window once, untouched.
+    Under a multi-worker ``replicas`` each worker reads its own part of every batch (:func:`distributed`)."""
+    replicas = replicas or tf.distribute.get_strategy()
+    size = job.config.batch_size
+
+    def train_part(part):
+        return dataset(x_train, y_train, batch_size=size, seed=job.seed, augment=job.augment, draws=draws, part=part)
+
+    def val_part(part):
+        return dataset(x_val, y_val, batch_size=INFERENCE_BATCH, part=part)
+
+    return distributed(replicas, train_part), distributed(replicas, val_part)
 
 
 def fit(job: TrainingJob, x_train, y_train, x_val, y_val, *, n_classes: int, draws=None, callbacks=(), live=None, replicas=None) -> Fitted:
@@ -323,8 +391,9 @@ def fit(job: TrainingJob, x_train, y_train, x_val, y_val, *, n_classes: int, dra
     ----------
     job : instrclf.settings.TrainingJob
         Model, recipe and training settings.
-    x_train, y_train, x_val, y_val : numpy.ndarray
-        Spectrograms and class ids.
+    x_train, y_train, x_val, y_val
+        Spectrograms (arrays in memory, or rows of the features file read batch by batch:
+        :meth:`instrclf.features.Features.select`) and class ids (numpy arrays).
     n_classes : int
         Classes of the softmax.
     draws : numpy.ndarray, optional
@@ -340,7 +409,7 @@ def fit(job: TrainingJob, x_train, y_train, x_val, y_val, *, n_classes: int, dra
     replicas = replicas or tf.distribute.get_strategy()
     seed_everything(job.seed)
     config = job.config
-    train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws)
+    train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws, replicas=replicas)
     per_epoch = draws_per_epoch(draws, len(x_train))
     steps = int(np.ceil(per_epoch / config.batch_size))
     with replicas.scope():
@@ -399,7 +468,7 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
     cache = Features(features_dir, clean=job.clean, features=job.features)
     labels = data.class_names(cache.index)
     sets = data.fold_sets(cache.index, test_fold=job.fold, unseen_library=job.unseen_library)
-    x_train, x_val = cache.take(sets.train), cache.take(sets.val)
+    x_train, x_val = cache.select(sets.train), cache.select(sets.val)  # read batch by batch, never copied whole
     read_seconds = time.perf_counter() - start
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)

@@ -51,16 +51,21 @@ def write_params(path, params) -> Path:
     return path
 
 
-def make_clean_dir(root, *, params=TINY_PARAMS, notes_per_fold=2, windows_per_note=2, libraries=("A", "B"), seed=0) -> Path:
-    """A clean-stage output folder (index.csv + 16-bit windows) of synthetic tones in all 5 folds.
+def make_clean_dir(root, *, params=TINY_PARAMS, notes_per_fold=2, windows_per_note=2, libraries=("A", "B"), seed=0,
+                   shard_bytes=64 * 2**10) -> Path:
+    """A clean-stage output folder (index.csv + 16-bit windows in shards) of synthetic tones in all 5 folds.
 
     Every note exists once per library; library ``k`` plays it slightly sharper, so the
-    libraries differ a little but the classes stay easy.
+    libraries differ a little but the classes stay easy. ``shard_bytes`` small: several shards.
     """
+    from instrclf import audio, layout
+
     root = Path(root)
     rng = np.random.default_rng(seed)
     sr = params["clean"]["sample_rate"]
     seconds = params["clean"]["delta_time"]
+    width = round(sr * seconds)
+    shards = layout.ShardWriter(root, n_samples=width, shard_bytes=shard_bytes)
     rows = []
     for label, f0 in CLASS_F0.items():
         for fold in range(5):
@@ -68,14 +73,14 @@ def make_clean_dir(root, *, params=TINY_PARAMS, notes_per_fold=2, windows_per_no
                 for k, library in enumerate(libraries):
                     stem = f"{label}-ord-{fold}{n}-mf-N-{library}"
                     source = f"Family/{label}/ordinario/{stem}.wav"
+                    cut = [tone(f0 * (1 + 0.01 * k) * rng.uniform(0.97, 1.03), sample_rate=sr, seconds=seconds, rng=rng)
+                           for _ in range(windows_per_note)]
+                    shard, first = shards.add(audio.to_pcm16(np.array(cut).reshape(-1, width))[0])
                     for w in range(windows_per_note):
                         rel = f"{label}/{stem}_{w}.wav"
-                        (root / label).mkdir(parents=True, exist_ok=True)
-                        f = f0 * (1 + 0.01 * k) * rng.uniform(0.97, 1.03)
-                        sf.write(root / rel, tone(f, sample_rate=sr, seconds=seconds, rng=rng), sr, subtype="PCM_16")
-                        rows.append((rel, source, label, "Family", library, label, fold, w))
-    columns = ["window", "Path", "instrument", "family", "library", "label", "fold", "window_index"]
-    pd.DataFrame(rows, columns=columns).to_csv(root / "index.csv", index=False)
+                        rows.append((rel, source, label, "Family", library, label, fold, w, shard, first + w))
+    shards.flush()
+    pd.DataFrame(rows, columns=list(layout.INDEX_COLUMNS)).to_csv(root / "index.csv", index=False)
     return root
 
 

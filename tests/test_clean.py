@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from instrclf import audio, clean, layout
+from instrclf import audio, clean, data, layout
 from instrclf.errors import DataError, ParameterError
 from instrclf.settings import CleanSettings
 from instrclf.layout import METADATA_COLUMNS
@@ -112,9 +112,15 @@ def test_run_writes_windows_index_and_metrics(raw, tmp_path):
     assert (index.groupby("Path")["fold"].nunique() == 1).all()
     for r in index.itertuples():
         assert r.window == f"{r.label}/{Path(r.Path).stem}_{r.window_index}.wav"
-        info = sf.info(out / r.window)
-        assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.wav")) == sorted(index["window"])
+    # 12 windows in one shard, rows in index order; no file per window
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["index.csv", "shards/00000.npy"]
+    assert (index["shard"] == 0).all() and index["row"].tolist() == list(range(12))
+    assert np.load(out / "shards" / "00000.npy").shape == (12, 16000)
+    # any window can be listened to: a 16-bit WAV of exactly its samples
+    wav = data.write_window(out, index["window"].iloc[3], tmp_path / "w.wav", sample_rate=16000)
+    info = sf.info(wav)
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
+    np.testing.assert_array_equal(sf.read(wav, dtype="int16")[0], np.load(out / "shards" / "00000.npy")[3])
     assert set(metrics) == METRIC_KEYS
     assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in metrics.values())
     assert metrics["files_read"] == 9 and metrics["windows_written"] == 12 == len(index)
@@ -133,7 +139,6 @@ def test_target_picks_the_label(raw, tmp_path, target, column, labels):
     metrics = clean.run(raw, out, clean=CONFIG, target=target, jobs=1, progress=False)
     index = pd.read_csv(out / "index.csv")
     assert (index["label"] == index[column]).all() and set(index["label"]) == labels
-    assert {p.name for p in out.iterdir() if p.is_dir()} == labels
     assert metrics["classes"] == len(labels)
 
 
@@ -145,8 +150,29 @@ def test_windows_are_exactly_prepare_of_the_file(raw, tmp_path):
         y, sr = audio.load(raw / "audio" / path)
         cut = audio.prepare(y, sr, sample_rate=16000, threshold_db=-64.3, envelope_ms=50, delta_time=1.0)
         expected, _ = audio.to_pcm16(cut)
-        got = np.stack([sf.read(out / w, dtype="int16")[0] for w in group.sort_values("window_index")["window"]])
+        rows = group.sort_values("window_index")
+        got = layout.Windows(out, rows, n_samples=16000).read_pcm(rows)
         np.testing.assert_array_equal(got, expected)
+        # and as float32, bit for bit what soundfile reads from a 16-bit WAV of them
+        wav = tmp_path / "note.wav"
+        sf.write(wav, expected.reshape(-1), 16000, subtype="PCM_16")
+        floats = data.load_windows(out, rows, n_samples=16000)
+        np.testing.assert_array_equal(floats.reshape(-1), sf.read(wav, dtype="float32")[0])
+
+
+def test_shards_keep_a_note_together_and_stay_small(raw, tmp_path):
+    """Shards of at most 3 windows: 12 windows of notes of 1-2 windows in several shards, no note split."""
+    out = tmp_path / "clean"
+    clean.run(raw, out, clean=CONFIG, target="instrument", jobs=2, progress=False, shard_bytes=3 * 2 * 16000)
+    index = layout.read_index(out)
+    sizes = [len(np.load(p)) for p in sorted((out / "shards").glob("*.npy"))]
+    assert len(sizes) > 4 and max(sizes) <= 3 and sum(sizes) == 12
+    assert (index.groupby("Path")["shard"].nunique() == 1).all()
+    assert sorted(zip(index["shard"], index["row"])) == [(s, r) for s, n in enumerate(sizes) for r in range(n)]
+    whole = tmp_path / "whole"
+    clean.run(raw, whole, clean=CONFIG, target="instrument", jobs=1, progress=False)
+    np.testing.assert_array_equal(data.load_windows(out, index, n_samples=16000),
+                                  data.load_windows(whole, layout.read_index(whole), n_samples=16000))
 
 
 def test_mixed_formats_rates_and_channels(tmp_path):
@@ -200,7 +226,7 @@ def test_a_class_with_only_silent_notes_counts_as_zero(tmp_path):
     metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert metrics["windows_per_class_min"] == 0 and metrics["windows_per_class_max"] == 4
     assert metrics["classes"] == 1
-    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["Fl", "index.csv"]  # no empty Vn/
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["index.csv", "shards"]
 
 
 # --- determinism --------------------------------------------------------------------------
@@ -416,8 +442,8 @@ def test_killed_stage_leaves_no_worker_and_next_run_removes_its_temporary_folder
         workers = []
         while time.monotonic() < deadline and stage.poll() is None:
             workers = psutil.Process(stage.pid).children(recursive=True)
-            if len(workers) >= 2 and list((tmp_path / "data").glob(".clean.tmp-*/*/*.wav")):
-                break  # the pool is up and windows are being written
+            if len(workers) >= 2 and list((tmp_path / "data").glob(".clean.tmp-*/shards")):
+                break  # the pool is up and the shards are being written
             time.sleep(0.02)
         assert stage.poll() is None and len(workers) >= 2, "the stage finished before it could be killed"
         stage.send_signal(signal.SIGKILL)

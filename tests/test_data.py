@@ -19,7 +19,7 @@ def index_of(libraries=("A", "B", "C"), labels=("Vn", "Fl", "Tbn"), notes_per_fo
                 for library in libraries:
                     path = f"{label}/{label}-{fold}{n}-{library}.wav"
                     for w in range(windows_per_note):
-                        rows.append((f"{path[:-4]}_{w}.wav", path, label, "F", library, label, fold, w))
+                        rows.append((f"{path[:-4]}_{w}.wav", path, label, "F", library, label, fold, w, 0, len(rows)))
     return pd.DataFrame(rows, columns=list(layout.INDEX_COLUMNS))
 
 
@@ -118,25 +118,54 @@ def test_labels_are_sorted_not_in_order_of_appearance():
         data.encode(["Ob", "Fl"], ["Fl", "Tbn", "Vn"])
 
 
-def test_load_windows_shape_and_values(clean_dir):
-    index = layout.read_index(clean_dir).iloc[[5, 0, 9]]
+def test_load_windows_shape_and_values(clean_dir, tmp_path):
+    """Rows in any order, from several shards: each exactly what its 16-bit WAV reads as."""
+    index = layout.read_index(clean_dir).iloc[[50, 5, 0, 9, 5]]
+    assert index["shard"].nunique() > 1
     x = data.load_windows(clean_dir, index, n_samples=4000)
-    assert x.shape == (3, 4000, 1) and x.dtype == np.float32
+    assert x.shape == (5, 4000, 1) and x.dtype == np.float32
     for row, rel in enumerate(index["window"]):
-        y, _ = sf.read(clean_dir / rel, dtype="float32")
+        wav = data.write_window(clean_dir, rel, tmp_path / "w.wav", sample_rate=8000)
+        y, sr = sf.read(wav, dtype="float32")
+        assert sr == 8000
         np.testing.assert_array_equal(x[row, :, 0], y)
 
 
-def test_load_windows_names_a_window_of_the_wrong_length(clean_dir):
+def test_load_windows_names_a_shard_of_the_wrong_width(clean_dir):
     index = layout.read_index(clean_dir).head(2)
-    with pytest.raises(DataError, match=rf"{index['window'].iloc[0]} has shape \(4000, 1\), expected \(8000, 1\)"):
+    with pytest.raises(DataError, match=r"shards/00000\.npy: int16 windows of shape \(4000,\), expected int16 \(8000,\)"):
         data.load_windows(clean_dir, index, n_samples=8000)
 
 
-def test_load_windows_names_an_unreadable_window(clean_dir, tmp_path):
+def test_load_windows_names_a_missing_shard(clean_dir, tmp_path):
     index = layout.read_index(clean_dir).head(1)
-    with pytest.raises(DataError, match=f"cannot read window {tmp_path}"):
+    with pytest.raises(DataError, match=f"{tmp_path}/shards/00000\\.npy: missing"):
         data.load_windows(tmp_path, index, n_samples=4000)
+
+
+def test_a_row_outside_its_shard_is_one_error_naming_the_file(clean_dir):
+    index = layout.read_index(clean_dir).head(3)
+    size = len(np.load(clean_dir / "shards" / "00000.npy"))
+    index.loc[1, "row"] = size
+    with pytest.raises(DataError) as error:
+        data.load_windows(clean_dir, index, n_samples=4000)
+    assert str(error.value) == (f"{clean_dir / 'shards' / '00000.npy'}: window {index['window'][1]!r} is row {size} "
+                                f"of a shard of {size} rows: re-run the clean stage")
+
+
+def test_a_truncated_shard_is_refused(clean_dir, tmp_path):
+    import shutil
+
+    copy = shutil.copytree(clean_dir, tmp_path / "clean")
+    shard = copy / "shards" / "00001.npy"
+    shard.write_bytes(shard.read_bytes()[:-10])
+    with pytest.raises(DataError, match=r"00001\.npy: truncated"):
+        data.load_windows(copy, layout.read_index(copy), n_samples=4000)
+
+
+def test_write_window_names_an_unknown_window(clean_dir, tmp_path):
+    with pytest.raises(DataError, match=r"index\.csv: no window named 'Fl/nothing_0\.wav'"):
+        data.write_window(clean_dir, "Fl/nothing_0.wav", tmp_path / "x.wav", sample_rate=8000)
 
 
 # Mutation run (benchmarks/mutation.py): cases beside the tested ones that mutants survived.
@@ -161,17 +190,3 @@ def test_the_sets_are_rows_of_the_index_with_its_columns_only():
 def test_class_ids_are_int32():
     ids = data.encode(pd.Series(["Vn", "Fl", "Vn"]), ["Fl", "Vn"])
     assert ids.dtype == np.int32 and ids.tolist() == [1, 0, 1]
-
-
-def test_load_windows_names_a_stereo_window_of_the_right_length(clean_dir, tmp_path):
-    """A window rewritten as stereo (same length) is not the clean stage's: one DataError naming it and its shape."""
-    index = layout.read_index(clean_dir).head(2)
-    rel = index["window"].iloc[1]
-    y, sr = sf.read(clean_dir / rel, dtype="float32")
-    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(tmp_path / rel, np.stack([y, y], axis=1), sr, subtype="PCM_16")
-    first = tmp_path / index["window"].iloc[0]
-    first.parent.mkdir(parents=True, exist_ok=True)
-    first.write_bytes((clean_dir / index["window"].iloc[0]).read_bytes())
-    with pytest.raises(DataError, match=rf"{rel} has shape \({len(y)}, 2\), expected \({len(y)}, 1\)"):
-        data.load_windows(tmp_path, index, n_samples=len(y))

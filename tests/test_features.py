@@ -95,11 +95,11 @@ def test_a_card_whose_shape_disagrees_is_refused(made, tmp_path):
         features.Features(copy, clean=CLEAN, features=FEATURES)
 
 
-def test_a_bad_window_fails_before_anything_is_written(tmp_path):
+def test_a_bad_shard_fails_before_anything_is_written(tmp_path):
     clean_dir = make_clean_dir(tmp_path / "clean", params=TINY_PARAMS)
-    victim = layout.read_index(clean_dir)["window"].iloc[-1]
-    (clean_dir / victim).write_bytes(b"RIFF broken")
-    with pytest.raises(DataError, match=f"cannot read window .*{victim}"):
+    victim = layout.shard_path(clean_dir, layout.read_index(clean_dir)["shard"].iloc[-1])
+    victim.write_bytes(b"RIFF broken")
+    with pytest.raises(DataError, match=f"{victim}: not a .npy array"):
         features.run(clean_dir, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean"]  # no folder, no temporary
 

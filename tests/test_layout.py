@@ -156,6 +156,8 @@ def make_index(n=4) -> pd.DataFrame:
         "label": "Fl",
         "fold": [i % 5 for i in range(n)],
         "window_index": 0,
+        "shard": 0,
+        "row": list(range(n)),
     })
 
 
@@ -189,9 +191,12 @@ def _corrupt(index, column, row, value):
         (lambda i: _corrupt(i, "library", 0, ""), r"empty 'library' in 1 row\(s\)"),
         (lambda i: _corrupt(i, "Path", 2, ""), r"empty 'Path' in 1 row\(s\)"),
         (lambda i: i.iloc[:0], r"no rows"),
+        (lambda i: _corrupt(i, "shard", 1, "-1"), r"shard must be an integer >= 0, got e\.g\. '-1'"),
+        (lambda i: _corrupt(i, "row", 1, "x"), r"row must be an integer >= 0, got e\.g\. 'x'"),
+        (lambda i: _corrupt(i, "row", 2, "0"), r"window 'Fl/n2_0\.wav' has the shard and row of another window"),
     ],
     ids=["missing-column", "fold-5", "fold-text", "negative-position", "duplicate", "escape", "empty-label", "empty-library",
-         "empty-path", "no-rows"],
+         "empty-path", "no-rows", "shard", "row", "same-place"],
 )
 def test_read_index_refuses_a_corrupt_index(tmp_path, change, match):
     change(make_index()).to_csv(tmp_path / layout.INDEX_FILE, index=False)
@@ -354,8 +359,8 @@ def test_written_index_holds_exactly_its_columns_one_row_a_line(tmp_path):
     path = layout.write_index(tmp_path, make_index(2))
     assert path.read_bytes().decode().splitlines(keepends=True) == [
         ",".join(layout.INDEX_COLUMNS) + "\n",
-        "Fl/n0_0.wav,Winds/Flute/n0.wav,Fl,Winds,A,Fl,0,0\n",
-        "Fl/n1_0.wav,Winds/Flute/n1.wav,Fl,Winds,A,Fl,1,0\n",
+        "Fl/n0_0.wav,Winds/Flute/n0.wav,Fl,Winds,A,Fl,0,0,0,0\n",
+        "Fl/n1_0.wav,Winds/Flute/n1.wav,Fl,Winds,A,Fl,1,0,0,1\n",
     ]
 
 

@@ -94,8 +94,9 @@ def test_run_weights_training_windows_only(tmp_path, monkeypatch):
     drawn, rates = {}, []
     datasets, compile_model = train.datasets, train.compile_model
 
-    def record(job, x_train, y_train, x_val, y_val, *, draws=None):
-        train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws)
+    def record(job, x_train, y_train, x_val, y_val, *, draws=None, replicas=None):
+        train_ds, val_ds = datasets(job, x_train, y_train, x_val, y_val, draws=draws, replicas=replicas)
+        x_train, x_val = x_train.read(np.arange(len(x_train))), x_val.read(np.arange(len(x_val)))  # rows of the file
         # which windows each epoch draws, identified by their spectrogram's bytes
         key = {bytes(w): i for i, w in enumerate(x_train.reshape(len(x_train), -1))}
         drawn["train"] = [key[bytes(w)] for bx, _ in train_ds for w in bx.numpy().reshape(len(bx), -1)]

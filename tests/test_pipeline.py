@@ -328,7 +328,9 @@ def test_a_remote_serves_a_fresh_clone_without_training(repo, tmp_path):
     run([BIN / "dvc", "pull"], clone)
     assert "up to date" in run([BIN / "dvc", "status"], clone).stdout.lower()
     assert (clone / "reports/conv1d/index.html").read_bytes() == (repo / "reports/conv1d/index.html").read_bytes()
-    window = next((clone / "data/clean").rglob("*.wav"))
+    name = (clone / "data/clean/index.csv").read_text().splitlines()[1].split(",")[0]
+    run([BIN / "instrclf", "window", "data/clean", name, "-o", "window.wav"], clone)
+    window = clone / "window.wav"
     out = run([BIN / "instrclf", "classify", "--model", "models/conv1d.keras", str(window)], clone).stdout
     assert out.startswith(str(window)) and "%" in out
 

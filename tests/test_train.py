@@ -214,7 +214,9 @@ def test_run_trains_on_the_spectrograms_of_its_three_folds_of_the_seen_libraries
     fit, compile_model = train.fit, train.compile_model
 
     def fit_spy(job, x_train, y_train, x_val, y_val, **kwargs):
-        received.append((x_train.copy(), y_train.copy(), x_val.copy(), y_val.copy()))
+        # rows of the features file, read batch by batch: never an array of the whole set
+        assert not isinstance(x_train, np.ndarray) and not isinstance(x_val, np.ndarray)
+        received.append((x_train.read(np.arange(len(x_train))), y_train.copy(), x_val.read(np.arange(len(x_val))), y_val.copy()))
         return fit(job, x_train, y_train, x_val, y_val, **kwargs)
 
     def compile_spy(model, *, rate):
@@ -337,3 +339,44 @@ def test_a_weights_fraction_of_a_group_is_rounded_not_floored():
     """Three windows of weight 0.9: 2.7 draws an epoch, rounded to 3 (floored, the group would lose a third)."""
     assert train.draws_per_epoch(np.full(3, 0.9), 3) == 3
     assert train.draws_per_epoch(np.array([1.0, 1.0, 1.5, 1.5, 1.5]), 5) == 2 + 3 + 2  # 1.5 x 3 = 4.5 -> 3 whole + round(1.5)
+
+
+def test_batches_read_from_the_file_are_those_of_the_array_in_memory(features_dir):
+    """Rows gathered from the features file batch by batch give exactly the batches of the same rows in memory,
+    in the order a shuffle of the rows themselves drew before (so a seed keeps its batches)."""
+    from instrclf.features import Features
+
+    cache = Features(features_dir, clean=CLEAN, features=FEATURES)
+    rows = cache.index[cache.index["fold"].isin([1, 2])]
+    selection, x = cache.select(rows), cache.take(rows)
+    y = np.arange(len(rows), dtype=np.int32)
+    np.testing.assert_array_equal(x, np.asarray(cache.spectrograms)[rows.index.values])
+    train.seed_everything(3)
+    from_file = [(bx.numpy(), by.numpy()) for bx, by in train.dataset(selection, y, batch_size=5, seed=3)]
+    train.seed_everything(3)
+    in_memory = [(bx.numpy(), by.numpy()) for bx, by in train.dataset(x, y, batch_size=5, seed=3)]
+    train.seed_everything(3)
+    rows_shuffled = train.tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=3).batch(5)
+    before = [(bx.numpy(), by.numpy()) for bx, by in rows_shuffled]
+    assert len(from_file) == len(in_memory) == len(before) == int(np.ceil(len(y) / 5))
+    for (a, ay), (b, by), (c, cy) in zip(from_file, in_memory, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(ay, by)
+        np.testing.assert_array_equal(ay, cy)
+        np.testing.assert_array_equal(a, x[ay])  # each label travels with its own row
+
+
+def test_parts_of_a_batch_add_up_to_the_batch():
+    """Multi-worker: part k of n of every batch; together the parts are the batch, in order, each row once."""
+    x = np.arange(23, dtype=np.float32).reshape(23, 1, 1, 1)
+    y = np.arange(23, dtype=np.int32)
+    train.seed_everything(1)
+    whole = [by.numpy() for _, by in train.dataset(x, y, batch_size=8, seed=1)]
+    parts = []
+    for k in range(3):
+        train.seed_everything(1)
+        parts.append([by.numpy() for _, by in train.dataset(x, y, batch_size=8, seed=1, part=(k, 3))])
+    for b, batch in enumerate(whole):
+        np.testing.assert_array_equal(np.concatenate([p[b] for p in parts]), batch)
+    assert [len(p[-1]) for p in parts] == [3, 2, 2]  # the last batch of 7
