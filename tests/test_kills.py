@@ -70,14 +70,14 @@ if _hold and sys.argv and sys.argv[0].startswith("stages/"):
     elif _kind == "pool":  # every instrclf.parallel worker, once it has done its first item
         from instrclf import parallel
 
-        _process_map = parallel.process_map
+        _process_imap = parallel.process_imap  # process_map runs through it too
 
         def _first_then_stop(pair):
             fn, item = pair
             fn(item)
             _stop()
 
-        parallel.process_map = lambda fn, items, **kw: _process_map(_first_then_stop, [(fn, i) for i in items], **kw)
+        parallel.process_imap = lambda fn, items, **kw: _process_imap(_first_then_stop, [(fn, i) for i in items], **kw)
     elif _kind == "epoch":  # dvclive logging the first epoch, inside Keras's fit
         from dvclive import Live
 

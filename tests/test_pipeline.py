@@ -333,6 +333,15 @@ def test_a_remote_serves_a_fresh_clone_without_training(repo, tmp_path):
     window = clone / "window.wav"
     out = run([BIN / "instrclf", "classify", "--model", "models/conv1d.keras", str(window)], clone).stdout
     assert out.startswith(str(window)) and "%" in out
+    # one model from the registry, without a clone: a registered version, then `dvc artifacts get <git URL> <name>`
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "tag", "-a", "conv1d-tflite@v1.0.0", "-m", "conv1d"], repo)
+    config = tmp_path / "remote.config"
+    config.write_text(f'[core]\n    remote = store\n[\'remote "store"\']\n    url = {remote}\n')
+    shop = tmp_path / "elsewhere"
+    shop.mkdir()
+    run([BIN / "dvc", "artifacts", "get", str(repo), "conv1d-tflite", "--config", str(config)], shop)
+    assert [p.name for p in shop.iterdir()] == ["conv1d.tflite"]
+    assert (shop / "conv1d.tflite").read_bytes() == (repo / "models/export/conv1d/conv1d.tflite").read_bytes()
 
 
 
