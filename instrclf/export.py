@@ -43,7 +43,7 @@ from .runtime import NOISE, filtered_stderr, tf  # TensorFlow imported quietly, 
 
 import keras  # noqa: E402
 
-from . import data, layout
+from . import data, evaluate, layout
 from .card import card_path, export_paths
 from .errors import InstrclfError, ParameterError
 from .io import atomic_dir
@@ -488,13 +488,9 @@ def window_probabilities(predictors: dict, clean_dir, index, *, n_samples: int) 
 
 
 def file_accuracy(probs: np.ndarray, index, *, labels) -> float:
-    """Share of source files (``index["Path"]``) whose mean window probabilities pick their ``label``."""
-    table = np.asarray(probs)
-    codes, files = np.unique(index["Path"].to_numpy(), return_inverse=True)
-    sums = np.zeros((len(codes), table.shape[1]))
-    np.add.at(sums, files, table)
-    truth = index.groupby("Path", sort=True)["label"].first().reindex(codes).to_numpy()
-    return float(np.mean(np.asarray(labels)[sums.argmax(axis=1)] == truth))
+    """Share of source notes whose mean window probabilities pick their ``label`` (as ``predict`` counts them)."""
+    notes = evaluate.aggregate(index, probs, labels=labels)
+    return float(np.mean(notes["predicted"] == notes["label"]))
 
 
 def parity(reference: np.ndarray, probs: np.ndarray, index, *, labels) -> dict:

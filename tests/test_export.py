@@ -221,7 +221,7 @@ def test_the_real_front_end_equals_kapres(windows, n_fft, win_length, hop_length
 def test_file_accuracy_takes_the_mean_over_a_files_windows():
     import pandas as pd
 
-    index = pd.DataFrame({"Path": ["a", "a", "b"], "label": ["Fl", "Fl", "Vn"]})
+    index = pd.DataFrame({"Path": ["a", "a", "b"], "library": "lib", "fold": 0, "label": ["Fl", "Fl", "Vn"]})
     probs = np.array([[0.9, 0.1, 0.0], [0.0, 0.6, 0.4], [0.2, 0.0, 0.8]])  # a: mean picks Fl although window 2 says Tbn
     assert export.file_accuracy(probs, index, labels=LABELS) == 1.0
     assert export.file_accuracy(probs[:, ::-1], index, labels=LABELS) == 0.0
