@@ -7,7 +7,8 @@ itself, instance ``k`` a copy with a seeded level change (-3..+3 dB) and a faint
 conv2d only, one epoch, test fold 0) and the four stage scripts run one after the other,
 each as its own process: per stage the wall time, the time per window, the peak resident
 memory (``wait4``: the stage and the workers it waited for) and the files written; then
-``dvc commit`` records the outputs and ``dvc status`` (the no-op check) is timed.
+``dvc commit`` records the outputs (hard-linked into the cache: 16x of the default data is
+tens of GB) and ``dvc status`` (the no-op check) is timed; the project is then removed.
 
     python benchmarks/scale.py [--factors 1 4 16] [--notes N] [--out benchmarks/results/scale.json]
 """
@@ -94,6 +95,8 @@ def make_project(folder: Path, raw_source: Path, *, factor: int, notes=None) -> 
     (folder / ".gitignore").write_text("/data\n/models\n/results\n/plots\nstage.log\n", encoding="utf-8")
     git = ["git", "-c", "user.name=scale", "-c", "user.email=scale@localhost"]
     for command in (["git", "init", "-q"], [BIN / "dvc", "init", "-q"], [BIN / "dvc", "config", "core.analytics", "false"],
+                    # the cache hard-links the outputs instead of copying them: 16x is tens of GB
+                    [BIN / "dvc", "config", "cache.type", "hardlink"],
                     ["git", "add", "-A"], [*git, "commit", "-qm", "scale benchmark project"]):  # dvclive needs a commit
         subprocess.run(command, cwd=folder, check=True)
     return n_notes
@@ -135,6 +138,7 @@ def run_factor(work: Path, raw_source: Path, *, factor: int, notes=None) -> dict
         status.append(round(time.perf_counter() - start, 2))
     result["dvc_status_seconds"], result["dvc_status"] = status[-1], out.strip()
     result["files_in_data"] = files_under(folder, ["data"])
+    shutil.rmtree(folder)  # the next factor needs the disk
     return result
 
 
