@@ -23,7 +23,8 @@ that fails on it: ``killed by tests/...::test_x``) or by one line in the hand-ke
 ``benchmarks/mutation_equivalent.json`` saying why it cannot change behaviour, keyed by
 module, then ``function | -old line => +new line`` (stable across mutmut's numbering). A
 survivor with neither is listed as ``unexplained``. A module never run is listed as
-``not run``; one without a test file as ``no tests``. mutmut 3 mutates function bodies
+``not run``; one without a test file as ``no tests``; one with no function body to mutate
+(``errors.py``: classes only) as ``nothing to mutate``. mutmut 3 mutates function bodies
 only (no module-level constants, no function with a decorator other than staticmethod or
 classmethod: each module lists those as ``not_mutated``), and code that runs at import time
 (a helper that builds the settings classes' field types) keeps its original behaviour in
@@ -196,6 +197,13 @@ def decorated(module):
     return found
 
 
+def mutable(module):
+    """Functions of ``module`` whose bodies mutmut 3 mutates: those without decorators (bar staticmethod/classmethod)."""
+    tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+    return [node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and [ast.unparse(d) for d in node.decorator_list] in ([], ["staticmethod"], ["classmethod"])]
+
+
 def function_of(name):
     """``instrclf.io.xǁAtomicǁwrite__mutmut_3`` -> ``Atomic.write``; ``instrclf.io.x_load__mutmut_1`` -> ``load``."""
     mangled = name.partition("__mutmut_")[0].rpartition(".")[2]
@@ -303,6 +311,9 @@ def run_module(module, *, previous, equivalent, timeout, recheck=False):
     last run's survivors (and timeouts) are run again, against the current tests.
     """
     tests = tests_of(module)
+    if not mutable(module):
+        return {"status": "nothing to mutate", "tests": tests, "not_mutated": decorated(module),
+                "note": "no function body mutmut 3 mutates (only classes, constants or decorated functions)"}
     if not tests:
         return {"status": "no tests", "tests": [], "note": "no tests/test_<module>.py and no EXTRA_TESTS entry"}
     names = recheckable(module, previous=previous, equivalent=equivalent) if recheck else None
@@ -409,6 +420,7 @@ def summary(report):
         "modules_run": sorted(k for k, m in report["modules"].items() if "latest" in m),
         "modules_not_run": sorted(k for k, m in report["modules"].items() if m["status"] == "not run"),
         "modules_without_tests": sorted(k for k, m in report["modules"].items() if m["status"] == "no tests"),
+        "modules_without_mutants": sorted(k for k, m in report["modules"].items() if m["status"] == "nothing to mutate"),
     }
 
 

@@ -506,3 +506,273 @@ def test_an_up_to_date_readme_is_not_rewritten(capsys, workspace, tmp_path):
     assert run(capsys, *args) == (0, f"compare: {readme} up to date\n", "")
     after = readme.stat()
     assert (after.st_ino, after.st_mtime_ns, after.st_mode) == (before.st_ino, before.st_mtime_ns, before.st_mode)
+
+
+# --------------------------------------------------------------------------- what mutation testing asked for
+
+
+HELP = """\
+usage: instrclf compare [-h] [--metrics METRICS] [--rev REV | --exps | --exps-json FILE] [--by PARAM]
+[--format {text,markdown,json}] [--readme FILE] [--check]
+``instrclf compare``: the models' cross-validation summaries side by side.
+options:
+-h, --help show this help message and exit
+--metrics METRICS the summary stage's metrics folder (default: metrics)
+--rev REV a git revision (repeatable)
+--exps every experiment of dvc exp show --json
+--exps-json FILE saved output of dvc exp show --json
+--by PARAM with --exps: matrix of this param's value x model (unseen accuracy)
+--format {text,markdown,json} output format (default: text)
+--readme FILE replace this README's results block with the Markdown table
+--check with --readme: change nothing, exit 1 if out of date"""
+
+
+def test_help_documents_every_option(capsys):
+    """``instrclf compare --help``, whitespace aside (it wraps at the terminal's width)."""
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(["--help"])
+    assert exit_.value.code == 0
+    assert " ".join(capsys.readouterr().out.split()) == " ".join(HELP.split())
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--by", "split.unseen_library"], "--by needs --exps or --exps-json"),
+    (["--rev", "HEAD", "--by", "x"], "--by needs --exps or --exps-json"),
+    (["--check"], "--check needs --readme"),
+])
+def test_a_bad_command_line_says_what_is_missing(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        compare.main(argv)
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == f"instrclf compare: error: {message}"
+
+
+def test_an_out_of_date_readme_under_check_says_how_to_update_it(capsys, workspace, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    assert run(capsys, "--metrics", workspace, "--readme", readme, "--check") == (
+        1, "", f"error: {readme}'s results table is out of date; run instrclf compare --readme {readme}\n")
+    assert readme.read_text() == README
+
+
+def test_json_output_is_indented_by_two(capsys, workspace):
+    code, out, _ = run(capsys, "--metrics", workspace, "--format", "json")
+    assert code == 0 and out == json.dumps(json.loads(out), indent=2) + "\n"
+
+
+def test_update_readme_and_replace_section_by_default(tmp_path):
+    """Called as functions: update_readme rewrites (check is opt-in), replace_section names 'README'."""
+    readme = tmp_path / "R.md"
+    readme.write_text(README)
+    assert compare.update_readme(readme, "new table") is True
+    assert readme.read_text() == README.replace("old table", "\nnew table\n")
+    with pytest.raises(DataError, match=r"^README must contain the marker '<!-- results:start -->' exactly once, found 0$"):
+        compare.replace_section("no markers", "x")
+
+
+def test_a_readme_not_writable_is_one_line_naming_it_in_process(workspace, tmp_path, monkeypatch, capsys):
+    """The messages of test_a_read_only_readme_is_one_line_naming_it, in this process (root ignores modes: simulated)."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    monkeypatch.setattr(compare.os, "access", lambda path, mode: False)
+    assert run(capsys, "--metrics", workspace, "--readme", readme) == (
+        1, "", f"error: {readme}: permission denied (the file is read-only)\n")
+    monkeypatch.undo()
+
+    def not_writable(path):
+        raise PermissionError(13, "Permission denied", str(path) + ".tmp")
+
+    monkeypatch.setattr(compare, "atomic_file", not_writable)
+    assert run(capsys, "--metrics", workspace, "--readme", readme) == (
+        1, "", f"error: {readme}: cannot be rewritten: its folder {tmp_path} is not writable (Permission denied)\n")
+    assert readme.read_text() == README
+
+
+def test_a_one_column_text_table_has_no_trailing_spaces():
+    assert compare.render(["model"], [["a"], ["conv1d"]], fmt="text").splitlines() == ["model", "------", "a", "conv1d"]
+
+
+# git revisions
+
+
+def test_a_revision_read_from_outside_the_repository_with_the_default_folder(repo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert compare.read_revision("HEAD", cwd=repo) == {"conv1d": CONV1D, "lstm": {"file_accuracy_mean": 0.8,
+                                                                                   "file_accuracy_std": 0.1}}
+
+
+def test_a_revision_with_a_metrics_folder_named_like_an_option_with_a_space(capsys, repo):
+    write_metrics(repo / "-my metrics", baseline=BASELINE)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "odd folder")
+    code, out, err = run(capsys, "--metrics", "-my metrics", "--rev", "HEAD", "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == [{"source": "HEAD", "model": "baseline", **BASELINE}]
+
+
+def test_a_bad_value_in_a_committed_metrics_file_names_revision_and_file(capsys, repo):
+    write_metrics(repo / "metrics", lstm={"file_accuracy_mean": "high"})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "bad value")
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err == "error: HEAD:metrics/lstm.json: file_accuracy_mean must be a finite number or null, got 'high'\n"
+    write_metrics(repo / "metrics", lstm=[0.5])
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a list")
+    with pytest.raises(DataError, match=r"^HEAD:metrics/lstm\.json: expected a JSON object, got list$"):
+        compare.read_revision("HEAD")
+
+
+def test_git_errors_are_one_line_with_what_git_said(capsys, repo, tmp_path, monkeypatch):
+    code, _, err = run(capsys, "--rev", "nope")
+    assert (code, err) == (1, f"error: revision 'nope': not a commit of the repository at {repo} "
+                              "(git rev-parse --verify --quiet nope^{commit} failed)\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err.startswith(f"error: revision 'HEAD': not a commit of the repository at {outside} "
+                                        "(fatal: not a git repository (or any of the parent directories): .git)")
+
+
+def test_without_git_or_dvc_installed_the_option_that_needs_it_is_named(capsys, repo, tmp_path, monkeypatch):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    code, _, err = run(capsys, "--rev", "HEAD")
+    assert code == 1 and err.endswith(" (git is not installed: --rev needs it)\n")
+    assert run(capsys, "--exps") == (1, "", "error: dvc is not installed: --exps needs it\n")
+
+
+# experiments
+
+
+@pytest.fixture
+def fake_dvc(tmp_path, monkeypatch):
+    """A ``dvc`` on PATH whose ``exp show --json`` prints ./exps.json of the folder it runs in, or fails."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    script = bin_ / "dvc"
+    script.write_text('#!/bin/sh\n[ -f exps.json ] || { echo "ERROR: you are not inside\n  of a DVC repository" >&2; '
+                      'exit 255; }\ncat exps.json\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    return project
+
+
+def test_exps_runs_dvc_here_and_warns_of_what_it_skips(capsys, fake_dvc):
+    (fake_dvc / "exps.json").write_text(json.dumps(exp_show()))
+    code, out, err = run(capsys, "--exps", "--format", "json")
+    assert code == 0 and err == "warning: skipping experiment broken (ddddddd): failed to reproduce 'train'\n"
+    assert [row["source"] for row in json.loads(out)] == ["main", "main", "fluid", "fluid", "tim", "tim"]
+
+
+def test_exps_failing_or_without_results_is_one_line(capsys, fake_dvc):
+    assert run(capsys, "--exps") == (
+        1, "", "error: dvc exp show --json failed: ERROR: you are not inside of a DVC repository\n")
+    (fake_dvc / "exps.json").write_text("[]")
+    assert run(capsys, "--exps") == (
+        1, "", "error: dvc exp show --json: no experiment has metrics/<model>.json (run dvc exp run)\n")
+    (fake_dvc / "exps.json").write_text("{}")
+    assert run(capsys, "--exps")[2] == "error: dvc exp show --json: expected a JSON array, got dict\n"
+
+
+def relocated(data, folder):
+    """``dvc exp show`` output whose metrics files lie in ``folder`` instead of metrics/."""
+    text = json.dumps(data).replace('"metrics/', f'"{folder}/')
+    return json.loads(text)
+
+
+def test_metrics_names_the_folder_for_every_source(capsys, fake_dvc, repo, monkeypatch):
+    monkeypatch.chdir(fake_dvc)
+    (fake_dvc / "exps.json").write_text(json.dumps(relocated(exp_show(), "results/cv")))
+    for argv in (["--exps"], ["--exps-json", fake_dvc / "exps.json"]):
+        code, out, err = run(capsys, *argv, "--metrics", "results/cv", "--format", "json")
+        assert code == 0, err
+        assert [row["source"] for row in json.loads(out)] == ["main", "main", "fluid", "fluid", "tim", "tim"]
+    (repo / "metrics").rename(repo / "cv")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "moved")
+    monkeypatch.chdir(repo)
+    code, out, _ = run(capsys, "--rev", "HEAD", "--metrics", "cv", "--format", "json")
+    assert code == 0 and [row["model"] for row in json.loads(out)] == ["conv1d", "lstm"]
+
+
+def test_read_experiments_reports_what_it_read_and_skips(tmp_path):
+    data = exp_show()
+    unnamed = exp_entry("e" * 40, None, library="Y", metrics=scores(0.5, 0.5))
+    empty = exp_entry("f" * 40, "empty", library="Z", metrics={})
+    odd = exp_entry("0" * 40, "odd", library="Z", metrics={}, error="killed")  # an error as a bare string
+    vague = exp_entry("1" * 40, "vague", library="Z", metrics={}, error={"type": "Unknown"})  # no message
+    norev = exp_entry("x", "norev", library="W", metrics=scores(0.4, 0.4))
+    del norev["rev"]
+    data[1]["experiments"] += [None, {"revs": [unnamed, empty, odd, vague, norev]}]
+    warnings = []
+    found = compare.read_experiments(data, warn=warnings.append)
+    assert [(e["name"], e["rev"], e["baseline"]) for e in found] == [
+        ("main", "a" * 40, True), ("fluid", "b" * 40, False), ("tim", "c" * 40, False),
+        ("eeeeeee", "e" * 40, False), ("norev", "", False)]  # an unnamed experiment is its short hash
+    assert found[1]["params"]["params.yaml"]["data"]["split"]["unseen_library"] == "FluidR3_GM"
+    assert warnings == ["skipping experiment broken (ddddddd): failed to reproduce 'train'",
+                        "skipping experiment empty (fffffff): no metrics/<model>.json",
+                        "skipping experiment odd (0000000): killed",
+                        "skipping experiment vague (1111111): {'type': 'Unknown'}"]
+    with pytest.raises(DataError, match=r"^x\.json: expected the JSON list of dvc exp show --json, got dict$"):
+        compare.read_experiments({"rev": "a"}, name="x.json")
+
+
+def test_a_bad_experiment_metrics_file_names_experiment_and_file(capsys, tmp_path):
+    for value, message in (([0.5], "expected a JSON object, got list"),
+                           ({"file_accuracy_mean": None, "macro_f1_mean": "x"}, "macro_f1_mean must be a finite number or null, got 'x'")):
+        data = exp_show()
+        data[1]["data"]["metrics"]["metrics/conv1d.json"] = {"data": value}
+        (tmp_path / "e.json").write_text(json.dumps(data))
+        code, _, err = run(capsys, "--exps-json", tmp_path / "e.json")
+        assert (code, err) == (1, f"error: {tmp_path / 'e.json'}: experiment main: metrics/conv1d.json: {message}\n")
+
+
+def test_lookup_param_searches_every_params_file():
+    params = {"broken.yaml": None, "other.yaml": {"data": {"x": 1}}, "failed.yaml": {"error": {"msg": "bad"}},
+              "params.yaml": {"data": {"split": {"unseen_library": None}}}}
+    assert compare.lookup_param(params, "split.unseen_library") is None
+    assert compare.lookup_param(params, "x") == 1
+    with pytest.raises(KeyError, match="train.epochs"):
+        compare.lookup_param(params, "train.epochs")
+
+
+def by_data(*experiments, baselines=()):
+    """dvc exp show output: baseline commits ``(name, library, scores)`` with the experiments under the first."""
+    data = [exp_entry(f"{i:040x}", name, library=library, metrics=s) for i, (name, library, s) in enumerate(baselines)]
+    data[0]["experiments"] = [{"revs": [exp_entry(f"{9 + i:040x}", name, library=library, metrics=s)]}
+                              for i, (name, library, s) in enumerate(experiments)]
+    return data
+
+
+def test_by_matrix_null_values_missing_models_other_baselines_and_rounding():
+    experiments = compare.read_experiments(by_data(
+        ("none", None, scores(0.7, 0.31)),
+        ("fluid", "FluidR3_GM", {"conv1d": {**CONV1D, "unseen_file_accuracy_mean": 0.8}}),  # no baseline model
+        baselines=[("main", "FluidR3_GM", scores(0.1, 0.1)), ("older", "sf_GMbank", scores(0.65, 0.3))]))
+    matrix = compare.by_matrix(experiments, key="split.unseen_library")
+    assert matrix["rows"] == {"FluidR3_GM": {"conv1d": 0.8, "baseline": None},  # the experiment, not main
+                              "null": {"conv1d": 0.7, "baseline": 0.31},
+                              "sf_GMbank": {"conv1d": 0.65, "baseline": 0.3}}  # a second baseline keeps its row
+    assert matrix["mean"] == {"conv1d": 0.7167, "baseline": None} and matrix["worst"]["conv1d"] == 0.65
+
+
+def test_by_conflict_message_says_how_to_resolve_it():
+    experiments = compare.read_experiments(by_data(("a", "X", scores(0.7, 0.3)), ("b", "X", scores(0.6, 0.3)),
+                                                   baselines=[("main", "Y", scores(0.1, 0.1))]))
+    with pytest.raises(DataError) as excinfo:
+        compare.by_matrix(experiments, key="split.unseen_library")
+    assert str(excinfo.value) == ("experiments a and b both have split.unseen_library=X but different metrics; "
+                                  "remove one (dvc exp remove) to compare")
+
+
+def test_run_exp_show_runs_in_the_folder_it_is_given(fake_dvc, tmp_path, monkeypatch):
+    (fake_dvc / "exps.json").write_text(json.dumps(exp_show()))
+    monkeypatch.chdir(tmp_path)  # no exps.json here
+    assert compare.run_exp_show(cwd=fake_dvc) == exp_show()

@@ -95,3 +95,42 @@ def test_fetch_fails_before_touching_the_raw_folder(tmp_path, monkeypatch):
         sources.fetch(data_settings(libraries=["FluidR3_GM"]), seed=TINY_PARAMS["seed"], out_dir=raw)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temporary folder either
     assert [p.name for p in raw.iterdir()] == ["keep.txt"]
+
+
+# --- what mutation testing asked for -------------------------------------------------------------
+
+
+def test_an_unknown_entry_is_named_with_every_known_library():
+    with pytest.raises(ParameterError) as info:
+        libraries.library("strings.txt")  # its position defaults to the first
+    assert str(info.value) == (
+        "data.soundfont.libraries[0] = 'strings.txt': not a known library (TimGM6mb, FluidR3_GM, sf_GMbank, "
+        "MuseScore_General_Lite, OPL3_FM, freepats) nor a path to a .sf2/.sf3/.cfg file")
+
+
+def test_the_problems_of_several_files_are_one_line_separated_by_semicolons(tmp_path):
+    one, two = tmp_path / "one.sf2", tmp_path / "two.sf3"
+    with pytest.raises(DataError) as info:
+        libraries.resolve([str(one), str(two)])
+    assert str(info.value) == (
+        "2 SoundFont file(s) of data.soundfont.libraries unusable, nothing rendered: "
+        f"{one} is missing (library one, a path in data.soundfont.libraries); "
+        f"{two} is missing (library two, a path in data.soundfont.libraries)")
+
+
+@pytest.mark.parametrize("name", ["patches.cfg", "PATCHES.CFG"])
+def test_a_patch_config_is_checked_as_a_config_not_as_a_soundfont(tmp_path, name):
+    cfg = tmp_path / name
+    cfg.write_text("bank 1\n0 piano.pat\n")  # a program, but not in bank 0
+    assert libraries.problem(cfg) == "maps no program in bank 0 (not a TiMidity++ patch config)"
+
+
+def test_what_is_wrong_with_a_file_is_said_plainly(tmp_path):
+    (tmp_path / "folder.sf2").mkdir()
+    assert libraries.problem(tmp_path / "folder.sf2") == "is a folder, not a file"
+    (tmp_path / "file").write_text("x")
+    assert libraries.problem(tmp_path / "file" / "under.sf2") == "cannot be read (Not a directory)"
+    for head in (b"RIFX\x04\x00\x00\x00sfbk", b"RIFF\x04\x00\x00\x00sfb", b"RIFF\x04\x00\x00\x00WAVE"):
+        (tmp_path / "bad.sf2").write_bytes(head)
+        assert libraries.problem(tmp_path / "bad.sf2") == "is not a SoundFont (no RIFF sfbk header)", head
+    assert libraries.problem(soundfont_file(tmp_path / "good.sf2")) is None

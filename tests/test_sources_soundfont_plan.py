@@ -6,7 +6,7 @@ import pytest
 
 from instrclf.errors import ParameterError
 from instrclf.sources.soundfont.plan import VELOCITY, Note, assign_folds, plan, spread, string_pitches
-from instrclf.instruments import INSTRUMENTS, N_FOLDS
+from instrclf.instruments import BY_ABBR, INSTRUMENTS, N_FOLDS
 
 
 def test_note_path_follows_tinysol_scheme():
@@ -114,3 +114,63 @@ def test_spread_never_asks_a_small_fold_for_an_extra_note():
         assert len(picked) == len(set(picked)) == k
         counts = [sum(n.fold == f for n in picked) for f in range(N_FOLDS)]
         assert max(counts) - min(counts) <= 1
+
+
+def first_notes(notes):
+    """Each instrument's first note in dealing order (dynamics pp first, then pitch, then string)."""
+    order = list(VELOCITY)
+    first = {}
+    for n in sorted(notes, key=lambda n: (order.index(n.dynamics), n.midi, n.string)):
+        first.setdefault(n.abbr, n)
+    return first
+
+
+def test_the_folds_of_a_seed_never_change():
+    """The folds seed 42 deals (params.yaml's seed): the committed renders and results were split by these.
+
+    A change in how the seed is used (another random stream, dealing the other way round)
+    would move every note to another fold and silently invalidate those results.
+    """
+    notes = plan(seed=42)
+    assert {abbr: n.fold for abbr, n in first_notes(notes).items()} == {
+        "BTb": 2, "Hn": 4, "Tbn": 2, "TpC": 4, "Acc": 1, "Cb": 4, "Va": 1, "Vn": 1, "Vc": 2, "Bn": 4, "ClBb": 4,
+        "Fl": 0, "Ob": 4, "ASax": 4}
+    flute = sorted((n for n in notes if n.abbr == "Fl" and n.dynamics == "pp"), key=lambda n: n.midi)
+    assert [n.fold for n in flute[:7]] == [0, 1, 2, 3, 4, 0, 1]  # dealt upwards from the first note's fold
+
+
+def test_assign_folds_deals_upwards_from_the_offset():
+    notes = [Note("Fl", midi, dyn, 0) for dyn in ("ff", "pp") for midi in (62, 60, 61)]
+    dealt = assign_folds(notes, offset=3)
+    assert [(n.dynamics, n.midi, n.fold) for n in dealt] == [
+        ("pp", 60, 3), ("pp", 61, 4), ("pp", 62, 0), ("ff", 60, 1), ("ff", 61, 2), ("ff", 62, 3)]
+
+
+def test_instruments_without_strings_are_planned_with_string_0():
+    """TinySOL names a wind's file ``...-N-N.wav`` (no string); only bowed strings carry ``-<n>c-``."""
+    for n in plan(seed=42):
+        if BY_ABBR[n.abbr].strings:
+            assert n.string in (1, 2, 3, 4) and f"-{n.string}c-N.wav" in n.path
+        else:
+            assert n.string == 0 and n.path.endswith("-N-N.wav"), n.path
+
+
+@pytest.mark.parametrize("offset", range(N_FOLDS))
+def test_spread_picks_each_note_once_near_its_place_whatever_the_folds_sizes(offset):
+    """Any offset (so the larger folds are any folds), every k: no note twice, folds within one of each other,
+    and the pick of slot ``s`` within one note of ``(s + 0.5) / k`` along its fold."""
+    notes = assign_folds([Note("Fl", midi, dyn, 0) for dyn in ("pp", "ff") for midi in range(60, 77)], offset=offset)
+    by_fold = {f: [n for n in notes if n.fold == f] for f in range(N_FOLDS)}
+    ranked = sorted(by_fold, key=lambda f: (-len(by_fold[f]), f))  # the larger folds take the extra picks
+    for k in range(1, len(notes) + 1):
+        picked = spread(notes, k=k)
+        assert len(picked) == len(set(picked)) == k
+        sizes = [sum(n.fold == f for n in picked) for f in range(N_FOLDS)]
+        assert max(sizes) - min(sizes) <= 1
+        for rank, fold in enumerate(ranked):
+            members = by_fold[fold]
+            mine = [members.index(n) for n in picked if n.fold == fold]
+            slots = list(range(rank, k, N_FOLDS))
+            assert len(mine) == len(slots), (k, fold)
+            for slot, j in zip(slots, sorted(mine)):
+                assert abs(j - (slot + 0.5) / k * len(members)) < 1, (k, fold, slot, j)

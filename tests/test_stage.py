@@ -264,3 +264,87 @@ def test_a_file_that_exists_but_refuses_writing_is_named_not_its_folder(tmp_path
         stage.run("clean", work)
     assert exit_.value.code == 1
     assert capsys.readouterr().err == f"error: clean: {existing}: Permission denied\n"
+
+
+# --- in this process: what the subprocess tests above show, where mutation testing can see it ---
+
+
+@pytest.fixture
+def stdout_pipe(monkeypatch):
+    """A function that points sys.stdout at the write end of a fresh pipe; returns ``(stdout, fds)``.
+
+    Called in the test itself: pytest's own capture sets sys.stdout again once fixtures are set up.
+    """
+    opened = []
+
+    def install():
+        read, write = os.pipe()
+        out = open(write, "w", encoding="utf-8")  # buffered, as a pipe-connected stdout is
+        opened.append((out, fds := {"read": read}))
+        monkeypatch.setattr(sys, "stdout", out)
+        return out, fds
+
+    yield install
+    for out, fds in opened:
+        monkeypatch.undo()
+        out.close()
+        if fds["read"] is not None:
+            os.close(fds["read"])
+
+
+def test_the_reader_of_stdout_gone_is_told_apart_from_a_live_or_full_pipe(stdout_pipe):
+    out, fds = stdout_pipe()
+    assert stage._stdout_reader_gone() is False  # a reader, and room to write
+    os.set_blocking(out.fileno(), False)
+    try:
+        while True:
+            os.write(out.fileno(), b"x" * 65536)
+    except BlockingIOError:
+        pass  # full: a reader that is alive but slow
+    assert stage._stdout_reader_gone() is False  # and answered at once, not when the reader catches up
+    os.close(fds["read"])
+    fds["read"] = None
+    assert stage._stdout_reader_gone() is True
+
+
+def test_a_reader_gone_before_the_summary_is_status_141_in_process(stdout_pipe):
+    """The summary is flushed inside the stage's exit handling: a reader gone shows there, as 141."""
+    _, fds = stdout_pipe()
+    os.close(fds["read"])
+    fds["read"] = None
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("summary", lambda: {"conv1d": 0.5})
+    assert exit_.value.code == stage.EXIT_BROKEN_PIPE
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EROFS], ids=errno.errorcode.get)
+def test_a_file_that_could_not_be_created_names_its_folder(tmp_path, capsys, code):
+    """The message of test_a_read_only_data_folder_is_one_line_naming_it, in this process (the error simulated)."""
+    target = tmp_path / "data" / ".clean.tmp-1-x"
+    target.parent.mkdir()
+
+    def work():
+        raise OSError(code, os.strerror(code), str(target))
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        f"error: clean: {tmp_path / 'data'}: folder not writable ({os.strerror(code)}: {target})\n")
+
+
+def test_a_file_that_could_not_be_created_in_the_current_folder_names_it_as_dot(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    error = PermissionError(errno.EACCES, "Permission denied", "new.csv")
+    assert stage.describe_os_error(error) == ".: folder not writable (Permission denied: new.csv)"
+
+
+def test_a_failed_rename_names_both_paths(tmp_path):
+    source = tmp_path / "a.tmp"
+    source.write_text("x")
+    error = OSError(errno.ENOSPC, "No space left on device", str(source), None, str(tmp_path / "b.json"))
+    assert stage.describe_os_error(error) == f"{source} -> {tmp_path / 'b.json'}: No space left on device"
+
+
+def test_an_os_error_without_a_reason_is_named_by_its_kind(tmp_path):
+    assert stage.describe_os_error(OSError(errno.ENOSPC, None, "out.csv")) == "out.csv: OSError"
