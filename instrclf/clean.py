@@ -12,6 +12,7 @@ the previous output untouched.
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
+from sys import intern
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from .parallel import process_imap
 from .settings import CleanSettings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Note:
     """One row of the raw metadata: a source recording and its label."""
 
@@ -39,7 +40,7 @@ class Note:
         return PurePosixPath(self.path).stem
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     """What cleaning one note gave: sizes for the metrics, or the reason it failed."""
 
@@ -62,8 +63,9 @@ def read_notes(raw_dir, *, target: str) -> list:
         raise ParameterError(f"data.target must be one of {sorted(layout.TARGETS)}, got {target!r}")
     metadata = layout.read_metadata(raw_dir, check_audio=False)
     labels = layout.label_column(metadata, target=target)
+    # one string object per distinct family, instrument, library and label, not one per note
     notes = [
-        Note(path=p, fold=int(f), family=fam, instrument=inst, library=lib, label=lab)
+        Note(path=p, fold=int(f), family=intern(fam), instrument=intern(inst), library=intern(lib), label=intern(lab))
         for p, f, fam, inst, lib, lab in zip(
             metadata["Path"], metadata["fold"], metadata["family"], metadata["instrument"], metadata["library"], labels
         )
@@ -152,13 +154,35 @@ def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progr
 
 
 def _index(notes, results, places) -> pd.DataFrame:
-    """index.csv as a DataFrame: one row per window, sorted by Path then window_index, with its shard and row."""
-    rows = [
-        (f"{n.label}/{n.stem}_{i}.wav", n.path, n.instrument, n.family, n.library, n.label, n.fold, i, shard, first + i)
-        for n, r, (shard, first) in zip(notes, results, places, strict=True)
-        for i in range(r.windows)
-    ]
-    return pd.DataFrame(rows, columns=list(layout.INDEX_COLUMNS))
+    """index.csv as a DataFrame: one row per window, sorted by Path then window_index, with its shard and row.
+
+    Built column by column (each note's fields repeated over its windows, sharing the note's
+    strings), not row by row: with hundreds of thousands of windows, a row of ten Python
+    objects per window was most of the stage's memory.
+    """
+    counts = np.fromiter((r.windows for r in results), dtype=np.int64, count=len(results))
+    if not len(notes) == len(results) == len(places):
+        raise ValueError("notes, results and places must be of one length")
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    window_index = np.arange(int(counts.sum()), dtype=np.int64) - starts
+
+    def repeated(values, dtype=object):
+        return np.repeat(np.fromiter(values, dtype=dtype, count=len(notes)), counts)
+
+    stems = repeated(f"{n.label}/{n.stem}_" for n in notes)
+    columns = {
+        "window": [f"{stem}{i}.wav" for stem, i in zip(stems, window_index.tolist())],
+        "Path": repeated(n.path for n in notes),
+        "instrument": repeated(n.instrument for n in notes),
+        "family": repeated(n.family for n in notes),
+        "library": repeated(n.library for n in notes),
+        "label": repeated(n.label for n in notes),
+        "fold": repeated((n.fold for n in notes), np.int64),
+        "window_index": window_index,
+        "shard": repeated((shard for shard, _ in places), np.int64),
+        "row": repeated((first for _, first in places), np.int64) + window_index,
+    }
+    return pd.DataFrame(columns, columns=list(layout.INDEX_COLUMNS))
 
 
 def _metrics(notes, results, index, *, clean: CleanSettings) -> dict:

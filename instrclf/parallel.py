@@ -5,7 +5,9 @@ on Linux they ask the kernel to kill them when their parent dies, so a stage kil
 SIGKILL never leaves orphaned workers behind.
 """
 
+import collections
 import ctypes
+import itertools
 import multiprocessing
 import os
 import signal
@@ -76,11 +78,18 @@ def process_map(fn, items, *, jobs=None, initializer=None, initargs=(), desc=Non
                              chunksize=chunksize, progress=progress))
 
 
+def _run_chunk(fn, chunk) -> list:
+    """``fn`` over one chunk of items, in a worker."""
+    return [fn(item) for item in chunk]
+
+
 def process_imap(fn, items, *, jobs=None, initializer=None, initargs=(), desc=None, unit="it", chunksize=None, progress=True):
     """:func:`process_map` as a generator: each ``fn(item)`` is yielded, in order, as soon as it is ready.
 
     For results too large to hold all at once (clean's windows): the caller consumes each
-    one before the next. Parameters as :func:`process_map`.
+    one before the next, and the workers run at most ``2 * jobs`` chunks ahead of it, so
+    results never pile up in memory however slow the caller is. Parameters as
+    :func:`process_map`.
     """
     items = list(items)
     jobs = min(jobs_or_cores(jobs), max(1, len(items)))
@@ -95,13 +104,18 @@ def process_imap(fn, items, *, jobs=None, initializer=None, initargs=(), desc=No
             return
         if chunksize is None:
             chunksize = max(1, min(64, len(items) // (jobs * 8)))
+        chunks = (items[i:i + chunksize] for i in range(0, len(items), chunksize))
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         context = multiprocessing.get_context(method)
         pool = context.Pool(jobs, initializer=_start, initargs=(initializer, initargs))
         try:
-            for result in pool.imap(fn, items, chunksize=chunksize):
-                yield result
-                bar.update(1)
+            ahead = collections.deque(pool.apply_async(_run_chunk, (fn, chunk)) for chunk in itertools.islice(chunks, 2 * jobs))
+            while ahead:
+                done = ahead.popleft().get()
+                ahead.extend(pool.apply_async(_run_chunk, (fn, chunk)) for chunk in itertools.islice(chunks, 1))
+                for result in done:
+                    yield result
+                    bar.update(1)
             pool.close()
         except BaseException:
             pool.terminate()  # a failure, Ctrl-C or a consumer that stopped early: do not wait for the rest

@@ -224,3 +224,22 @@ def test_without_jobs_the_work_uses_the_cores_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert parallel.jobs_or_cores(None) == 1
     assert parallel.process_map(pid_of, range(4), progress=False) == [os.getpid()] * 4  # one core: no pool at all
+
+
+def mark_started(item):
+    folder, i = item
+    Path(folder, str(i)).touch()
+    return i
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_workers_run_only_a_few_chunks_ahead_of_a_slow_consumer(tmp_path, chunksize):
+    """Results do not pile up: while the caller holds the first result, at most ``2 * jobs`` more chunks are done."""
+    items = [(str(tmp_path), i) for i in range(60)]
+    results = parallel.process_imap(mark_started, items, jobs=2, chunksize=chunksize, progress=False)
+    assert next(results) == 0
+    time.sleep(0.5)  # unbounded workers would finish all 60 meanwhile
+    started = len(list(tmp_path.iterdir()))
+    assert chunksize < started <= (1 + 2 * 2) * chunksize, f"{started} of 60 items ran ahead of the caller"
+    assert list(results) == list(range(1, 60))
+    assert len(list(tmp_path.iterdir())) == 60
