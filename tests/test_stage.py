@@ -264,3 +264,21 @@ def test_a_file_that_exists_but_refuses_writing_is_named_not_its_folder(tmp_path
         stage.run("clean", work)
     assert exit_.value.code == 1
     assert capsys.readouterr().err == f"error: clean: {existing}: Permission denied\n"
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_refused_rename_names_both_paths(tmp_path, capsys):
+    """A stage's output swapped into place (os.replace) where the destination cannot be: both ends are named."""
+    (tmp_path / "data").write_text("not a folder")
+    source, target = tmp_path / ".clean.tmp", tmp_path / "data" / "clean"
+    source.mkdir()
+
+    def work():
+        os.replace(source, target)
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: clean: {source} -> {target}: Not a directory\n"
