@@ -492,3 +492,25 @@ def test_a_failed_files_windows_in_a_shared_call_do_not_shift_the_next_files_row
     assert bad.windows == 0 and bad._sum is None
     assert good.windows == 2
     np.testing.assert_allclose(good._sum, [0.5, 1.5])
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_the_window_command_writes_one_clean_window_and_prints_its_path(tmp_path, capsys):
+    """``instrclf window``: the 16-bit WAV of one index row, and its path on stdout for a script to pick up."""
+    from synthetic import make_clean_dir, write_params
+
+    from instrclf import layout
+
+    clean_dir = make_clean_dir(tmp_path / "clean")
+    params = write_params(tmp_path / "params.yaml", TINY_PARAMS)
+    index = layout.read_index(clean_dir)
+    out = tmp_path / "w.wav"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["window", str(clean_dir), index["window"].iloc[3], "-o", str(out), "--params", str(params)])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"{out}\n"
+    info = sf.info(out)
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (8000, 1, 4000, "PCM_16")
+    np.testing.assert_array_equal(sf.read(out, dtype="int16")[0], np.load(layout.shard_path(clean_dir, index["shard"].iloc[3]))[index["row"].iloc[3]])

@@ -216,3 +216,19 @@ def test_litert_calls_are_not_padded_and_default_to_its_own_batch(project, tmp_p
     sf.write(tmp_path / "five.wav", y, CLEAN.sample_rate)  # five windows
     [result] = cli.classify_files(model, card, [(str(tmp_path / "five.wav"), None)], batch_windows=4)
     assert result.windows == 5 and sizes == [4, 1]  # Keras's calls would be [4, 4]: the last one padded
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_float16_models_export_does_not_answer_for_it_under_auto(project, tmp_path, monkeypatch):
+    """mixed_float16 as mixed_bfloat16: the float32 export differs from the trained arithmetic, so auto runs Keras."""
+    keras_path = _copy(project, tmp_path)
+    real = cli.open_export
+
+    def mixed(path, *, keras_path):
+        model, card = real(path, keras_path=keras_path)
+        return model, card.model_copy(update={"config": card.config | {"precision": "mixed_float16"}})
+
+    monkeypatch.setattr(cli, "open_export", mixed)
+    assert cli.open_model(keras_path)[2] == keras_path

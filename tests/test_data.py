@@ -190,3 +190,17 @@ def test_the_sets_are_rows_of_the_index_with_its_columns_only():
 def test_class_ids_are_int32():
     ids = data.encode(pd.Series(["Vn", "Fl", "Vn"]), ["Fl", "Vn"])
     assert ids.dtype == np.int32 and ids.tolist() == [1, 0, 1]
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_shard_of_another_sample_type_is_refused_naming_it(clean_dir, tmp_path):
+    """A float32 shard of the right width (edited, or written by another tool) is an error, never cast into int16 windows."""
+    import shutil
+
+    copy = shutil.copytree(clean_dir, tmp_path / "clean")
+    shard = copy / "shards" / "00000.npy"
+    np.save(shard, np.load(shard).astype(np.float32) / 32768)
+    with pytest.raises(DataError, match=r"00000\.npy: float32 windows of shape \(4000,\), expected int16 \(4000,\)"):
+        data.load_windows(copy, layout.read_index(copy), n_samples=4000)

@@ -328,3 +328,12 @@ def test_only_the_formats_asked_for_are_written_and_reported(exported, tmp_path)
     assert sorted(p.name for p in (tmp_path / "conv1d").iterdir()) == ["conv1d.json", "conv1d.tflite"]
     assert not [key for key in out["results"] if key.startswith(("tflite_int8", "savedmodel", "onnx"))]
     assert out["results"]["tflite_kept"] == 1 and out["skipped"] == []
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_litert_takes_a_smaller_batch_after_a_larger_one(exported, windows, keras_probs):
+    """classify's last call holds fewer windows than the one before it: the input shrinks as it grows."""
+    model = LiteRtModel(exported[2] / "conv1d.tflite")
+    for n in (7, 2, 5, 1):
+        assert np.abs(model.predict_on_batch(windows[:n]) - keras_probs[:n]).max() <= 1e-4

@@ -130,3 +130,14 @@ def test_an_index_longer_than_one_chunk_gives_every_row_its_window(made, tmp_pat
     front = frontend(clean=CLEAN, features=FEATURES)
     expected = features.spectrograms(front, data.load_windows(subset, index, n_samples=CLEAN.window_length))
     np.testing.assert_array_equal(cache.spectrograms, expected)
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_the_figures_give_the_spectrogram_files_shape_and_size(made):
+    """The stage's metrics: windows, frames, mel bands, and the array's megabytes (float32: 4 bytes a value)."""
+    _, features_dir, figures = made
+    array = np.load(layout.features_array(features_dir), mmap_mode="r")
+    assert (figures["windows"], figures["frames"], figures["n_mels"]) == array.shape[:3]
+    assert figures["megabytes"] == round(array.nbytes / 2**20, 1) > 0

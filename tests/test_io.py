@@ -1,6 +1,7 @@
 """instrclf.io: outputs appear whole or not at all, and dead writers' leftovers are removed."""
 
 import json
+import re
 import os
 import stat
 import subprocess
@@ -9,7 +10,8 @@ import time
 
 import pytest
 
-from instrclf.io import atomic_dir, atomic_file, remove_stale, write_json
+from instrclf.errors import DataError
+from instrclf.io import atomic_dir, atomic_file, read_text, remove_stale, write_json
 
 
 @pytest.fixture
@@ -288,3 +290,14 @@ def test_looking_for_stale_temporaries_leaves_live_writers_running(tmp_path):
     finally:
         writer.kill()
         writer.wait()
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_file_that_is_not_utf8_is_one_error_naming_it(tmp_path):
+    """A binary file where a model card or metrics file belongs: one line naming it, no traceback."""
+    path = tmp_path / "conv1d.json"
+    path.write_bytes(b"\xff\xfe\x00 not text")
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: not readable model card \\(.*utf-8"):
+        read_text(path, what="model card")

@@ -534,3 +534,15 @@ def test_a_predicted_label_that_has_no_probability_column_is_refused(tmp_path):
     table.to_csv(tmp_path / "r.csv", index=False)
     with pytest.raises(DataError, match=r"\['Ob'\] have no p_<label> column"):
         layout.read_predictions(tmp_path / "r.csv")
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_shard_is_filled_up_to_its_size_exactly(tmp_path):
+    """Room for 3 windows: notes of 2 and 1 windows fill shard 0 exactly, the next note opens shard 1."""
+    writer = layout.ShardWriter(tmp_path, n_samples=4, shard_bytes=3 * 2 * 4)
+    pcm = np.arange(24, dtype=np.int16).reshape(6, 4)
+    assert [writer.add(pcm[:2]), writer.add(pcm[2:3]), writer.add(pcm[3:])] == [(0, 0), (0, 2), (1, 0)]
+    writer.flush()
+    assert [np.load(layout.shard_path(tmp_path, s)).tolist() for s in (0, 1)] == [pcm[:3].tolist(), pcm[3:].tolist()]

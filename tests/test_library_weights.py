@@ -132,3 +132,17 @@ def test_weights_that_leave_no_window_to_draw_are_refused():
         train.draws_per_epoch(draws, len(ROWS))
     with pytest.raises(ParameterError, match="leave no training window"):
         train.dataset(X, Y, batch_size=8, seed=1, draws=draws)
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_heavily_weighted_librarys_draws_do_not_crowd_the_end_of_the_epoch():
+    """Weight 10 on B: 30 draws of A among 130. A uniform shuffle of the whole epoch puts about a third
+    of A's draws in its first third (10, give or take 2.3); a shuffle over fewer draws than the
+    epoch would emit A first and leave B's repeats to the end."""
+    for epoch in epochs(weighted({"B": 10.0})):
+        order = np.concatenate(epoch)
+        assert len(order) == 130
+        early = int((order[: len(order) // 3] < N_A).sum())
+        assert 4 <= early <= 16, f"{early} of A's 30 draws in the first third of the epoch"

@@ -329,6 +329,7 @@ def _without(d, key):
         (lambda d: json.dumps(d | {"format": 2}), "m.json: bad model card: format: Input should be 1"),
         (lambda d: json.dumps(d | {"labels": ["a", "b"]}), "m.keras has 3 outputs but its card lists 2 labels"),
         (lambda d: json.dumps(d | {"labels": ["a", "a", "b"]}), "m.json: bad model card: .*labels must be unique"),
+        (lambda d: json.dumps(d | {"labels": ["a"]}), "m.json: bad model card: labels: List should have at least 2 items"),
         (lambda d: json.dumps(d | {"config": {"l2": "big"}}), "m.json: bad model card: .*models.baseline.l2"),
         (lambda d: json.dumps(d | {"extra": 1}), "m.json: bad model card: extra: Extra inputs are not permitted"),
     ],

@@ -174,3 +174,19 @@ def test_spread_picks_each_note_once_near_its_place_whatever_the_folds_sizes(off
             assert len(mine) == len(slots), (k, fold)
             for slot, j in zip(slots, sorted(mine)):
                 assert abs(j - (slot + 0.5) / k * len(members)) < 1, (k, fold, slot, j)
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_any_fold_can_deal_an_instruments_first_note():
+    """The seed draws each instrument's first fold among all five: fold 4 is not always short of the extra notes."""
+    from instrclf.instruments import DYNAMICS_ID
+
+    firsts = set()
+    for seed in range(5):
+        notes = plan(seed=seed)
+        for inst in INSTRUMENTS:
+            mine = [n for n in notes if n.abbr == inst.abbr]
+            firsts.add(min(mine, key=lambda n: (DYNAMICS_ID[n.dynamics], n.midi, n.string, n.instance)).fold)
+    assert firsts == set(range(N_FOLDS))

@@ -348,3 +348,21 @@ def test_a_failed_rename_names_both_paths(tmp_path):
 
 def test_an_os_error_without_a_reason_is_named_by_its_kind(tmp_path):
     assert stage.describe_os_error(OSError(errno.ENOSPC, None, "out.csv")) == "out.csv: OSError"
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_a_refused_rename_names_both_paths(tmp_path, capsys):
+    """A stage's output swapped into place (os.replace) where the destination cannot be: both ends are named."""
+    (tmp_path / "data").write_text("not a folder")
+    source, target = tmp_path / ".clean.tmp", tmp_path / "data" / "clean"
+    source.mkdir()
+
+    def work():
+        os.replace(source, target)
+
+    with pytest.raises(SystemExit) as exit_:
+        stage.run("clean", work)
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: clean: {source} -> {target}: Not a directory\n"

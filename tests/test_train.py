@@ -380,3 +380,22 @@ def test_parts_of_a_batch_add_up_to_the_batch():
     for b, batch in enumerate(whole):
         np.testing.assert_array_equal(np.concatenate([p[b] for p in parts]), batch)
     assert [len(p[-1]) for p in parts] == [3, 2, 2]  # the last batch of 7
+
+
+# Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
+
+
+def test_data_of_one_library_records_no_held_out_library_even_when_one_is_named(tmp_path, monkeypatch):
+    """TinySOL alone with split.unseen_library set: every fold trains on its one library, so the card holds out none
+    (predict refuses models whose card names a held-out library the data does not hold out)."""
+    one = make_features_dir(tmp_path, libraries=("A",))
+
+    def quick_fit(job, x_train, y_train, x_val, y_val, *, n_classes, **kwargs):  # the card is the point, not training
+        back = backends.build(job.model, config=job.config, input_shape=x_train.shape[1:], n_classes=n_classes, fold=job.fold)
+        return train.Fitted(back=back, history={}, epochs_run=1, best_epoch=1, best_val_accuracy=0.5, train_seconds=1.0,
+                            draws_per_epoch=len(x_train))
+
+    monkeypatch.setattr(train, "fit", quick_fit)
+    assert TINY_PARAMS["split"]["unseen_library"] == "B"
+    _, card, _ = run(one, test_fold=0)
+    assert card.unseen_library is None
