@@ -210,7 +210,7 @@ RERUNS = [
     ("# instrclf/litert.py", EXPORT),  # the LiteRT runtime: the exports' parity and metadata
     ("# instrclf/features.py", {"features", *TRAIN, *PREDICT, *EXPORT}),
     ("# instrclf/predict.py", PREDICT),
-    ("# instrclf/evaluate.py", {*PREDICT, "plot"}),
+    ("# instrclf/evaluate.py", {*PREDICT, "plot", *EXPORT}),  # export counts file accuracy as predict does
     ("# instrclf/plots.py", {"plot"}),
     ("# instrclf/figures.py", {"plot"}),
     ("# instrclf/clean_figure.py", {"clean"}),
