@@ -9,13 +9,12 @@ writes to listen to it). All inside :func:`instrclf.io.atomic_dir`, so a failed 
 the previous output untouched.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
 from sys import intern
 
 import numpy as np
-import pandas as pd
 
 from . import audio, layout
 from .errors import DataError, ParameterError
@@ -134,73 +133,65 @@ def run(raw_dir, out_dir, *, clean: CleanSettings, target: str, jobs=None, progr
     """
     raw_dir = Path(raw_dir)
     notes = read_notes(raw_dir, target=target)
-    with atomic_dir(out_dir) as tmp:
+    tally = _Tally(labels=sorted({n.label for n in notes}), clean=clean)
+    with atomic_dir(out_dir) as tmp, layout.index_writer(tmp) as write_row:
         shards = layout.ShardWriter(tmp, n_samples=clean.window_length, shard_bytes=shard_bytes)
         work = partial(clean_note, audio_dir=raw_dir / layout.AUDIO_DIR, clean=clean)
-        results, places = [], []
-        for result in process_imap(work, notes, jobs=jobs, desc="clean", unit="note", progress=progress):
-            if result.error is None:  # one note's windows go into one shard as they arrive
-                places.append(shards.add(result.pcm))
-            results.append(replace(result, pcm=None))
-        errors = [r.error for r in results if r.error is not None]
-        if errors:
-            raise DataError(f"{len(errors)} of {len(notes)} audio file(s) are missing or bad: " + "; ".join(errors))
-        shards.flush()
-        index = _index(notes, results, places)
-        if index.empty:
+        results = process_imap(work, notes, jobs=jobs, desc="clean", unit="note", progress=progress)
+        for note, result in zip(notes, results, strict=True):  # in Path order: the index and sums are deterministic
+            tally.add(note, result)
+            if result.error is None and not tally.errors:  # a note's windows and rows are written as they arrive
+                shard, first = shards.add(result.pcm)
+                stem = f"{note.label}/{note.stem}_"
+                for i in range(result.windows):
+                    write_row((f"{stem}{i}.wav", note.path, note.instrument, note.family, note.library, note.label,
+                               note.fold, i, shard, first + i))
+        if tally.errors:
+            raise DataError(f"{len(tally.errors)} of {len(notes)} audio file(s) are missing or bad: " + "; ".join(tally.errors))
+        if not tally.windows:
             raise DataError(f"no windows: every note is at or below clean.threshold_db = {clean.threshold_db} dBFS")
-        layout.write_index(tmp, index)
-        return _metrics(notes, results, index, clean=clean)
+        shards.flush()
+        return tally.metrics()
 
 
-def _index(notes, results, places) -> pd.DataFrame:
-    """index.csv as a DataFrame: one row per window, sorted by Path then window_index, with its shard and row.
+class _Tally:
+    """Clean's metrics, summed note by note in Path order (deterministic), holding nothing per note."""
 
-    Built column by column (each note's fields repeated over its windows, sharing the note's
-    strings), not row by row: with hundreds of thousands of windows, a row of ten Python
-    objects per window was most of the stage's memory.
-    """
-    counts = np.fromiter((r.windows for r in results), dtype=np.int64, count=len(results))
-    if not len(notes) == len(results) == len(places):
-        raise ValueError("notes, results and places must be of one length")
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    window_index = np.arange(int(counts.sum()), dtype=np.int64) - starts
+    def __init__(self, *, labels, clean: CleanSettings):
+        self.clean, self.errors, self.libraries = clean, [], set()
+        self.per_class = dict.fromkeys(labels, 0)
+        self.files = self.silent = self.padded = self.windows = self.clipped = self.kept = 0
+        self.seconds_in = 0.0
 
-    def repeated(values, dtype=object):
-        return np.repeat(np.fromiter(values, dtype=dtype, count=len(notes)), counts)
+    def add(self, note: Note, result: Result) -> None:
+        self.files += 1
+        if result.error is not None:
+            self.errors.append(result.error)
+        self.silent += result.windows == 0
+        self.padded += 0 < result.kept < self.clean.window_length
+        self.windows += result.windows
+        self.per_class[note.label] += result.windows
+        if result.windows:
+            self.libraries.add(note.library)
+        self.seconds_in += result.frames / result.sample_rate if result.sample_rate else 0.0
+        self.kept += result.kept
+        self.clipped += result.clipped
 
-    stems = repeated(f"{n.label}/{n.stem}_" for n in notes)
-    columns = {
-        "window": [f"{stem}{i}.wav" for stem, i in zip(stems, window_index.tolist())],
-        "Path": repeated(n.path for n in notes),
-        "instrument": repeated(n.instrument for n in notes),
-        "family": repeated(n.family for n in notes),
-        "library": repeated(n.library for n in notes),
-        "label": repeated(n.label for n in notes),
-        "fold": repeated((n.fold for n in notes), np.int64),
-        "window_index": window_index,
-        "shard": repeated((shard for shard, _ in places), np.int64),
-        "row": repeated((first for _, first in places), np.int64) + window_index,
-    }
-    return pd.DataFrame(columns, columns=list(layout.INDEX_COLUMNS))
-
-
-def _metrics(notes, results, index, *, clean: CleanSettings) -> dict:
-    """Flat, numbers-only metrics of one clean run (sums taken in Path order: deterministic)."""
-    per_class = index["label"].value_counts().reindex(sorted({n.label for n in notes}), fill_value=0)
-    return {
-        "files_read": len(results),
-        "notes_silent": sum(r.windows == 0 for r in results),
-        "notes_padded": sum(0 < r.kept < clean.window_length for r in results),
-        "windows_written": len(index),
-        "classes": int((per_class > 0).sum()),
-        "libraries": int(index["library"].nunique()),
-        "windows_per_class_min": int(per_class.min()),
-        "windows_per_class_max": int(per_class.max()),
-        "seconds_in": round(sum(r.frames / r.sample_rate for r in results), 3),
-        "seconds_kept": round(sum(r.kept for r in results) / clean.sample_rate, 3),
-        "samples_clipped": sum(r.clipped for r in results),
-    }
+    def metrics(self) -> dict:
+        """Flat, numbers-only metrics of the run."""
+        return {
+            "files_read": self.files,
+            "notes_silent": self.silent,
+            "notes_padded": self.padded,
+            "windows_written": self.windows,
+            "classes": sum(n > 0 for n in self.per_class.values()),
+            "libraries": len(self.libraries),
+            "windows_per_class_min": min(self.per_class.values()),
+            "windows_per_class_max": max(self.per_class.values()),
+            "seconds_in": round(self.seconds_in, 3),
+            "seconds_kept": round(self.kept / self.clean.sample_rate, 3),
+            "samples_clipped": self.clipped,
+        }
 
 
 def pick_notes(notes, *, per_class=2) -> list:

@@ -16,6 +16,8 @@ Every reader fails with one :class:`DataError` that names the file and lists eve
 problem found, never with a pandas traceback.
 """
 
+import contextlib
+import csv
 import json
 import os
 import re
@@ -155,8 +157,8 @@ def read_metadata(raw_dir, *, check_audio=True) -> pd.DataFrame:
         instrument, or missing audio.
     """
     raw_dir = Path(raw_dir)
-    csv = raw_dir / METADATA_FILE
-    table = _read_csv(csv, columns=REQUIRED_COLUMNS, what="metadata file")
+    metadata_csv = raw_dir / METADATA_FILE
+    table = _read_csv(metadata_csv, columns=REQUIRED_COLUMNS, what="metadata file")
     problems = []
     paths = table["Path"].str.strip()
     for path in table.loc[~paths.map(safe_path), "Path"]:
@@ -180,7 +182,7 @@ def read_metadata(raw_dir, *, check_audio=True) -> pd.DataFrame:
     if check_audio and not problems:
         audio = raw_dir / AUDIO_DIR
         problems += [f"{path} is missing under {audio}" for path in table["Path"] if not (audio / path).is_file()]
-    _fail(csv, problems, what="bad metadata")
+    _fail(metadata_csv, problems, what="bad metadata")
     out = pd.DataFrame({
         "Path": table["Path"],
         "fold": folds.astype(int),
@@ -230,8 +232,7 @@ def read_metadata_table(raw_dir) -> pd.DataFrame:
 
     The sources' combiner (:mod:`instrclf.sources`) uses it to keep columns that no stage reads.
     """
-    csv = Path(raw_dir) / METADATA_FILE
-    return _read_csv(csv, columns=REQUIRED_COLUMNS, what="metadata file")
+    return _read_csv(Path(raw_dir) / METADATA_FILE, columns=REQUIRED_COLUMNS, what="metadata file")
 
 
 def label_column(metadata: pd.DataFrame, *, target: str) -> pd.Series:
@@ -247,10 +248,23 @@ def write_index(clean_dir, index: pd.DataFrame) -> Path:
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
         raise DataError(f"index rows lack column(s) {missing}")
-    path = Path(clean_dir) / INDEX_FILE
-    with atomic_file(path, newline="") as f:
-        index[list(INDEX_COLUMNS)].to_csv(f, index=False, lineterminator="\n")
-    return path
+    with index_writer(clean_dir) as write_row:
+        for row in index[list(INDEX_COLUMNS)].itertuples(index=False, name=None):
+            write_row(row)
+    return Path(clean_dir) / INDEX_FILE
+
+
+@contextlib.contextmanager
+def index_writer(clean_dir):
+    """Write ``<clean_dir>/index.csv`` row by row, as a stage makes them: nothing grows with the data.
+
+    Yields a function that writes one row (values in :data:`INDEX_COLUMNS` order); the file
+    appears, complete, only when the block ends without an error.
+    """
+    with atomic_file(Path(clean_dir) / INDEX_FILE, newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(INDEX_COLUMNS)
+        yield writer.writerow
 
 
 def read_index(clean_dir) -> pd.DataFrame:
@@ -615,7 +629,7 @@ def _prediction_problems(table: pd.DataFrame, labels: list) -> list:
 DETAIL_COLUMNS = {"Instrument (abbr.)": "instrument", "Pitch": "pitch", "Dynamics": "dynamics"}
 
 
-def read_note_details(csv) -> pd.DataFrame:
+def read_note_details(metadata_csv) -> pd.DataFrame:
     """Each note's instrument, pitch and dynamics from a metadata CSV (the plot stage's breakdowns).
 
     Returns
@@ -624,9 +638,9 @@ def read_note_details(csv) -> pd.DataFrame:
         Columns ``Path``, ``instrument``, ``pitch``, ``dynamics`` (strings; ``""`` where the
         metadata has no ``Pitch`` or ``Dynamics`` column, as your own set may not).
     """
-    table = _read_csv(csv, columns=("Path", "Instrument (abbr.)"), what="metadata file")
+    table = _read_csv(metadata_csv, columns=("Path", "Instrument (abbr.)"), what="metadata file")
     if table["Path"].duplicated().any():
-        _fail(csv, [f"{p} is listed more than once" for p in sorted(set(table.loc[table["Path"].duplicated(), "Path"]))],
+        _fail(metadata_csv, [f"{p} is listed more than once" for p in sorted(set(table.loc[table["Path"].duplicated(), "Path"]))],
               what="bad metadata")
     out = pd.DataFrame({"Path": table["Path"]})
     for column, name in DETAIL_COLUMNS.items():

@@ -364,6 +364,19 @@ def test_written_index_holds_exactly_its_columns_one_row_a_line(tmp_path):
     ]
 
 
+def test_index_paths_with_commas_and_quotes_round_trip(tmp_path):
+    index = make_index(2).assign(Path=['Winds/Flute/a, "loud".wav', "Winds/Flute/b.wav"])
+    layout.write_index(tmp_path, index)
+    pd.testing.assert_frame_equal(layout.read_index(tmp_path), index, check_dtype=False)
+
+
+def test_an_index_interrupted_while_written_leaves_no_file(tmp_path):
+    with pytest.raises(KeyboardInterrupt), layout.index_writer(tmp_path) as write_row:
+        write_row(tuple(make_index(1).iloc[0]))
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_index_accepts_the_last_fold_and_late_windows(tmp_path):
     index = make_index(5).assign(window_index=[0, 7, 99, 1000, 10**9])
     index.to_csv(tmp_path / layout.INDEX_FILE, index=False)
