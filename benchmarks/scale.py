@@ -164,6 +164,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if any(f < 1 for f in args.factors):
         parser.error("--factors must be >= 1")
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="scale.", dir=args.work) as work:
         results = []
         for factor in args.factors:
