@@ -192,3 +192,15 @@ def test_a_mask_can_fall_on_every_band_the_first_and_last_included(axis, size):
     assert changed.sum(axis=1).max() == 1
     hits = changed.sum(axis=0)
     assert len(hits) == size and hits.min() > 0.5 * hits.mean(), hits
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_each_epoch_augments_its_windows_anew():
+    """Eight copies of one window in one batch: each epoch must draw new EQ curves, not replay the first epoch's."""
+    window = np.random.default_rng(2).uniform(-60, 0, size=(1, 20, 16, 1)).astype(np.float32)
+    x, y = np.repeat(window, 8, axis=0), np.arange(8, dtype=np.int32)
+    ds = train.dataset(x, y, batch_size=8, seed=1, augment=settings(eq_db=6.0))
+    first, second = (np.sort(np.concatenate([bx.numpy() for bx, _ in ds]).reshape(8, -1), axis=0) for _ in range(2))
+    assert not np.allclose(first, second)

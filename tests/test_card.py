@@ -52,6 +52,7 @@ def test_an_unreadable_card_says_it_is_the_model_card(tmp_path):
 
 @pytest.mark.parametrize("text, expected", [
     (card_json(labels=["a"]), "labels: List should have at least 2 items"),
+    (card_json(test_folds=[]), "test_folds: List should have at least 1 item"),
     (card_json(seed="seven"), "seed: Input should be a valid integer"),
     (card_json(model="resnet"), "model: Input should be"),
     (card_json(clean={"sample_rate": "fast"}), "clean.sample_rate: "),

@@ -488,3 +488,48 @@ def test_a_note_exactly_one_window_long_is_not_counted_as_padded(tmp_path):
     metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert (metrics["windows_written"], metrics["seconds_kept"]) == (2, 1.5)
     assert metrics["notes_padded"] == 1
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def _with_libraries(raw, libraries: dict):
+    """Give the raw set's metadata a Library column: ``{Path: library}``, "A" for the other notes."""
+    csv = raw / "TinySOL_metadata.csv"
+    table = pd.read_csv(csv)
+    table["Library"] = [libraries.get(p, "A") for p in table["Path"]]
+    table.to_csv(csv, index=False)
+    return raw
+
+
+def test_a_library_whose_every_note_is_silent_gives_no_window_and_is_not_counted(tmp_path):
+    """'libraries' counts the libraries the windows come from: one whose notes are all silent gave none."""
+    rows = small_rows() + [row("Winds/Flute", "Fl", "Winds", "G9", 2, y=np.zeros(16000))]
+    raw = _with_libraries(make_raw(tmp_path / "raw", rows), {rows[-1]["Path"]: "B"})
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert set(layout.read_index(tmp_path / "clean")["library"]) == {"A"}
+    assert (metrics["notes_silent"], metrics["libraries"]) == (1, 1)
+
+
+def test_clipped_samples_are_summed_over_every_note(tmp_path):
+    """Three notes too loud for 16 bits: samples_clipped is the sum of what each note's windows clipped."""
+    sr = CONFIG.sample_rate  # no resampling: the loud samples reach the windows as they are
+    t = np.arange(sr) / sr
+    rows = [row("Winds/Flute", "Fl", "Winds", f"C{k}", k, y=gain * np.sin(2 * np.pi * 440 * t), sr=sr, subtype="FLOAT")
+            for k, gain in enumerate((3.0, 2.0, 1.2))]
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    per_note = [audio.to_pcm16(audio.prepare(*audio.load(raw / "audio" / r["Path"]), **CONFIG.model_dump()))[1] for r in rows]
+    assert all(per_note) and len(set(per_note)) == 3
+    assert metrics["samples_clipped"] == sum(per_note)
+
+
+def test_under_the_family_target_windows_are_named_after_the_family(raw, tmp_path):
+    """The documented name <label>/<stem>_<i>.wav, with the family as the label: instrclf window finds it by that name."""
+    out = tmp_path / "clean"
+    clean.run(raw, out, clean=CONFIG, target="family", jobs=1, progress=False)
+    index = layout.read_index(out)
+    names = [f"{r.family}/{Path(r.Path).stem}_{r.window_index}.wav" for r in index.itertuples()]
+    assert index["window"].tolist() == names
+    wav = data.write_window(out, f"Winds/{Path(small_rows()[0]['Path']).stem}_0.wav", tmp_path / "w.wav", sample_rate=16000)
+    assert sf.info(wav).frames == 16000

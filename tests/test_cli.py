@@ -514,3 +514,18 @@ def test_the_window_command_writes_one_clean_window_and_prints_its_path(tmp_path
     info = sf.info(out)
     assert (info.samplerate, info.channels, info.frames, info.subtype) == (8000, 1, 4000, "PCM_16")
     np.testing.assert_array_equal(sf.read(out, dtype="int16")[0], np.load(layout.shard_path(clean_dir, index["shard"].iloc[3]))[index["row"].iloc[3]])
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_exactly_a_quarter_window_of_sound_is_not_warned(model_dir, tmp_path, capsys):
+    """The rule warns under a quarter of a window: 1000 samples at 8 kHz (0.125 s of a 0.5-s window) are enough, 999 not."""
+    sf.write(tmp_path / "quarter.wav", np.full(1000, 0.5, np.float32), 8000, subtype="FLOAT")
+    sf.write(tmp_path / "under.wav", np.full(999, 0.5, np.float32), 8000, subtype="FLOAT")
+    code, out, err = classify_in_process(capsys, "--model", model_dir / "tiny.keras", "--json",
+                                         tmp_path / "quarter.wav", tmp_path / "under.wav")
+    assert code == 0, err
+    rows = {Path(r["file"]).name: r for r in map(json.loads, out.splitlines())}
+    assert rows["quarter.wav"]["windows"] == 1 and "warning" not in rows["quarter.wav"]
+    assert rows["under.wav"]["warning"].startswith("only 0.1249 s of sound")

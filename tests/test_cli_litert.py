@@ -232,3 +232,18 @@ def test_a_float16_models_export_does_not_answer_for_it_under_auto(project, tmp_
 
     monkeypatch.setattr(cli, "open_export", mixed)
     assert cli.open_model(keras_path)[2] == keras_path
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_missing_keras_beside_its_export_is_one_error_line(project, recordings, tmp_path, capsys):
+    """models/<m>.keras deleted, its card and export still there: the error says the model is missing, and nothing else."""
+    keras_path = _copy(project, tmp_path)
+    keras_path.unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["classify", "--model", str(keras_path), str(recordings[0])])
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {keras_path}: model not found")

@@ -776,3 +776,18 @@ def test_run_exp_show_runs_in_the_folder_it_is_given(fake_dvc, tmp_path, monkeyp
     (fake_dvc / "exps.json").write_text(json.dumps(exp_show()))
     monkeypatch.chdir(tmp_path)  # no exps.json here
     assert compare.run_exp_show(cwd=fake_dvc) == exp_show()
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_readme_written_from_experiments_holds_every_column(capsys, exps_json, tmp_path):
+    """The three-column table is for a screen; the README's Markdown table keeps every figure, as --format markdown does."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    code, _, _ = run(capsys, "--exps-json", exps_json, "--readme", readme)
+    assert code == 0
+    header = "| source | model | " + " | ".join(h for h, _ in compare.COLUMNS) + " |"
+    assert header in readme.read_text().splitlines()
+    markdown = run(capsys, "--exps-json", exps_json, "--format", "markdown")[1]
+    assert markdown.strip() in readme.read_text()

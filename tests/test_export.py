@@ -337,3 +337,15 @@ def test_litert_takes_a_smaller_batch_after_a_larger_one(exported, windows, kera
     model = LiteRtModel(exported[2] / "conv1d.tflite")
     for n in (7, 2, 5, 1):
         assert np.abs(model.predict_on_batch(windows[:n]) - keras_probs[:n]).max() <= 1e-4
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_savedmodels_bytes_are_those_of_its_files(exported):
+    _, _, out, results = exported
+    folder = out / "conv1d.savedmodel"
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert any(p.is_dir() for p in folder.rglob("*"))  # variables/, assets/: folders whose own size is no file's
+    assert results["savedmodel_bytes"] == sum(p.stat().st_size for p in files)
+    assert results["tflite_bytes"] == (out / "conv1d.tflite").stat().st_size

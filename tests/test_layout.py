@@ -559,3 +559,16 @@ def test_a_shard_is_filled_up_to_its_size_exactly(tmp_path):
     assert [writer.add(pcm[:2]), writer.add(pcm[2:3]), writer.add(pcm[3:])] == [(0, 0), (0, 2), (1, 0)]
     writer.flush()
     assert [np.load(layout.shard_path(tmp_path, s)).tolist() for s in (0, 1)] == [pcm[:3].tolist(), pcm[3:].tolist()]
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_fortran_order_array_is_refused_not_read_scrambled(tmp_path):
+    """np.save of a transposed array stores it column by column: its rows are not where a C-order reader looks."""
+    rows = np.arange(12, dtype=np.int16).reshape(3, 4)
+    np.save(tmp_path / "f.npy", np.asfortranarray(rows))
+    with pytest.raises(DataError, match=r"f\.npy: not a C-order numeric array with rows"):
+        layout.NpyRows(tmp_path / "f.npy")
+    np.save(tmp_path / "c.npy", rows)
+    np.testing.assert_array_equal(layout.NpyRows(tmp_path / "c.npy").read([2, 0]), rows[[2, 0]])

@@ -458,3 +458,20 @@ def test_the_last_frames_of_a_note_reach_the_answer(name):
     changed = spec.copy()
     changed[:, -2:] = rng.uniform(-80, 0, size=(4, 2, 40, 1))
     assert not np.allclose(call(back, spec), call(back, changed), rtol=0, atol=1e-7)
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_refused_mixed_precision_back_end_leaves_the_next_model_in_float32(spec_shape):
+    """A bfloat16 config too deep for the input is refused; what is built next in the process still computes in float32."""
+    too_deep = Conv1dConfig(**(RECIPE | {"precision": "mixed_bfloat16"}), filters=[4] * 8, kernel_size=3, dense=8,
+                            dropout=0.1, l2=0.0)
+    try:
+        with pytest.raises(ParameterError, match="does not fit the input spectrogram"):
+            backends.build("conv1d", config=too_deep, input_shape=spec_shape, n_classes=3, fold=0)
+        assert keras.config.dtype_policy().name == "float32"
+        assert tiny_back("baseline", spec_shape).get_layer("softmax").compute_dtype == "float32"
+        assert keras.layers.Dense(2).compute_dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy("float32")  # whatever happened, the tests after this one start in float32

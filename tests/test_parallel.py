@@ -243,3 +243,27 @@ def test_workers_run_only_a_few_chunks_ahead_of_a_slow_consumer(tmp_path, chunks
     assert chunksize < started <= (1 + 2 * 2) * chunksize, f"{started} of 60 items ran ahead of the caller"
     assert list(results) == list(range(1, 60))
     assert len(list(tmp_path.iterdir())) == 60
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_one_item_runs_in_this_process_whatever_the_jobs():
+    """With one item there is nothing to share out: no pool is started, the initializer runs here."""
+    _STATE.clear()
+    try:
+        assert parallel.process_map(recall, [0], jobs=2, initializer=remember, initargs=("here",), progress=False) == [
+            ("here", os.getpid())]
+    finally:
+        _STATE.clear()
+
+
+def pid_after_a_while(_):
+    time.sleep(0.01)
+    return os.getpid()
+
+
+def test_a_few_dozen_items_keep_every_worker_busy():
+    """32 items of 10 ms on 2 workers: the default chunks (about 8 per worker) give both of them work."""
+    pids = parallel.process_map(pid_after_a_while, range(32), jobs=2, progress=False)
+    assert len(set(pids)) == 2 and os.getpid() not in pids

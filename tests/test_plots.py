@@ -513,3 +513,18 @@ def test_class_roc_rows_keep_the_asked_budget_per_class(max_points):
     for label in LABELS:
         fpr, tpr = curve(rows, label)
         assert 2 <= len(fpr) <= max_points and (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_failure_summary_names_no_best_group_when_every_group_is_a_lowest(tmp_path):
+    """Two dynamics with enough notes and lowest=2: both are listed as the lowest; no 'best' repeats one of them."""
+    out = tmp_path / "breakdown"
+    write_json(out / "test_dynamics.json", [
+        {"series": "m", "group": "pp", "order": 0, "fold": 0, "accuracy": 0.5, "notes": 30},
+        {"series": "m", "group": "ff", "order": 1, "fold": 0, "accuracy": 0.9, "notes": 30},
+    ])
+    text = plots.failure_summary(out, lowest=2, min_notes=20)
+    assert text == ("m, test folds: 0.700 of 60 notes. Lowest dynamics: pp 0.500 (folds 0.50-0.50, 30 notes); "
+                    "ff 0.900 (folds 0.90-0.90, 30 notes).")

@@ -224,3 +224,13 @@ def test_predictions_are_the_models_in_inference_mode_and_repeat_exactly(clean_d
         else:
             expected = np.mean([reference[f][row.Path] for f in FOLDS], axis=0)
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_models_whose_labels_are_in_another_order_are_refused(tmp_path, features_dir):
+    """The same classes in another order: output k of the model is not the data's class k, so every column would be misnamed."""
+    paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, labels=["Vn", "Tbn", "Fl"]) for f in FOLDS}
+    with pytest.raises(DataError, match=r"labels \['Vn', 'Tbn', 'Fl'\] differ from the clean data's \['Fl', 'Tbn', 'Vn'\]"):
+        predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")

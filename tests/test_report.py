@@ -232,3 +232,13 @@ def test_a_wrong_note_missing_from_the_metadata_shows_empty_pitch_and_dynamics(p
     row = wrong[wrong["Path"] == missing].iloc[0]
     assert (row["pitch"], row["dynamics"]) == ("", "")
     assert wrong["pitch"].map(type).eq(str).all() and wrong["dynamics"].map(type).eq(str).all()
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_the_figures_count_the_media_files_written(project, tmp_path):
+    """media_files is what media/ holds: an .ogg and a .png for each wrong note."""
+    figures = run_report(project, tmp_path / "out", jobs=1)
+    written = sorted(p.name for p in (tmp_path / "out" / "media").iterdir())
+    assert figures["media_files"] == len(written) == 2 * (figures["wrong_test"] + figures["wrong_unseen"])

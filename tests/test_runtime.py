@@ -80,3 +80,17 @@ def test_bytes_that_are_not_utf8_are_replayed_not_raised(capfd):
     except RuntimeError as exc:
         assert str(exc) == "inside"  # not replaced by a UnicodeDecodeError from the replay
     assert capfd.readouterr().err.splitlines() == ["caf\ufffd path", "next line"]
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_log_level_the_user_set_is_kept():
+    """TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's every line (or classify's 3): importing through runtime leaves it."""
+    import os
+
+    code = "import os; from instrclf.runtime import tf; tf.constant(1.0); print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"
+    for level in ("0", "3"):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
+        assert proc.returncode == 0 and proc.stdout.split()[-1] == level, proc.stderr

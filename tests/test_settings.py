@@ -489,3 +489,15 @@ def test_a_range_may_sit_on_either_bound_and_be_a_single_value():
     with pytest.raises(ParameterError) as error:
         settings.SoundfontSettings.from_params({**base, "reverb_mix": [0.6, 0.4]})
     assert str(error.value) == "data.soundfont.reverb_mix = [0.6, 0.4]: min must be <= max"
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_python_tag_in_the_params_file_is_refused_and_runs_nothing(tmp_path):
+    """params.yaml is data: a tag that would call Python (here os.mkdir) is a YAML error, and nothing is run."""
+    made = tmp_path / "made-by-the-params-file"
+    (tmp_path / "params.yaml").write_text(f"seed: !!python/object/apply:os.mkdir [{str(made)!r}]\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match=r"params\.yaml is not valid YAML"):
+        settings.load(tmp_path / "params.yaml")
+    assert not made.exists()

@@ -134,3 +134,14 @@ def test_what_is_wrong_with_a_file_is_said_plainly(tmp_path):
         (tmp_path / "bad.sf2").write_bytes(head)
         assert libraries.problem(tmp_path / "bad.sf2") == "is not a SoundFont (no RIFF sfbk header)", head
     assert libraries.problem(soundfont_file(tmp_path / "good.sf2")) is None
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+@pytest.mark.parametrize("name", ["Piano.SF2", "Strings.Sf3"])
+def test_a_soundfont_path_with_a_capital_suffix_is_a_library(tmp_path, name):
+    """Windows tools write .SF2: the suffix is matched whatever its case, as problem() matches .CFG."""
+    font = soundfont_file(tmp_path / name)
+    (lib,) = libraries.resolve([str(font)])
+    assert (lib.name, lib.path) == (Path(name).stem, font)

@@ -399,3 +399,57 @@ def test_data_of_one_library_records_no_held_out_library_even_when_one_is_named(
     assert TINY_PARAMS["split"]["unseen_library"] == "B"
     _, card, _ = run(one, test_fold=0)
     assert card.unseen_library is None
+
+
+# Hostile mutants, round 6 (benchmarks/hostile_mutants/round6): cases beside the tested ones.
+
+
+def test_a_warm_up_that_rounds_to_the_whole_schedule_still_leaves_a_decay():
+    """1.6 of 2 epochs of one step rounds to 2 steps of warm-up: one is kept for the decay, and training can start."""
+    peak = 0.01
+    schedule = train.learning_rate(model_config(epochs=2, learning_rate=peak), warmup_epochs=1.6, steps_per_epoch=1)
+    lr = [float(schedule(s)) for s in range(3)]
+    assert lr[0] == pytest.approx(peak / 10) and lr[1] == pytest.approx(peak) and lr[2] == pytest.approx(0, abs=1e-9)
+
+
+def _quick_fit(job, x_train, y_train, x_val, y_val, *, n_classes, **kwargs):
+    """An untrained back end in place of fit: for what run reports around the training."""
+    back = backends.build(job.model, config=job.config, input_shape=x_train.shape[1:], n_classes=n_classes, fold=job.fold)
+    return train.Fitted(back=back, history={}, epochs_run=1, best_epoch=1, best_val_accuracy=0.5, train_seconds=1.0,
+                        draws_per_epoch=len(x_train))
+
+
+def test_the_peak_memory_is_the_processs_in_megabytes(features_dir, monkeypatch):
+    """peak_memory_mb: the resident peak of the training process (TensorFlow alone takes well over 100 MB)."""
+    import resource
+
+    monkeypatch.setattr(train, "fit", _quick_fit)
+    _, _, figures = run(features_dir, test_fold=0)
+    now = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    assert 100 <= figures["peak_memory_mb"] <= now + 1
+
+
+def test_the_train_stage_keeps_the_timings_out_of_the_metrics(tmp_path, monkeypatch):
+    """The metrics file is reproduced byte for byte by a rerun; the timings, which are not, go to their own file."""
+    import importlib.util
+    import json
+
+    from synthetic import tiny_card, write_params
+
+    from instrclf import models
+
+    spec = importlib.util.spec_from_file_location("stage_train", ROOT / "stages" / "train.py")
+    stage_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage_module)
+    model = models.build("baseline", config=model_config(), clean=CLEAN, features=FEATURES, n_classes=3)
+    figures = {"best_val_accuracy": 0.5, "epochs_run": 2, "train_seconds": 1.5, "read_seconds": 0.1,
+               "samples_per_second": 10.0, "peak_memory_mb": 500}
+    monkeypatch.setattr(train, "run", lambda job, **kwargs: (model, tiny_card("baseline", labels=["Fl", "Tbn", "Vn"],
+                                                                               test_folds=[0]), dict(figures)))
+    out = tmp_path / "out"
+    stage_module.main(["--params", str(write_params(tmp_path / "params.yaml", TINY_PARAMS)), "--model", "baseline",
+                       "--fold", "0", "--features", str(tmp_path / "features"), "--out", str(out / "baseline-0.keras"),
+                       "--metrics", str(out / "metrics.json"), "--timings", str(out / "timings.json"),
+                       "--live", str(out / "live")])
+    assert set(json.loads((out / "timings.json").read_text())) == set(train.TIMING_KEYS)
+    assert json.loads((out / "metrics.json").read_text()) == {"best_val_accuracy": 0.5, "epochs_run": 2}
