@@ -1,6 +1,8 @@
 """Tests of instrclf.clean and stages/clean.py on tiny synthetic raw sets in TinySOL's layout."""
 
+import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import psutil
 import pytest
 import soundfile as sf
 import yaml
+from tqdm import tqdm
 
 from instrclf import audio, clean, data, layout
 from instrclf.errors import DataError, ParameterError
@@ -488,3 +491,130 @@ def test_a_note_exactly_one_window_long_is_not_counted_as_padded(tmp_path):
     metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
     assert (metrics["windows_written"], metrics["seconds_kept"]) == (2, 1.5)
     assert metrics["notes_padded"] == 1
+
+
+# --- what a user reads: errors, metrics, progress (jobs=1: every note is cleaned in this process) ---------------
+
+
+def test_missing_and_unreadable_notes_are_each_named_with_their_reason_in_path_order(raw, tmp_path):
+    paths = sorted(pd.read_csv(raw / "TinySOL_metadata.csv")["Path"])
+    (raw / "audio" / paths[1]).unlink()
+    _break(raw / "audio" / paths[5], "text")
+    _break(raw / "audio" / paths[6], "truncated")
+    with pytest.raises(DataError) as info:
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    head, _, listed = str(info.value).partition(": ")
+    assert head == "3 of 9 audio file(s) are missing or bad"
+    audio_dir = str(raw / "audio")
+    entries = re.split(f"; (?={re.escape(audio_dir)})", listed)  # one entry per bad note, "; " between them
+    assert [e.split(": ", 1)[0] for e in entries] == [str(raw / "audio" / paths[i]) for i in (1, 5, 6)]
+    assert entries[0].endswith(": missing (listed in TinySOL_metadata.csv)")
+    assert ": not readable as audio" in entries[1] and "None" not in entries[1]
+    assert ": truncated" in entries[2]
+    assert not (tmp_path / "clean").exists()
+
+
+def test_every_collision_of_window_names_is_listed(tmp_path):
+    """Two pairs of notes whose windows would share names: one error naming both pairs, "; " between them."""
+    rows = [row("Winds/Flute", "Fl", "Winds", name, k) for k, name in enumerate(["C4", "C4", "D4", "D4"])]
+    rows[1]["Path"] = rows[1]["Path"].replace("ordinario", "other")
+    rows[3]["Path"] = rows[3]["Path"].replace("ordinario", "other")
+    raw = make_raw(tmp_path / "raw", rows)
+    with pytest.raises(DataError) as info:
+        clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert str(info.value) == (
+        f"{raw / 'TinySOL_metadata.csv'}: window names collide: "
+        "Winds/Flute/ordinario/Fl-ord-C4-mf-N.wav and Winds/Flute/other/Fl-ord-C4-mf-N.wav would both write "
+        "Fl/Fl-ord-C4-mf-N_<i>.wav; "
+        "Winds/Flute/ordinario/Fl-ord-D4-mf-N.wav and Winds/Flute/other/Fl-ord-D4-mf-N.wav would both write "
+        "Fl/Fl-ord-D4-mf-N_<i>.wav"
+    )
+
+
+def _tone(n, *, clip_at=(), sr=16000):
+    """``n`` samples of a 440-Hz tone at half scale, loud from the first to the last sample; ``clip_at``: samples set past full scale."""
+    y = 0.5 * np.sin(2 * np.pi * 440.0 * np.arange(n) / sr)
+    for i, value in clip_at:
+        y[i] = value
+    return y
+
+
+def test_clipped_samples_are_summed_over_every_note_and_a_class_of_one_window_counts(tmp_path):
+    """Three notes of exactly one window, one per instrument: 3 + 5 samples past full scale, then none."""
+    rows = [
+        row("Winds/Flute", "Fl", "Winds", "A4", 0, y=_tone(16000, clip_at=[(100, 1.5), (200, -1.5), (300, 2.0)]),
+            sr=16000, subtype="FLOAT"),
+        row("Winds/Oboe", "Ob", "Winds", "A4", 1, y=_tone(16000, clip_at=[(i, -1.25) for i in range(10, 15)]),
+            sr=16000, subtype="FLOAT"),
+        row("Strings/Violin", "Vn", "Strings", "A4", 2, y=_tone(16000), sr=16000, subtype="FLOAT"),
+    ]
+    raw = make_raw(tmp_path / "raw", rows)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert metrics["samples_clipped"] == 8
+    assert (metrics["windows_written"], metrics["classes"]) == (3, 3)
+    assert metrics["windows_per_class_min"] == metrics["windows_per_class_max"] == 1
+    pcm = np.load(tmp_path / "clean" / "shards" / "00000.npy")
+    assert int(np.count_nonzero((pcm == 32767) | (pcm == -32768))) == 8  # the clipped samples sit at full scale
+
+
+def test_libraries_counts_the_libraries_that_gave_windows(tmp_path):
+    """Two libraries with sounding notes and a third whose only note is silent: 2 libraries."""
+    rows = [row("Winds/Flute", "Fl", "Winds", "A4", 0), row("Winds/Oboe", "Ob", "Winds", "A4", 1),
+            row("Strings/Violin", "Vn", "Strings", "A4", 2, y=np.zeros(16000))]
+    raw = make_raw(tmp_path / "raw", rows)
+    csv = raw / "TinySOL_metadata.csv"
+    pd.read_csv(csv).assign(Library=["Alpha", "Beta", "Gamma"]).to_csv(csv, index=False)
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert (metrics["libraries"], metrics["notes_silent"]) == (2, 1)
+    assert sorted(set(layout.read_index(tmp_path / "clean")["library"])) == ["Alpha", "Beta"]
+
+
+def test_seconds_are_rounded_to_the_millisecond(tmp_path):
+    """12,345 loud samples at 16 kHz are 0.7715625 s, in and kept: reported as 0.772."""
+    raw = make_raw(tmp_path / "raw", [row("Winds/Flute", "Fl", "Winds", "A4", 0, y=_tone(12345), sr=16000)])
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert metrics["seconds_in"] == metrics["seconds_kept"] == 0.772
+
+
+def test_a_note_of_a_single_loud_sample_is_one_padded_window(tmp_path):
+    raw = make_raw(tmp_path / "raw", [row("Winds/Flute", "Fl", "Winds", "A4", 0, y=np.array([0.5]), sr=16000)])
+    metrics = clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, progress=False)
+    assert (metrics["windows_written"], metrics["notes_padded"], metrics["notes_silent"]) == (1, 1, 0)
+    window = np.load(tmp_path / "clean" / "shards" / "00000.npy")[0]
+    assert window[0] == 16384 and not window[1:].any()  # the sample, then silence
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's is (tqdm hides its bar on anything else)."""
+
+    def isatty(self):
+        return True
+
+
+def _terminal(monkeypatch):
+    """sys.stderr as a terminal for one test, without tqdm's monitor thread: a thread left running in a
+    process that later forks can leave a fork holding tqdm's lock for ever (mutmut forks from this process)."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
+    return terminal
+
+
+@pytest.mark.parametrize("progress", [None, True, False])
+def test_a_terminal_shows_a_clean_bar_counting_notes_unless_progress_is_off(raw, tmp_path, monkeypatch, progress):
+    """``progress`` left out (None here) or True: a bar "clean: 100% ... 9/9 ... note/s"; False: nothing."""
+    terminal = _terminal(monkeypatch)
+    kwargs = {} if progress is None else {"progress": progress}
+    clean.run(raw, tmp_path / "clean", clean=CONFIG, target="instrument", jobs=1, **kwargs)
+    shown = terminal.getvalue()
+    if progress is False:
+        assert shown == ""
+    else:
+        last = shown.replace("\n", "\r").strip("\r").split("\r")[-1]
+        assert re.match(r"clean: 100%\|.*\| 9/9 \[", last), last
+        assert re.search(r"\d(note/s|s/note)\]$", last), last
+
+
+def test_without_per_class_two_notes_of_each_label_are_picked():
+    notes = [clean.Note(path=f"x/{i}.wav", fold=0, family="F", instrument="A", library="L", label="A") for i in range(5)]
+    assert [n.path for n in clean.pick_notes(notes)] == ["x/0.wav", "x/4.wav"]

@@ -1,6 +1,9 @@
 """Tests of instrclf.parallel.process_map: order, errors, in-process work, no orphaned workers."""
 
+import io
+import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tqdm import tqdm
 
 from instrclf import parallel
 from instrclf.errors import ParameterError
@@ -243,3 +247,164 @@ def test_workers_run_only_a_few_chunks_ahead_of_a_slow_consumer(tmp_path, chunks
     assert chunksize < started <= (1 + 2 * 2) * chunksize, f"{started} of 60 items ran ahead of the caller"
     assert list(results) == list(range(1, 60))
     assert len(list(tmp_path.iterdir())) == 60
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a user's is (tqdm hides its bar on anything else)."""
+
+    def isatty(self):
+        return True
+
+
+def _terminal(monkeypatch):
+    """sys.stderr as a terminal for one test, without tqdm's monitor thread: a thread left running in a
+    process that later forks can leave a fork holding tqdm's lock for ever (mutmut forks from this process)."""
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(tqdm, "monitor_interval", 0)
+    return terminal
+
+
+def square(x):
+    return x * x
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("progress", [None, True, False])
+def test_a_terminal_shows_the_bar_with_its_label_and_count_unless_progress_is_off(monkeypatch, jobs, progress):
+    """``progress`` left out (None here) or True: "work: 100%|...| 5/5 [... it/s]" on a terminal; False: nothing."""
+    terminal = _terminal(monkeypatch)
+    kwargs = {} if progress is None else {"progress": progress}
+    assert parallel.process_map(square, range(5), jobs=jobs, desc="work", **kwargs) == [0, 1, 4, 9, 16]
+    shown = terminal.getvalue()
+    if progress is False:
+        assert shown == ""
+    else:
+        last = shown.replace("\n", "\r").strip("\r").split("\r")[-1]
+        assert re.match(r"work: 100%\|.*\| 5/5 \[", last), last
+        assert re.search(r"\d(it/s|s/it)\]$", last), last
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_bar_counts_in_the_unit_it_is_given(monkeypatch, jobs):
+    terminal = _terminal(monkeypatch)
+    assert parallel.process_map(square, range(3), jobs=jobs, desc="render", unit="note") == [0, 1, 4]
+    last = terminal.getvalue().replace("\n", "\r").strip("\r").split("\r")[-1]
+    assert re.match(r"render: 100%\|.*\| 3/3 \[.*\d(note/s|s/note)\]$", last), last
+
+
+def test_the_generator_shows_a_bar_of_items_by_default(monkeypatch):
+    """process_imap with neither progress nor unit: a bar on a terminal, counting items ("it")."""
+    terminal = _terminal(monkeypatch)
+    assert list(parallel.process_imap(square, range(3), jobs=1)) == [0, 1, 4]
+    last = terminal.getvalue().replace("\n", "\r").strip("\r").split("\r")[-1]
+    assert re.match(r"100%\|.*\| 3/3 \[.*\d(it/s|s/it)\]$", last), last
+
+
+def test_one_item_runs_in_this_process_whatever_the_jobs():
+    """The docstring's promise: with one item, no pool at all (its initializer runs here too)."""
+    _STATE.clear()
+    try:
+        assert parallel.process_map(recall, [0], jobs=2, initializer=remember, initargs=("here",), progress=False) == [
+            ("here", os.getpid())]
+    finally:
+        _STATE.clear()
+
+
+def test_without_sched_getaffinity_the_work_uses_the_cpu_count(monkeypatch):
+    """macOS has no os.sched_getaffinity: the CPU count, or one job if even that is unknown."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert parallel.jobs_or_cores(None) == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert parallel.jobs_or_cores(None) == 1
+
+
+def mark_worker(folder):
+    Path(folder, str(os.getpid())).touch()
+
+
+def test_jobs_is_the_number_of_worker_processes(tmp_path, monkeypatch):
+    """jobs=3 on a machine that reports 8 cores: three workers, not one per core."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    results = parallel.process_map(square, range(30), jobs=3, initializer=mark_worker, initargs=(str(tmp_path),),
+                                   chunksize=1, progress=False)
+    assert results == [x * x for x in range(30)]
+    assert len(list(tmp_path.iterdir())) == 3
+
+
+def pid_after_a_pause_on_zero(x):
+    if x == 0:
+        time.sleep(0.5)
+    return os.getpid()
+
+
+def test_a_chunk_of_items_goes_to_one_worker():
+    """chunksize=4: items 0-3 run in one worker, one after the other, even while item 0 keeps it busy."""
+    pids = parallel.process_map(pid_after_a_pause_on_zero, range(8), jobs=2, chunksize=4, progress=False)
+    assert len(set(pids[:4])) == 1 and len(set(pids[4:])) == 1
+    assert os.getpid() not in pids
+
+
+@pytest.mark.parametrize("n, chunk", [(10, 1), (160, 10), (2400, 64)])
+def test_the_default_chunks_hold_an_eighth_of_a_workers_share_at_most_64_items(tmp_path, n, chunk):
+    """Without chunksize, 2 jobs cut n items into chunks of n // 16 (1 to 64): a slow consumer holding the
+    first result has exactly that chunk and 2 x 2 more done, no more (what a caller holds in memory)."""
+    items = [(str(tmp_path), i) for i in range(n)]
+    results = parallel.process_imap(mark_started, items, jobs=2, progress=False)
+    assert next(results) == 0
+    expected = (1 + 2 * 2) * chunk
+    deadline = time.monotonic() + 10
+    while len(list(tmp_path.iterdir())) < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # anything beyond the bound would start meanwhile
+    assert len(list(tmp_path.iterdir())) == expected
+    assert list(results) == list(range(1, n))
+
+
+def _with_default_start_method(method, run):
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(method, force=True)
+    try:
+        return run()
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def test_workers_are_forked_where_the_platform_allows_even_if_its_default_is_spawn():
+    """Forked workers start with the parent's state (no re-import): here a value set after import."""
+    _STATE.clear()
+    _STATE["value"] = "set in the parent"
+    try:
+        results = _with_default_start_method(
+            "spawn", lambda: parallel.process_map(recall, range(4), jobs=2, chunksize=1, progress=False))
+    finally:
+        _STATE.clear()
+    assert {value for value, _ in results} == {"set in the parent"}
+    assert os.getpid() not in {pid for _, pid in results}
+
+
+def test_without_fork_the_platforms_own_start_method_is_used(monkeypatch):
+    """Where fork is not offered (Windows), the default start method runs the work (spawned workers re-import)."""
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    _STATE.clear()
+    _STATE["value"] = "set in the parent"
+    try:
+        results = _with_default_start_method(
+            "spawn", lambda: parallel.process_map(recall, range(4), jobs=2, chunksize=1, progress=False))
+    finally:
+        _STATE.clear()
+    assert {value for value, _ in results} == {None}
+    assert os.getpid() not in {pid for _, pid in results}
+
+
+def square_slowly(x):
+    time.sleep(0.04)
+    return x * x
+
+
+def test_the_bar_redraws_at_most_once_a_second(monkeypatch):
+    """Five items in about 0.2 s: the bar is drawn at 0/5 and at 5/5, nothing between (a terminal's log stays short)."""
+    terminal = _terminal(monkeypatch)
+    parallel.process_map(square_slowly, range(5), jobs=1, desc="work")
+    assert set(re.findall(r"\| (\d)/5 \[", terminal.getvalue())) == {"0", "5"}
