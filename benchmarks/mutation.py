@@ -68,6 +68,8 @@ PACKAGE = ROOT / "instrclf"
 RESULTS = ROOT / "benchmarks" / "results" / "mutation.json"
 EQUIVALENT = ROOT / "benchmarks" / "mutation_equivalent.json"
 SCRATCH = ROOT / "mutants"
+#: A copy of mutmut's stats as the full run left them (in the scratch copy's mutants/): the tests that existed then.
+FULL_RUN_STATS = "mutmut-stats.full-run.json"
 
 #: Repository files the tests read besides tests/ and the package (ROOT / "params.yaml", stages/...).
 COPY = ("pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "Makefile", "stages", "tests", "instrclf")
@@ -327,8 +329,12 @@ def run_module(module, *, previous, equivalent, timeout, recheck=False):
         work = prepare(module, tests)
         mode = "full run"
     stats_file = work / "mutants" / "mutmut-stats.json"
-    old_tests = set(json.loads(stats_file.read_text(encoding="utf-8"))["duration_by_test"]) \
-        if names is not None and stats_file.exists() else set()
+    # the tests of the full run: a killed survivor is credited to the first test added since then (a recheck
+    # after a recheck would otherwise count the first recheck's new tests as old ones)
+    full_stats = work / "mutants" / FULL_RUN_STATS
+    known = full_stats if full_stats.exists() else stats_file
+    old_tests = set(json.loads(known.read_text(encoding="utf-8"))["duration_by_test"]) \
+        if names is not None and known.exists() else set()
     log = work / "mutmut.log"
     print(f"{module}: {mode}: mutmut run against {' '.join(tests)} (log: {log.relative_to(ROOT)})", flush=True)
     start = time.monotonic()
@@ -337,6 +343,8 @@ def run_module(module, *, previous, equivalent, timeout, recheck=False):
     else:
         code = mutmut(work, "run", "--max-children", "1", *(names or []), log=log, timeout=timeout)
     seconds = round(time.monotonic() - start, 1)
+    if names is None and stats_file.exists():
+        shutil.copy2(stats_file, full_stats)
     codes = exit_codes(work, module)
     counts = dict.fromkeys(COLUMNS, 0)
     for value in codes.values():

@@ -572,3 +572,92 @@ def test_a_fortran_order_array_is_refused_not_read_scrambled(tmp_path):
         layout.NpyRows(tmp_path / "f.npy")
     np.save(tmp_path / "c.npy", rows)
     np.testing.assert_array_equal(layout.NpyRows(tmp_path / "c.npy").read([2, 0]), rows[[2, 0]])
+
+
+# Mutation run after write_index went through index_writer (benchmarks/mutation.py): what its survivors asked for.
+
+
+def test_shard_and_row_read_back_as_integers_up_to_a_billion_and_no_further(tmp_path):
+    index = make_index(3).assign(shard=[0, 120, 120], row=[999, 5, 10**9])
+    index.to_csv(tmp_path / layout.INDEX_FILE, index=False)
+    back = layout.read_index(tmp_path)
+    assert back["shard"].tolist() == [0, 120, 120] and back["row"].tolist() == [999, 5, 10**9]
+    assert back["shard"].dtype == np.int64 and back["row"].dtype == np.int64
+    for column in ("shard", "row"):
+        _corrupt(make_index(), column, 1, str(10**9 + 1)).to_csv(tmp_path / layout.INDEX_FILE, index=False)
+        with pytest.raises(DataError) as error:
+            layout.read_index(tmp_path)
+        assert str(error.value) == (f"{tmp_path / layout.INDEX_FILE}: bad index: "
+                                    f"{column} must be an integer >= 0, got e.g. '{10**9 + 1}'")
+
+
+def test_a_shard_too_small_for_two_windows_holds_one_note_each(tmp_path):
+    """shard_bytes of one window: every note opens a shard of its own (a longer note still fits whole)."""
+    writer = layout.ShardWriter(tmp_path, n_samples=4, shard_bytes=2 * 4)
+    pcm = np.arange(20, dtype=np.int16).reshape(5, 4)
+    assert [writer.add(pcm[:1]), writer.add(pcm[1:2]), writer.add(pcm[2:])] == [(0, 0), (1, 0), (2, 0)]
+    writer.flush()
+    assert [len(np.load(layout.shard_path(tmp_path, s))) for s in (0, 1, 2)] == [1, 1, 3]
+
+
+def test_shard_writer_makes_its_folders_and_takes_one_that_is_there(tmp_path):
+    for folder in (tmp_path / "new" / "clean", tmp_path / "new" / "clean"):  # missing, then with shards/ already
+        writer = layout.ShardWriter(folder, n_samples=2)
+        writer.add(np.array([[1, -2]], np.int16))
+        writer.flush()
+        assert np.load(layout.shard_path(folder, 0)).tolist() == [[1, -2]]
+
+
+@pytest.mark.parametrize("given", [np.array([[1, -2, 300]], ">i2"), np.array([[1, -2, 300]], np.int64), [[1, -2, 300]]],
+                         ids=["big-endian", "int64", "list"])
+def test_shard_writer_stores_any_integer_windows_as_little_endian_16_bit(tmp_path, given):
+    writer = layout.ShardWriter(tmp_path, n_samples=3)
+    writer.add(given)
+    writer.flush()
+    back = np.load(layout.shard_path(tmp_path, 0))
+    assert back.dtype == np.dtype("<i2") and back.tolist() == [[1, -2, 300]]
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (4,), (1, 2, 4)])
+def test_shard_writer_refuses_windows_of_another_shape_naming_it(tmp_path, shape):
+    writer = layout.ShardWriter(tmp_path, n_samples=4)
+    with pytest.raises(DataError) as error:
+        writer.add(np.zeros(shape, np.int16))
+    assert str(error.value) == f"windows must have shape (k, 4), got {shape}"
+
+
+def test_features_written_batch_by_batch_read_back_whole_as_float32(tmp_path):
+    spectrograms = np.linspace(-1, 1, 24).reshape(4, 3, 2, 1)  # float64 in, float32 stored
+    batches = (spectrograms[i:i + 2] for i in (0, 2))
+    layout.write_features(tmp_path, make_index(), batches, FEATURE_SETTINGS, row_shape=(3, 2, 1))
+    back = layout.read_features(tmp_path, settings=FEATURE_SETTINGS)[1]
+    assert back.dtype == np.float32 and np.array_equal(back, spectrograms.astype(np.float32))
+    layout.write_features(tmp_path, make_index(), spectrograms, FEATURE_SETTINGS)  # the whole float64 array at once
+    assert np.array_equal(layout.read_features(tmp_path, settings=FEATURE_SETTINGS)[1], spectrograms.astype(np.float32))
+
+
+def test_feature_batches_are_refused_as_soon_as_one_does_not_fit(tmp_path):
+    """A batch of another row shape, or one past the index's rows: refused at that batch, naming it; no later
+    batch is asked for, and batches without row_shape are refused before any."""
+    pulled = []
+
+    def batches(*shapes):
+        for shape in shapes:
+            pulled.append(shape)
+            yield np.zeros(shape, np.float32)
+
+    with pytest.raises(DataError) as error:
+        layout.write_features(tmp_path, make_index(), batches((2, 3, 2, 1), (2, 3, 3, 1), (2, 3, 2, 1)), FEATURE_SETTINGS,
+                              row_shape=(3, 2, 1))
+    assert str(error.value) == f"{tmp_path}: spectrograms of shape (3, 3, 1) after 2 rows, expected 4 of shape (3, 2, 1)"
+    assert len(pulled) == 2
+    pulled.clear()
+    with pytest.raises(DataError) as error:
+        layout.write_features(tmp_path, make_index(), batches((3, 3, 2, 1), (3, 3, 2, 1), (1, 3, 2, 1)), FEATURE_SETTINGS,
+                              row_shape=(3, 2, 1))
+    assert str(error.value) == f"{tmp_path}: spectrograms of shape (3, 2, 1) after 3 rows, expected 4 of shape (3, 2, 1)"
+    assert len(pulled) == 2
+    with pytest.raises(DataError) as error:
+        layout.write_features(tmp_path, make_index(), batches((4, 3, 2, 1)), FEATURE_SETTINGS)
+    assert str(error.value) == f"{tmp_path}: batches of spectrograms need row_shape"
+    assert list(tmp_path.iterdir()) == []  # nothing written by any of them
