@@ -3,7 +3,11 @@
 One folder per model (the ``report@<model>`` stage): ``index.html``, self-contained (its
 script and style inline, no network), and ``media/`` beside it with each wrong note's audio
 (its clean windows joined, as the model heard them, Ogg Vorbis) and its log-mel spectrogram
-(the features stage's, as the model saw it, PNG). The page lists the notes of the test folds
+(the features stage's, as the model saw it, PNG), packed :data:`PACK_NOTES` notes to a script
+(``media/<pack>.js``, base64) that the page loads when a row of it is shown: a few dozen files
+per report instead of two per wrong note, which DVC would otherwise check one by one on every
+``dvc status``. Packs follow the page's first order (set, most confident first), so the first
+page needs one pack. The page lists the notes of the test folds
 and, on a second tab, those of the held-out library: true and predicted instrument, the top
 three probabilities, pitch, dynamics, library, fold; sortable by confidence, filterable by
 instrument, 50 rows a page, players and images loaded only when shown. The page's state is
@@ -14,6 +18,7 @@ Every file is the same bytes for the same predictions (Ogg's random stream seria
 fixed, see :func:`ogg_bytes`), so the stage's output is reproducible like every other.
 """
 
+import base64
 import html
 import io
 import json
@@ -26,10 +31,13 @@ import soundfile as sf
 from . import layout
 from .errors import DataError
 from .io import atomic_dir, atomic_file
-from .parallel import process_map
+from .parallel import process_imap
 
 #: Rows per page of the table.
 PAGE_ROWS = 50
+
+#: Wrong notes per media pack (``media/<pack>.js``): half a page of the table.
+PACK_NOTES = 25
 
 #: Shown dynamic range of a spectrogram image, below its loudest cell (dB).
 IMAGE_RANGE_DB = 80.0
@@ -157,14 +165,22 @@ def _open(clean_dir, features_dir) -> None:
                    sample_rate=clean["sample_rate"], index=index)
 
 
-def _write_media(item) -> int:
-    """Write one note's ``<name>.ogg`` and ``<name>.png`` into ``media``; the bytes written."""
-    media, name, rows = item
-    ogg, png = note_media(_WORKER["index"].loc[rows], windows=_WORKER["windows"], spectrograms=_WORKER["spectrograms"],
-                          sample_rate=_WORKER["sample_rate"])
-    (Path(media) / f"{name}.ogg").write_bytes(ogg)
-    (Path(media) / f"{name}.png").write_bytes(png)
-    return len(ogg) + len(png)
+def _encode_media(rows) -> tuple:
+    """One note's ``(ogg, png)`` bytes from the index ``rows`` of its windows (in a worker)."""
+    return note_media(_WORKER["index"].loc[rows], windows=_WORKER["windows"], spectrograms=_WORKER["spectrograms"],
+                      sample_rate=_WORKER["sample_rate"])
+
+
+def pack_path(media_dir, pack: int) -> Path:
+    """``media/<pack>.js``, four digits."""
+    return Path(media_dir) / f"{pack:04d}.js"
+
+
+def pack_script(pack: int, notes: dict) -> str:
+    """The script of one pack: ``instrclfMedia(<pack>,{"<media>":["<ogg base64>","<png base64>"],...});``."""
+    encoded = {name: [base64.b64encode(ogg).decode("ascii"), base64.b64encode(png).decode("ascii")]
+               for name, (ogg, png) in notes.items()}
+    return f"instrclfMedia({pack},{json.dumps(encoded, separators=(',', ':'))});\n"
 
 
 # --------------------------------------------------------------------------- the page
@@ -181,13 +197,13 @@ def page_html(rows: list, *, model: str, summary: dict) -> str:
 def run(predictions_csv, *, clean_dir, features_dir, metadata_csv, out_dir, model: str, jobs=None, progress=True) -> dict:
     """Write the report folder ``out_dir`` (replaced on success) of one model's predictions.
 
-    The media are encoded in ``jobs`` worker processes (``None``: every core); the files are
-    the same whatever the number.
+    The media are encoded in ``jobs`` worker processes (``None``: every core) and written a
+    pack at a time as they come back; the files are the same whatever the number.
 
     Returns
     -------
     dict
-        Flat figures: wrong notes per set, media files and megabytes written.
+        Flat figures: wrong notes per set, media files (packs) and megabytes of audio and images.
     """
     predictions, labels = layout.read_predictions(predictions_csv)
     details = layout.read_note_details(metadata_csv)
@@ -197,7 +213,14 @@ def run(predictions_csv, *, clean_dir, features_dir, metadata_csv, out_dir, mode
     missing = sorted(set(wrong["Path"]) - set(by_note))
     if missing:
         raise DataError(f"{features_dir}: no windows of {len(missing)} predicted note(s), e.g. {missing[0]}: rerun the pipeline")
-    rows = [note._asdict() | {"media": f"{number:05d}"} for number, note in enumerate(wrong.itertuples(index=False))]
+    # the page's first order: a set's most confident mistakes first; packs never span two sets
+    wrong = wrong.sort_values(["set", "confidence", "Path"], ascending=[True, False, True], kind="stable")
+    rows, pack, filled = [], -1, PACK_NOTES
+    for number, note in enumerate(wrong.itertuples(index=False)):
+        if filled == PACK_NOTES or note.set != rows[-1]["set"]:
+            pack, filled = pack + 1, 0
+        rows.append(note._asdict() | {"media": f"{number:05d}", "pack": pack})
+        filled += 1
     counts = predictions.groupby("set").size().to_dict()
     summary = {
         name: {"notes": int(counts.get(name, 0)), "wrong": int((wrong["set"] == name).sum()), "label": text}
@@ -206,13 +229,21 @@ def run(predictions_csv, *, clean_dir, features_dir, metadata_csv, out_dir, mode
     with atomic_dir(out_dir) as tmp:
         media = Path(tmp) / "media"
         media.mkdir(parents=True)
-        items = [(str(media), row["media"], list(by_note[row["Path"]].index)) for row in rows]
-        written = process_map(_write_media, items, jobs=jobs, initializer=_open, initargs=(str(clean_dir), str(features_dir)),
-                              desc=f"report {model}", unit="note", progress=progress)
+        encoded = process_imap(_encode_media, [list(by_note[row["Path"]].index) for row in rows], jobs=jobs,
+                               initializer=_open, initargs=(str(clean_dir), str(features_dir)),
+                               desc=f"report {model}", unit="note", progress=progress)
+        written, notes = 0, {}
+        for i, (row, (ogg, png)) in enumerate(zip(rows, encoded, strict=True)):
+            notes[row["media"]] = (ogg, png)
+            written += len(ogg) + len(png)
+            if i + 1 == len(rows) or rows[i + 1]["pack"] != row["pack"]:
+                pack_path(media, row["pack"]).write_text(pack_script(row["pack"], notes), encoding="ascii")
+                notes = {}
         with atomic_file(Path(tmp) / "index.html") as f:
             f.write(page_html(rows, model=model, summary=summary))
     figures = {f"wrong_{name}": summary[name]["wrong"] for name in _NOTE_SETS}
-    return figures | {"media_files": 2 * len(rows), "megabytes": round(sum(written) / 2**20, 1)}
+    packs = rows[-1]["pack"] + 1 if rows else 0
+    return figures | {"media_files": packs, "megabytes": round(written / 2**20, 1)}
 
 
 _PAGE = """<!DOCTYPE html>
@@ -268,6 +299,16 @@ audio { width: 220px; height: 32px; }
     Object.keys(state).forEach(function (k) { hash.set(k, state[k]); });
     history.replaceState(null, "", "#" + hash.toString());
   }
+  var packs = {}, waiting = {};
+  window.instrclfMedia = function (n, notes) { packs[n] = notes; (waiting[n] || []).forEach(function (f) { f(notes); }); delete waiting[n]; };
+  function media(n, then) {  // a pack's notes, its script loaded once (file:// allows scripts, not fetch)
+    if (packs[n]) return then(packs[n]);
+    if (!waiting[n]) {
+      waiting[n] = [];
+      var s = document.createElement("script"); s.src = "media/" + String(n).padStart(4, "0") + ".js"; document.head.appendChild(s);
+    }
+    waiting[n].push(then);
+  }
   function cell(text, cls) { var td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
   function chosen() {
     var rows = DATA.rows.filter(function (r) {
@@ -309,9 +350,12 @@ audio { width: 220px; height: 32px; }
       tr.appendChild(top);
       tr.appendChild(cell(r.pitch)); tr.appendChild(cell(r.dynamics)); tr.appendChild(cell(r.library)); tr.appendChild(cell(String(r.fold), "num"));
       var listen = cell(""), audio = document.createElement("audio");
-      audio.controls = true; audio.preload = "none"; audio.src = "media/" + r.media + ".ogg"; listen.appendChild(audio); tr.appendChild(listen);
+      audio.controls = true; audio.preload = "none"; listen.appendChild(audio); tr.appendChild(listen);
       var look = cell(""), img = document.createElement("img");
-      img.loading = "lazy"; img.alt = "log-mel spectrogram of " + r.Path; img.src = "media/" + r.media + ".png"; look.appendChild(img); tr.appendChild(look);
+      img.alt = "log-mel spectrogram of " + r.Path; look.appendChild(img); tr.appendChild(look);
+      media(r.pack, function (notes) {
+        audio.src = "data:audio/ogg;base64," + notes[r.media][0]; img.src = "data:image/png;base64," + notes[r.media][1];
+      });
       body.appendChild(tr);
     });
     $("empty").hidden = rows.length > 0;

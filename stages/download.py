@@ -1,6 +1,6 @@
 """Stage ``download``: build data/raw (TinySOL's metadata CSV + audio/<Path>) from data.source.
 
-Usage: python stages/download.py --params params.yaml --out data/raw
+Usage: python stages/download.py --params params.yaml --out data/raw --checksums data/raw.sha256
 """
 
 import argparse
@@ -16,6 +16,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", help="the params file (reads seed and data)")
     parser.add_argument("--out", required=True, help="the raw folder, replaced only on success")
+    parser.add_argument("--checksums", help="where to write the raw folder's sha256sum list (clean's dependency)")
     return parser.parse_args(argv)
 
 
@@ -26,7 +27,7 @@ def main(argv=None) -> None:
     def work() -> dict:
         params = settings.load(args.params, keys=PARAMS)
         data = settings.section(params, settings.SourceSettings)
-        return sources.fetch(data, seed=settings.seed(params), out_dir=args.out)
+        return sources.fetch(data, seed=settings.seed(params), out_dir=args.out, checksums=args.checksums)
 
     stage.run("download", work)
 

@@ -1,7 +1,8 @@
 """Stage ``report@<model>``: a page of every note the model gets wrong, to sort, filter and listen to.
 
 Writes ``--out``: ``index.html`` (self-contained, opens from the file system) and ``media/``
-(each wrong note's audio and log-mel spectrogram), replaced as a whole on success.
+(each wrong note's audio and log-mel spectrogram, 25 notes to a script the page loads),
+replaced as a whole on success.
 """
 
 import argparse

@@ -123,7 +123,7 @@ def test_changing_the_local_folder_marks_download_changed(tmp_path):
 
     dvc = Path(sys.executable).parent / "dvc"
     stage = dict(stages()["download"])
-    stage["cmd"] = "mkdir -p data/raw && echo made > data/raw/made"  # the real deps and params, a cheap command
+    stage["cmd"] = "mkdir -p data/raw && echo made > data/raw/made && echo sums > data/raw.sha256"  # the real deps and params, a cheap command
     for dep in stage["deps"]:
         if not dep.startswith(("/", "$")):
             (tmp_path / dep).parent.mkdir(parents=True, exist_ok=True)
@@ -187,3 +187,11 @@ def test_a_model_stage_lists_its_own_back_end_and_no_other():
             assert listed == [f"{PACKAGE}/backends/__init__.py", f"{PACKAGE}/backends/${{item.model}}.py"], name
         else:
             assert listed == [], f"{name} depends on a back end"
+
+
+def test_clean_reads_the_raw_folder_through_downloads_checksum_list():
+    """clean runs on data/raw but depends on data/raw.sha256, which download writes beside it, so that a
+    changed raw file still reruns clean while DVC walks the raw files once per status, not twice."""
+    download, clean = stages()["download"], stages()["clean"]
+    assert {"data/raw", "data/raw.sha256"} <= set(download["outs"]) and "--checksums data/raw.sha256" in download["cmd"]
+    assert "data/raw.sha256" in clean["deps"] and "data/raw" not in clean["deps"] and "--raw data/raw " in clean["cmd"]

@@ -1,5 +1,6 @@
 """The error report (instrclf.report): the wrong notes, their media, the page, and the page in a real browser."""
 
+import base64
 import html as html_module
 import io
 import json
@@ -52,6 +53,21 @@ def project(tmp_path_factory):
     notes["Dynamics"] = "mf"
     notes.to_csv(root / "metadata.csv", index=False)
     return root
+
+
+def read_packs(folder) -> dict:
+    """Every note's ``(ogg, png)`` bytes from the report's ``media/<pack>.js`` scripts, decoded as the page does."""
+    notes = {}
+    for script in sorted((folder / "media").glob("*.js")):
+        match = re.fullmatch(r"instrclfMedia\((\d+),(\{.*\})\);\n", script.read_text(encoding="ascii"), re.S)
+        assert match and script.name == f"{int(match.group(1)):04d}.js", script
+        for name, (ogg, png) in json.loads(match.group(2)).items():
+            notes[name] = (base64.b64decode(ogg, validate=True), base64.b64decode(png, validate=True), int(match.group(1)))
+    return notes
+
+
+def page_rows(folder) -> list:
+    return json.loads(re.search(r'id="data">(.*?)</script>', (folder / "index.html").read_text()).group(1))["rows"]
 
 
 def run_report(project, out, **kwargs):
@@ -121,17 +137,37 @@ def test_run_writes_a_page_and_each_wrong_notes_media_the_same_whatever_the_work
     wrong = table[table["label"] != table["predicted"]]
     assert figures["wrong_test"] == (wrong["set"] == "test").sum() and figures["wrong_unseen"] == (wrong["set"] == "unseen").sum()
     files = sorted(p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*") if p.is_file())
-    assert files == ["index.html"] + sorted(f"media/{n:05d}.{kind}" for n in range(len(wrong)) for kind in ("ogg", "png"))
+    packs = -(-(wrong["set"] == "test").sum() // report.PACK_NOTES) - (-(wrong["set"] == "unseen").sum() // report.PACK_NOTES)
+    assert files == ["index.html"] + [f"media/{n:04d}.js" for n in range(packs)] and packs >= 2
     for rel in files:
         assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "two" / rel).read_bytes(), rel
-    # each note's audio is its clean windows joined, in order
-    index = layout.read_index(project / "features")
-    rows = json.loads(re.search(r'id="data">(.*?)</script>', (tmp_path / "one" / "index.html").read_text()).group(1))["rows"]
-    first = rows[0]
-    windows = index[index["Path"] == first["Path"]].sort_values("window_index")
-    joined = data.load_windows(project / "clean", windows, n_samples=4000).reshape(-1)
-    audio, _ = sf.read(tmp_path / "one" / "media" / f"{first['media']}.ogg", dtype="float32")
-    assert abs(len(audio) - len(joined)) < 1024 and first["n_windows"] == len(windows)
+    # every wrong note's media in the pack its row names; its audio is its clean windows joined, in order
+    rows, notes = page_rows(tmp_path / "one"), read_packs(tmp_path / "one")
+    assert sorted(r["Path"] for r in rows) == sorted(wrong["Path"]) and len(notes) == len(rows)
+    assert all(notes[r["media"]][2] == r["pack"] for r in rows)
+    index, spectrograms = layout.read_features(project / "features", settings=None)
+    for row in rows:
+        windows = index[index["Path"] == row["Path"]].sort_values("window_index")
+        joined = data.load_windows(project / "clean", windows, n_samples=4000).reshape(-1)
+        audio, _ = sf.read(io.BytesIO(notes[row["media"]][0]), dtype="float32")
+        assert abs(len(audio) - len(joined)) < 1024 and row["n_windows"] == len(windows)
+        n = min(len(audio), len(joined))
+        assert np.corrcoef(audio[:n], joined[:n])[0, 1] > 0.9
+        frames, mels = spectrograms.shape[1] * len(windows), spectrograms.shape[2]
+        assert Image.open(io.BytesIO(notes[row["media"]][1])).size == (frames // 2, mels // 2)  # its spectrograms joined
+
+
+def test_packs_hold_the_pages_first_order_a_few_notes_each_and_never_two_sets(project, tmp_path):
+    """Rows in a set's most-confident-first order fill packs of PACK_NOTES in turn: the first page needs the first pack."""
+    run_report(project, tmp_path / "out", jobs=1)
+    rows = page_rows(tmp_path / "out")
+    for name in ("test", "unseen"):
+        in_set = [r for r in rows if r["set"] == name]
+        assert [r["confidence"] for r in in_set] == sorted((r["confidence"] for r in in_set), reverse=True)
+        packs = [r["pack"] for r in in_set]
+        assert packs == sorted(packs) and len(set(packs)) == -(-len(in_set) // report.PACK_NOTES)
+        assert all(packs.count(p) == report.PACK_NOTES for p in set(packs) - {packs[-1]})
+    assert not {r["pack"] for r in rows if r["set"] == "test"} & {r["pack"] for r in rows if r["set"] == "unseen"}
 
 
 def test_a_note_without_windows_is_named(project, tmp_path):
@@ -194,9 +230,10 @@ def test_the_page_lists_filters_sorts_and_plays_in_chromium(project, tmp_path):
     seen = open_page(out / "index.html", screenshot=tmp_path / "page.png")
     assert sorted(r["path"] for r in seen["rows"]) == sorted(test_wrong["Path"])  # the test tab first, every wrong note
     assert seen["about"] == f"conv2d, test folds: {len(test_wrong)} of {(table['set'] == 'test').sum()} notes wrong."
-    for row in seen["rows"]:
-        assert row["controls"] and (out / row["audio"]).is_file() and row["audio"].endswith(".ogg")
-        assert row["loaded"] and (out / row["image"]).is_file()
+    notes = {r["Path"]: read_packs(out)[r["media"]] for r in page_rows(out)}
+    for row in seen["rows"]:  # the player and the image hold the note's own bytes, from its pack
+        assert row["controls"] and row["audio"] == "data:audio/ogg;base64," + base64.b64encode(notes[row["path"]][0]).decode()
+        assert row["loaded"] and row["image"] == "data:image/png;base64," + base64.b64encode(notes[row["path"]][1]).decode()
     confidences = [float(re.search(r"\(([0-9.]+)\)", r["cells"][2]).group(1)) for r in seen["rows"]]
     assert confidences == sorted(confidences, reverse=True)  # most confident mistakes first
     assert seen["width"] <= 1400 and (tmp_path / "page.png").stat().st_size > 10_000
@@ -213,7 +250,7 @@ def test_the_page_lists_filters_sorts_and_plays_in_chromium(project, tmp_path):
 def test_the_page_is_paged_fifty_rows_at_a_time(tmp_path):
     rows = [{"Path": f"n{i:03d}.wav", "library": "A", "fold": 0, "set": "test", "label": "Fl", "predicted": "Vn",
              "n_windows": 1, "confidence": round(1 - i / 200, 4), "p_true": 0.0, "top3": [["Vn", 0.9]], "pitch": "",
-             "dynamics": "", "media": "none"} for i in range(120)]
+             "dynamics": "", "media": "none", "pack": 0} for i in range(120)]
     page = tmp_path / "index.html"
     page.write_text(report.page_html(rows, model="m", summary={"test": {"notes": 200, "wrong": 120, "label": "test folds"}}))
     if chromium() is None:
@@ -238,7 +275,9 @@ def test_a_wrong_note_missing_from_the_metadata_shows_empty_pitch_and_dynamics(p
 
 
 def test_the_figures_count_the_media_files_written(project, tmp_path):
-    """media_files is what media/ holds: an .ogg and a .png for each wrong note."""
+    """media_files is what media/ holds: one pack script per PACK_NOTES wrong notes of a set; megabytes the audio and images."""
     figures = run_report(project, tmp_path / "out", jobs=1)
     written = sorted(p.name for p in (tmp_path / "out" / "media").iterdir())
-    assert figures["media_files"] == len(written) == 2 * (figures["wrong_test"] + figures["wrong_unseen"])
+    assert figures["media_files"] == len(written) == sum(-(-figures[f"wrong_{s}"] // report.PACK_NOTES) for s in ("test", "unseen"))
+    raw = sum(len(ogg) + len(png) for ogg, png, _ in read_packs(tmp_path / "out").values())
+    assert figures["megabytes"] == round(raw / 2**20, 1) and raw > 0

@@ -252,3 +252,40 @@ def test_symbolic_links_arrive_as_their_targets_where_links_are_refused(tmp_path
     for i, (path, *_) in enumerate(RAW_ROWS):
         arrived = tmp_path / "raw" / "audio" / path
         assert not arrived.is_symlink() and arrived.read_bytes() == (store / f"{i}.wav").read_bytes()
+
+
+# --------------------------------------------------------------------------- the checksum list (clean's dependency)
+
+
+def test_the_checksum_list_names_every_raw_file_and_sha256sum_accepts_it(tmp_path):
+    """data/raw.sha256 in sha256sum's format, sorted, every file of the raw folder: `sha256sum -c` passes
+    inside it and fails, naming the file, once one byte of a recording changes."""
+    import hashlib
+    import subprocess
+
+    own = make_raw_dir(tmp_path / "own")
+    sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw", checksums=tmp_path / "raw.sha256")
+    raw, listed = tmp_path / "raw", (tmp_path / "raw.sha256").read_text().splitlines()
+    files = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*") if p.is_file())
+    assert [line.split("  ", 1)[1] for line in listed] == files and len(files) == len(RAW_ROWS) + 1
+    for line in listed:
+        digest, name = line.split("  ", 1)
+        assert digest == hashlib.sha256((raw / name).read_bytes()).hexdigest()
+    check = subprocess.run(["sha256sum", "--quiet", "-c", str(tmp_path / "raw.sha256")], cwd=raw, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    changed = raw / "audio" / RAW_ROWS[1][0]
+    changed.unlink()  # a hard link into the own folder: replace the file, not the user's recording
+    changed.write_bytes((own / "audio" / RAW_ROWS[1][0]).read_bytes()[:-1] + b"\x01")
+    check = subprocess.run(["sha256sum", "--quiet", "-c", str(tmp_path / "raw.sha256")], cwd=raw, capture_output=True, text=True)
+    assert check.returncode == 1 and f"audio/{RAW_ROWS[1][0]}: FAILED" in check.stdout
+
+
+def test_a_failed_download_leaves_the_checksum_list_as_it_was(tmp_path):
+    own = make_raw_dir(tmp_path / "own")
+    sums = tmp_path / "raw.sha256"
+    sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw", checksums=sums)
+    before = sums.read_bytes()
+    (own / layout.METADATA_FILE).write_text("Path,nothing else\n")
+    with pytest.raises(DataError):
+        sources.fetch(data_settings(own), seed=1, out_dir=tmp_path / "raw", checksums=sums)
+    assert sums.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["own", "raw", "raw.sha256"]

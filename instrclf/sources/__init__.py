@@ -24,20 +24,23 @@ own inside the local folder (for example ``data/own/soundfonts/mine.sf2``; the l
 reads only the audio its metadata lists) and it is tracked too.
 """
 
+import hashlib
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from .. import layout
 from ..errors import DataError, ParameterError
-from ..io import atomic_dir
+from ..io import atomic_dir, atomic_file
 
 #: Library of a source's notes whose metadata has no ``Library`` column.
 DEFAULT_LIBRARY = {"tinysol": "TinySOL", "local": "own"}
 
 
-def fetch(data, *, seed: int, out_dir) -> dict:
+def fetch(data, *, seed: int, out_dir, checksums=None) -> dict:
     """Build the raw folder from the source(s) named by ``data.source``, replacing it only on success.
 
     Parameters
@@ -49,6 +52,9 @@ def fetch(data, *, seed: int, out_dir) -> dict:
     out_dir : str or Path
         The raw folder (``data/raw``). It is built beside itself and swapped in once the
         source finished and the layout checked out; on any error it is left untouched.
+    checksums : str or Path, optional
+        Where to write the raw folder's checksum list (:func:`write_checksums`), once the
+        folder is in place.
 
     Returns
     -------
@@ -60,6 +66,8 @@ def fetch(data, *, seed: int, out_dir) -> dict:
     with atomic_dir(out_dir) as raw:
         figures = dict(work(raw))
         table = layout.read_metadata(raw, check_audio=True)
+    if checksums is not None:
+        write_checksums(out_dir, checksums)
     figures.update(
         rows=len(table),
         instruments=int(table["instrument"].nunique()),
@@ -68,6 +76,27 @@ def fetch(data, *, seed: int, out_dir) -> dict:
         libraries=int(table["library"].nunique()),
     )
     return figures
+
+
+def write_checksums(raw, path, *, jobs=2) -> int:
+    """Write ``path``: one ``sha256sum`` line per file under ``raw`` (``<hex>  <relative path>``), sorted.
+
+    ``clean`` depends on this one file rather than on the raw folder (dvc.yaml): the same
+    content, but DVC walks the raw set's files once per ``dvc status`` (as ``download``'s
+    output) instead of twice. ``cd data/raw && sha256sum -c ../raw.sha256`` checks a copy.
+    Files are hashed in ``jobs`` threads (hashlib works outside the GIL); returns the count.
+    """
+    raw = Path(raw)
+    files = sorted(Path(root, name).relative_to(raw).as_posix() for root, _, names in os.walk(raw) for name in names)
+
+    def digest(relative: str) -> str:
+        with open(raw / relative, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool, atomic_file(path, encoding="utf-8", newline="\n") as out:
+        for relative, hexdigest in zip(files, pool.map(digest, files), strict=True):
+            out.write(f"{hexdigest}  {relative}\n")
+    return len(files)
 
 
 def prepare(data, *, seed: int, out_dir=None):
