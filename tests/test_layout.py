@@ -1,6 +1,9 @@
 """instrclf.layout: each inter-stage file has one reader that refuses bad content with one DataError."""
 
+import gc
+import os
 import re
+import sys
 
 import numpy as np
 import pandas as pd
@@ -661,3 +664,90 @@ def test_feature_batches_are_refused_as_soon_as_one_does_not_fit(tmp_path):
         layout.write_features(tmp_path, make_index(), batches((4, 3, 2, 1)), FEATURE_SETTINGS)
     assert str(error.value) == f"{tmp_path}: batches of spectrograms need row_shape"
     assert list(tmp_path.iterdir()) == []  # nothing written by any of them
+
+
+# Mutation run of layout.py after round 6 (benchmarks/mutation.py): the positioned reader NpyRows,
+# which training, predict and the reports read every window and spectrogram through.
+
+
+def _npy(path, array, version=None):
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, array, version=version)
+    return path
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_rows_reads_any_rows_in_any_order_with_gaps_and_repeats(tmp_path, version):
+    """Gaps of one and two rows, a step back, repeats and the last row: each row where np.load puts it."""
+    array = np.arange(8 * 3 * 2, dtype="<i2").reshape(8, 3, 2) * 97 - 900
+    rows = layout.NpyRows(_npy(tmp_path / "a.npy", array, version))
+    assert len(rows) == 8 and rows.row_shape == (3, 2)
+    wanted = [0, 2, 3, 7, 7, 1, 4, 5, 6, 4]
+    np.testing.assert_array_equal(rows.read(wanted), array[wanted])
+    out = np.zeros((3, 3, 2), "<i2")
+    assert rows.read(np.array([5, 3, 1], np.int32), out=out) is out
+    np.testing.assert_array_equal(out, array[[5, 3, 1]])
+    assert rows.read([]).shape == (0, 3, 2)
+
+
+@pytest.mark.parametrize(("array", "why"), [(np.array([{"a": 1}], dtype=object), "object"), (np.array(3.0), "0-d")])
+def test_npy_rows_refuses_object_and_row_less_arrays(tmp_path, array, why):
+    path = _npy(tmp_path / f"{why}.npy", array)
+    with pytest.raises(DataError) as error:
+        layout.NpyRows(path)
+    assert str(error.value) == f"{path}: not a C-order numeric array with rows"
+
+
+def test_npy_rows_names_a_file_that_is_not_npy_and_one_cut_short(tmp_path):
+    (tmp_path / "x.npy").write_bytes(b"not an array at all")
+    with pytest.raises(DataError, match=r"^.*x\.npy: not a \.npy array \(.+\)$"):
+        layout.NpyRows(tmp_path / "x.npy")
+    path = _npy(tmp_path / "a.npy", np.ones((3, 4), "<f4"))
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])
+    with pytest.raises(DataError) as error:
+        layout.NpyRows(path)
+    assert str(error.value) == f"{path}: truncated ({len(whole) - 1} bytes for shape (3, 4))"
+    path.write_bytes(whole)
+    assert len(layout.NpyRows(path)) == 3
+
+
+def test_npy_rows_refuses_a_row_outside_naming_it(tmp_path):
+    rows = layout.NpyRows(_npy(tmp_path / "a.npy", np.ones((3, 4), "<f4")))
+    for asked, named in (([-1], -1), ([3], 3), ([0, 3], 3), ([0, 5, -2], 5), ([2, -4], -4)):
+        with pytest.raises(DataError) as error:
+            rows.read(asked)
+        assert str(error.value) == f"{tmp_path / 'a.npy'}: row {named} is outside its 3 rows"
+    assert rows.read([2]).shape == (1, 4)
+
+
+def test_npy_rows_says_so_when_the_file_shrank_under_it(tmp_path):
+    path = _npy(tmp_path / "a.npy", np.ones((4, 8), "<i2"))
+    rows = layout.NpyRows(path)
+    path.write_bytes(path.read_bytes()[:-20])  # the same file, cut while open
+    with pytest.raises(DataError) as error:
+        rows.read([2, 3])
+    assert str(error.value) == f"{path}: short read (12 of 32 bytes)"
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_npy_rows_closes_its_file_when_dropped_and_a_refused_file_leaves_nothing(tmp_path, monkeypatch):
+    path = _npy(tmp_path / "a.npy", np.ones((3, 4), "<f4"))
+    gc.collect()  # files other tests left to the collector
+    before = _open_fds()
+    rows = layout.NpyRows(path)
+    assert _open_fds() == before + 1
+    del rows
+    gc.collect()
+    assert _open_fds() == before
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(DataError):
+        layout.NpyRows(path)
+    gc.collect()
+    assert _open_fds() == before and unraisable == []  # no "Exception ignored in NpyRows.__del__"
