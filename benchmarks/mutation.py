@@ -79,7 +79,7 @@ EXTRA_TESTS = {
     "instrclf/instruments.py": ["tests/test_sources_soundfont_plan.py", "tests/test_sources_soundfont_render.py"],
     "instrclf/drawing.py": ["tests/test_figures.py"],
     "instrclf/clean_figure.py": ["tests/test_figures.py"],
-    "instrclf/sources/__init__.py": ["tests/test_sources_local.py", "tests/test_sources_tinysol.py"],
+    "instrclf/sources/__init__.py": ["tests/test_sources_combine.py", "tests/test_sources_local.py", "tests/test_sources_tinysol.py"],
 }
 
 STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code), folded into the report's columns

@@ -1,5 +1,6 @@
 """Combined sources (``data.source: [soundfont, local]``): one raw set, each note with its library and fold."""
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -7,7 +8,7 @@ import pytest
 from synthetic import RAW_ROWS, TINY_SOUNDFONT, make_raw_dir, soundfont_settings
 
 from instrclf import layout, settings, sources
-from instrclf.errors import DataError
+from instrclf.errors import DataError, ParameterError
 from instrclf.sources.soundfont import libraries, render
 from instrclf.sources.soundfont.plan import plan
 
@@ -163,3 +164,57 @@ def test_tinysol_and_local_combine_with_the_libraries_tinysol_and_own(tmp_path, 
     assert {p: (meta.loc[p, "library"], meta.loc[p, "fold"]) for p, f, *_ in zenodo_rows + RAW_ROWS} == {
         **{p: ("TinySOL", f) for p, f, *_ in zenodo_rows}, **{p: ("own", f) for p, f, *_ in RAW_ROWS}
     }
+
+
+# Mutation run of sources/__init__.py (benchmarks/mutation.py): what its survivors asked for.
+
+
+def test_a_column_of_the_users_own_is_kept_alone_and_combined_and_empty_for_the_other_source(tmp_path):
+    """A 'Performer' column of the local set reaches data/raw's metadata whether the set is alone (where the
+    library 'own' is added) or combined (where the rendered notes have no performer: an empty cell)."""
+    own = make_raw_dir(tmp_path / "own")
+    table = pd.read_csv(own / layout.METADATA_FILE, dtype=str)
+    table["Performer"] = ["Ann", "Bo", "Cy"]
+    table.to_csv(own / layout.METADATA_FILE, index=False)
+    for source in ("local", ["soundfont", "local"]):
+        out = tmp_path / "-".join(source if isinstance(source, list) else [source])
+        sources.fetch(data_settings(source, own), seed=7, out_dir=out)
+        written = pd.read_csv(out / layout.METADATA_FILE, dtype=str, keep_default_na=False).set_index("Path")
+        assert [written.loc[p, "Performer"] for p, *_ in RAW_ROWS] == ["Ann", "Bo", "Cy"], source
+        assert set(written.loc[~written.index.isin([p for p, *_ in RAW_ROWS]), "Performer"]) <= {""}
+    assert len(written) > len(RAW_ROWS)  # the combined set had rendered notes
+
+
+def test_a_missing_soundfont_library_fails_before_the_local_set_is_copied(tmp_path, monkeypatch):
+    """Every source is checked before any works: a library file that is not there stops the run at once."""
+    from instrclf.sources import local
+
+    own = make_raw_dir(tmp_path / "own")
+    monkeypatch.setattr(local, "copy", lambda *a, **k: pytest.fail("copied before the SoundFont libraries were checked"))
+    params = settings.load(REPO / "params.yaml")
+    params["data"].update(source=["local", "soundfont"], local={"path": str(own)},
+                          soundfont=dict(TINY_SOUNDFONT, libraries=[str(tmp_path / "gone.sf2")]))
+    data = settings.section(params, settings.DataSettings)
+    with pytest.raises((DataError, ParameterError), match="gone.sf2"):
+        sources.fetch(data, seed=7, out_dir=tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_source_that_leaves_a_listed_recording_out_is_refused_and_nothing_is_replaced(tmp_path, monkeypatch):
+    """The raw set is checked file by file before it replaces the old one: a metadata row without its audio fails."""
+    own = make_raw_dir(tmp_path / "own")
+    sources.fetch(data_settings("local", own), seed=7, out_dir=tmp_path / "raw")
+    before = audio_bytes(tmp_path / "raw")
+
+    def leaves_one_out(folder, raw):
+        figures = real_copy(folder, raw)
+        (Path(raw) / "audio" / RAW_ROWS[0][0]).unlink()
+        return figures
+
+    from instrclf.sources import local
+
+    real_copy = local.copy
+    monkeypatch.setattr(local, "copy", leaves_one_out)
+    with pytest.raises(DataError, match=re.escape(RAW_ROWS[0][0])):
+        sources.fetch(data_settings("local", own), seed=7, out_dir=tmp_path / "raw")
+    assert audio_bytes(tmp_path / "raw") == before
