@@ -523,3 +523,24 @@ def test_the_classic_stacks_activations(name, spec_shape):
             assert out.min() < -0.05 and np.abs(out).max() < 1, layer
         else:
             assert out.min() >= 0 and out.max() > 0, layer
+
+
+def test_a_saved_archive_carries_no_clock_and_plain_entries(tmp_path, front, spec_shape):
+    """Saved into a folder not yet made: every entry stored, dated 1980-01-01, mode 0644; no save date; ids 0, 1, ..."""
+    import zipfile
+
+    path = tmp_path / "new" / "deeper" / "m.keras"
+    models.save(models.assemble(front, [tiny_back("baseline", spec_shape)], name="baseline"), path,
+                card=tiny_card("baseline", labels=LABELS, test_folds=[0]))
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        assert {(i.date_time, i.external_attr >> 16, i.compress_type) for i in infos} == {
+            ((1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_STORED)}
+        meta = json.loads(archive.read("metadata.json"))
+        config = archive.read("config.json").decode()
+    assert isinstance(meta, dict) and "keras_version" in meta and "date_saved" not in meta
+    import re
+
+    ids = [int(v) for v in re.findall(r'"shared_object_id": (\d+)', config)]
+    assert ids and sorted(set(ids)) == list(range(len(set(ids))))
+    assert read_card(card_path(path)).labels == LABELS
