@@ -80,6 +80,8 @@ EXTRA_TESTS = {
     "instrclf/drawing.py": ["tests/test_figures.py"],
     "instrclf/clean_figure.py": ["tests/test_figures.py"],
     "instrclf/sources/__init__.py": ["tests/test_sources_combine.py", "tests/test_sources_local.py", "tests/test_sources_tinysol.py"],
+    # the back ends are built, measured and compared in test_models.py (there is no tests/test_backends_*.py)
+    **{f"instrclf/backends/{name}.py": ["tests/test_models.py"] for name in ("__init__", "baseline", "conv1d", "conv2d", "lstm")},
 }
 
 STATUS = {  # mutmut's exit codes (mutmut.stats.status_by_exit_code), folded into the report's columns

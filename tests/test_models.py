@@ -475,3 +475,72 @@ def test_a_refused_mixed_precision_back_end_leaves_the_next_model_in_float32(spe
         assert keras.layers.Dense(2).compute_dtype == "float32"
     finally:
         keras.config.set_dtype_policy("float32")  # whatever happened, the tests after this one start in float32
+
+
+# Mutation run (benchmarks/mutation.py): what its survivors asked for.
+
+
+@pytest.mark.parametrize("name", sorted(settings.MODEL_CONFIGS))
+def test_a_gain_that_changes_from_frame_to_frame_does_not_change_the_answer(name, spec_shape):
+    """Each frame is normalised over its mels: a note decaying by any number of dB per frame is the same note."""
+    back = tiny_back(name, spec_shape)
+    rng = np.random.default_rng(7)
+    spec = rng.uniform(-80, 0, size=(3, *spec_shape)).astype(np.float32)
+    decayed = spec - np.linspace(0, 40, spec_shape[0], dtype=np.float32)[None, :, None, None]
+    np.testing.assert_allclose(call(back, decayed), call(back, spec), rtol=1e-4, atol=1e-5)
+    other = spec.copy()
+    other[:, :, : spec_shape[1] // 2] -= 20  # the spectrum's shape changes: so does the answer
+    assert not np.allclose(call(back, other), call(back, spec), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(settings.MODEL_CONFIGS))
+def test_a_two_class_model_is_built_and_answers_two_probabilities(name, spec_shape):
+    back = backends.build(name, config=tiny_config(name), input_shape=spec_shape, n_classes=2, fold=0)
+    probs = call(back, np.random.default_rng(2).uniform(-80, 0, size=(3, *spec_shape)).astype(np.float32))
+    assert probs.shape == (3, 2) and (probs >= 0).all()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+#: Layers of the classic stacks and the range their activation gives: tanh (-1, 1), relu [0, inf).
+ACTIVATIONS = {
+    "conv1d": {"conv1d_0": "tanh", "conv1d_1": "relu", "dense": "relu"},
+    "conv2d": {"conv2d_0": "tanh", "conv2d_1": "relu", "dense": "relu"},
+    "lstm": {"frame_dense": "tanh", "dense_0": "relu", "dense_1": "relu", "dense": "relu"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_the_classic_stacks_activations(name, spec_shape):
+    """The first layer of the classic stacks is tanh (negative values kept, bounded), the later ones relu."""
+    config = tiny_config(name).model_copy(update={"precision": "float32"})
+    back = tiny_back(name, spec_shape, config=config)
+    names = list(ACTIVATIONS[name])
+    probe = keras.Model(back.input, [back.get_layer(n).output for n in names])
+    spec = np.random.default_rng(4).uniform(-80, 0, size=(4, *spec_shape)).astype(np.float32)
+    for layer, out in zip(names, probe(spec, training=False), strict=True):
+        out = np.asarray(out)
+        if ACTIVATIONS[name][layer] == "tanh":
+            assert out.min() < -0.05 and np.abs(out).max() < 1, layer
+        else:
+            assert out.min() >= 0 and out.max() > 0, layer
+
+
+def test_a_saved_archive_carries_no_clock_and_plain_entries(tmp_path, front, spec_shape):
+    """Saved into a folder not yet made: every entry stored, dated 1980-01-01, mode 0644; no save date; ids 0, 1, ..."""
+    import zipfile
+
+    path = tmp_path / "new" / "deeper" / "m.keras"
+    models.save(models.assemble(front, [tiny_back("baseline", spec_shape)], name="baseline"), path,
+                card=tiny_card("baseline", labels=LABELS, test_folds=[0]))
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        assert {(i.date_time, i.external_attr >> 16, i.compress_type) for i in infos} == {
+            ((1980, 1, 1, 0, 0, 0), 0o644, zipfile.ZIP_STORED)}
+        meta = json.loads(archive.read("metadata.json"))
+        config = archive.read("config.json").decode()
+    assert isinstance(meta, dict) and "keras_version" in meta and "date_saved" not in meta
+    import re
+
+    ids = [int(v) for v in re.findall(r'"shared_object_id": (\d+)', config)]
+    assert ids and sorted(set(ids)) == list(range(len(set(ids))))
+    assert read_card(card_path(path)).labels == LABELS

@@ -94,3 +94,20 @@ def test_a_log_level_the_user_set_is_kept():
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": level})
         assert proc.returncode == 0 and proc.stdout.split()[-1] == level, proc.stderr
+
+
+# Mutation run (benchmarks/mutation.py): what its survivors asked for.
+
+
+def test_tf_is_tensorflow_imported_on_first_use_and_kept(monkeypatch):
+    """``runtime.tf`` is TensorFlow itself, kept in the module after the first use; another name is an AttributeError."""
+    import pytest
+    import tensorflow
+
+    from instrclf import runtime
+
+    monkeypatch.delattr(runtime, "tf", raising=False)  # as if nothing had asked for it yet (restored afterwards)
+    assert runtime.tf is tensorflow
+    assert vars(runtime)["tf"] is tensorflow  # cached: the next use does not import again
+    with pytest.raises(AttributeError, match=r"'instrclf\.runtime' has no attribute 'nope'"):
+        runtime.nope  # noqa: B018
