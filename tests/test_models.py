@@ -269,8 +269,20 @@ def test_backend_refuses_bad_arguments(name, config, n_classes, match, spec_shap
 
 
 def test_assemble_needs_a_back_end(front):
-    with pytest.raises(ParameterError, match="at least one back end"):
+    with pytest.raises(ParameterError) as error:
         models.assemble(front, [], name="x")
+    assert str(error.value) == "assemble needs at least one back end"
+
+
+def test_an_assembled_model_is_named_takes_audio_and_averages_folds_in_one_named_layer(front, spec_shape):
+    """What model.summary() shows a user: the model's name, an input 'audio', and for several folds the
+    layer 'mean_of_folds' (one fold: its back end answers directly)."""
+    one = models.assemble(front, [tiny_back("baseline", spec_shape)], name="baseline")
+    five = models.assemble(front, [tiny_back("baseline", spec_shape, fold=f) for f in range(2)], name="ensemble")
+    assert (one.name, five.name) == ("baseline", "ensemble")
+    assert one.inputs[0].name == five.inputs[0].name == "audio"
+    assert [layer.name for layer in five.layers if isinstance(layer, layers.Average)] == ["mean_of_folds"]
+    assert not any(isinstance(layer, layers.Average) for layer in one.layers)
 
 
 # --------------------------------------------------------------------------- the card and bad files
@@ -544,3 +556,46 @@ def test_a_saved_archive_carries_no_clock_and_plain_entries(tmp_path, front, spe
     ids = [int(v) for v in re.findall(r'"shared_object_id": (\d+)', config)]
     assert ids and sorted(set(ids)) == list(range(len(set(ids))))
     assert read_card(card_path(path)).labels == LABELS
+
+
+# Mutation run of models.py after the back-end tests (benchmarks/mutation.py): what its survivors asked for.
+
+
+def test_the_card_beside_a_model_is_indented_json(saved):
+    """Cards are read by people (and diffed): two-space indented JSON, one key a line, a final newline."""
+    text = (saved[0] / "m.json").read_text()
+    assert text.startswith('{\n  "') and text.endswith("}\n") and json.loads(text) == _card_dict(saved)
+
+
+@pytest.mark.parametrize(("raised", "shown"), [
+    (ValueError("bad  layer\n\tconfig " + "x" * 300), "ValueError: " + ("bad layer config " + "x" * 300)[:200]),
+    (KeyError(), "KeyError: KeyError"),
+], ids=["long-message", "empty-message"])
+def test_a_keras_failure_is_one_line_of_at_most_200_characters_of_its_reason(saved, tmp_path, monkeypatch, raised, shown):
+    path = _copy_model(saved, tmp_path, card_text=(saved[0] / "m.json").read_text())
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: (_ for _ in ()).throw(raised))
+    with pytest.raises(DataError) as error:
+        models.load(path)
+    assert str(error.value) == f"{path}: not a loadable Keras model ({shown})"
+
+
+def test_shared_object_ids_become_their_order_of_first_appearance():
+    """Keras writes memory addresses; two distinct shared objects stay distinct, a repeated one keeps its number."""
+    config = {"a": {"shared_object_id": 140}, "b": [{"shared_object_id": 99}, {"shared_object_id": 140}], "c": 140}
+    assert models._renumber_shared_objects(config, {}) == {"a": {"shared_object_id": 0},
+                                                            "b": [{"shared_object_id": 1}, {"shared_object_id": 0}], "c": 140}
+
+
+def test_a_model_file_that_cannot_be_opened_says_why(saved, tmp_path, monkeypatch):
+    path = _copy_model(saved, tmp_path, card_text=(saved[0] / "m.json").read_text())
+    real_open = Path.open
+
+    def refuse(self, *args, **kwargs):
+        if self.suffix == ".keras":
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)  # root reads any file, so a chmod cannot show it
+    with pytest.raises(DataError) as error:
+        models.load(path)
+    assert str(error.value) == f"{path}: not a loadable Keras model (cannot be read: Permission denied)"
