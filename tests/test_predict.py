@@ -234,3 +234,28 @@ def test_models_whose_labels_are_in_another_order_are_refused(tmp_path, features
     paths = {f: save_fold_model(tmp_path / f"m{f}.keras", f, seed=f, labels=["Vn", "Tbn", "Fl"]) for f in FOLDS}
     with pytest.raises(DataError, match=r"labels \['Vn', 'Tbn', 'Fl'\] differ from the clean data's \['Fl', 'Tbn', 'Vn'\]"):
         predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
+
+
+# Mutation run (benchmarks/mutation.py): what its survivors asked for.
+# The checks above on the unseen library read the module-scoped ``result``, which mutmut
+# credits to the first test only; this one calls predict.run itself.
+
+
+def test_a_direct_run_predicts_the_unseen_library_and_reports_both_sets_per_fold(clean_dir, features_dir, fold_paths, independent):
+    out = predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library="B")
+    predictions, results = out["predictions"], out["results"]
+    assert (predictions["set"] == "test").sum() == 12 and (predictions["set"] == "unseen").sum() == 30
+    assert set(predictions.loc[predictions["set"] == "unseen", "library"]) == {"B"}
+    for figures in results["folds"].values():
+        assert figures["n_files"] == 6 and figures["unseen_n_files"] == 30
+        assert 0.0 <= figures["file_accuracy"] <= 1.0 and 0.0 <= figures["unseen_file_accuracy"] <= 1.0
+    assert results["ensemble"]["unseen_n_files"] == 30 and "unseen_note" not in results
+    unseen = predictions[predictions["set"] == "unseen"]
+    assert results["ensemble"]["unseen_file_accuracy"] == pytest.approx(np.mean(unseen["label"] == unseen["predicted"]))
+    # The ensemble handed back: named after its architecture, its card naming both folds, its output their mean.
+    assert out["model"].name == "baseline" and out["card"].test_folds == [0, 1]
+    assert out["card"] == tiny_card("baseline", labels=LABELS, test_folds=[0, 1])
+    index = layout.read_index(clean_dir)
+    windows = index[index["Path"].isin(sorted(set(index.loc[index["library"] == "B", "Path"]))[:2])].reset_index(drop=True)
+    for path, probs in note_probs(out["model"], clean_dir, windows).items():
+        np.testing.assert_allclose(probs, np.mean([independent[f][path] for f in FOLDS], axis=0), rtol=1e-5, atol=1e-6)
