@@ -13,7 +13,7 @@ env = dict(os.environ, PYTHONPATH=ROOT, PATH=f"{VENV}:{os.environ['PATH']}")
 
 
 def pytest(*tests):
-    proc = subprocess.run(["nice", "-n", "15", f"{VENV}/python", "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+    proc = subprocess.run(["nice", "-n", "10", f"{VENV}/python", "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider",
                            *tests], cwd=ROOT, env=env, capture_output=True, text=True)
     return proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1]
 

@@ -31,7 +31,7 @@ for mid, f, old, new, desc in M:
     subprocess.run(["git", "apply", f"{PATCHES}/{mid}.patch"], cwd=ROOT, check=True)
     start = time.time()
     try:
-        proc = subprocess.run(["nice", "-n", "15", f"{VENV}/python", "-m", "pytest", "-q", "-x", "-m", "not slow",
+        proc = subprocess.run(["nice", "-n", "10", f"{VENV}/python", "-m", "pytest", "-q", "-x", "-m", "not slow",
                                "-p", "no:cacheprovider", *TESTS[key]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
         text = proc.stdout + proc.stderr
         rc = proc.returncode
