@@ -762,3 +762,22 @@ def test_an_odd_sized_data_chunk_without_its_pad_byte_is_not_called_truncated(tm
     path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
     y, sr = audio.load(path)
     assert sr == 8000 and y.shape == (401, 1)
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_file_refused_for_its_rate_is_closed(tmp_path):
+    """Files at a refused rate: each is named and closed at once, not when its error is collected
+    (a classify of thousands keeping its errors would run out of descriptors)."""
+    import os
+
+    sf.write(tmp_path / "slow.wav", np.zeros(100, np.int16), audio.MIN_SAMPLE_RATE - 1, subtype="PCM_16")
+    before = len(os.listdir("/proc/self/fd"))
+    kept = []  # errors kept for a summary at the end (their tracebacks hold the reader's frame)
+    for _ in range(20):
+        with pytest.raises(DataError, match="slow.wav: sample rate 999 Hz") as info:
+            audio.load(tmp_path / "slow.wav")
+        kept.append(info.value)
+    assert len(os.listdir("/proc/self/fd")) == before

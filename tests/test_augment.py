@@ -204,3 +204,23 @@ def test_each_epoch_augments_its_windows_anew():
     ds = train.dataset(x, y, batch_size=8, seed=1, augment=settings(eq_db=6.0))
     first, second = (np.sort(np.concatenate([bx.numpy() for bx, _ in ds]).reshape(8, -1), axis=0) for _ in range(2))
     assert not np.allclose(first, second)
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_the_eq_curves_three_cosines_have_amplitudes_of_their_own():
+    """Each example's curve is a sum of three cosines (1, 2 and 3 half periods over the mel axis), each
+    with its own amplitude in +-max_db / 3: fitted back, the three amplitudes differ and fill that range."""
+    n_mels, max_db = 64, 6.0
+    x = tf.zeros((256, 1, n_mels, 1))
+    curve = (augment.eq(x, SEED, max_db)).numpy()[:, 0, :, 0]  # (example, band)
+    m = np.arange(n_mels) / n_mels
+    basis = np.stack([f(np.pi * k * m) for k in (1, 2, 3) for f in (np.cos, np.sin)], axis=1)  # (band, 6)
+    coef, residual, *_ = np.linalg.lstsq(basis, curve.T, rcond=None)
+    assert np.abs(basis @ coef - curve.T).max() < 1e-4  # exactly three cosines of those periods
+    amps = np.hypot(coef[0::2], coef[1::2]).T  # (example, harmonic)
+    assert amps.max() <= max_db / 3 + 1e-4
+    spread = amps.max(axis=1) - amps.min(axis=1)
+    assert np.mean(spread > 0.1) > 0.8, spread  # not one amplitude shared by the three
+    assert 0.25 < amps.mean() / (max_db / 3) < 0.75  # |uniform(-a, a)| averages a / 2

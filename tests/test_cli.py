@@ -529,3 +529,14 @@ def test_exactly_a_quarter_window_of_sound_is_not_warned(model_dir, tmp_path, ca
     rows = {Path(r["file"]).name: r for r in map(json.loads, out.splitlines())}
     assert rows["quarter.wav"]["windows"] == 1 and "warning" not in rows["quarter.wav"]
     assert rows["under.wav"]["warning"].startswith("only 0.1249 s of sound")
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_a_card_naming_more_folds_than_the_model_holds_is_refused(model_dir, tmp_path):
+    """An ensemble's card (folds 0 and 1) beside a model that holds fold 0's back end alone: refused."""
+    model, _ = models.load(model_dir / "tiny.keras")  # a baseline of fold 0
+    cli.check_card_fits(model, card(test_folds=[0]), path=tmp_path / "m.keras")
+    with pytest.raises(DataError, match=r"back ends \['baseline_fold0', 'baseline_fold1'\].*belongs to another model"):
+        cli.check_card_fits(model, card(test_folds=[0, 1]), path=tmp_path / "m.keras")

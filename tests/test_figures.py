@@ -183,3 +183,20 @@ def test_the_threshold_figure_lays_out_one_row_per_class_and_hides_the_empty_cel
     assert grid[0, 0].get_shared_y_axes().joined(grid[0, 0], grid[1, 0])  # one dB scale for every panel
     fewer = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=1)
     assert sum(ax.get_visible() for ax in fewer.axes) == 2  # per_class is honoured
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_the_threshold_figure_shows_each_note_in_seconds_whatever_its_rate(tmp_path, rate):
+    """Notes recorded at 8 or 44.1 kHz are drawn as clean sees them, at clean's rate: each panel spans
+    the note's own duration (0.05 s), not its sample count read at another rate."""
+    from synthetic import make_raw_dir
+
+    raw = make_raw_dir(tmp_path / "raw", sample_rate=rate)
+    fig = clean_figure.threshold_figure(raw, clean=CONFIG, target="instrument", per_class=1)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert shown and all(ax.get_xlim()[1] == pytest.approx(0.05, abs=1e-3) for ax in shown)
+    for ax in shown:
+        assert max(line.get_xdata()[-1] for line in ax.get_lines() if len(line.get_xdata()) > 2) <= 0.05 + 1e-3

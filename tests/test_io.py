@@ -301,3 +301,46 @@ def test_a_file_that_is_not_utf8_is_one_error_naming_it(tmp_path):
     path.write_bytes(b"\xff\xfe\x00 not text")
     with pytest.raises(DataError, match=f"^{re.escape(str(path))}: not readable model card \\(.*utf-8"):
         read_text(path, what="model card")
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_a_file_appears_under_its_name_only_once_complete(tmp_path, monkeypatch):
+    """At the rename every byte is already in the file (a reader never sees a partial one), and a
+    failure of the last flush (a full disk at close) keeps the old file."""
+    path = tmp_path / "out.txt"
+    seen = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append(open(src).read())
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_file(path) as f:
+        f.write("x" * 100)  # smaller than the write buffer: still in memory until the file is closed
+    assert seen == ["x" * 100] and path.read_text() == "x" * 100
+    monkeypatch.undo()
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            return self.f.write(text)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+            raise OSError(28, "No space left on device")
+
+    import builtins
+
+    real_open = builtins.open
+    monkeypatch.setattr("instrclf.io.open", lambda *a, **k: FullDisk(real_open(*a, **k)), raising=False)
+    with pytest.raises(OSError, match="No space"), atomic_file(path) as f:
+        f.write("y" * 100)
+    assert path.read_text() == "x" * 100 and os.listdir(tmp_path) == ["out.txt"]

@@ -422,3 +422,19 @@ def test_the_bar_redraws_at_most_once_a_second(monkeypatch):
     terminal = _terminal(monkeypatch)
     parallel.process_map(square_slowly, range(5), jobs=1, desc="work")
     assert set(re.findall(r"\| (\d)/5 \[", terminal.getvalue())) == {"0", "5"}
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_once_the_results_are_in_no_worker_or_pool_thread_is_left():
+    """A stage calls process_imap several times (render, clean, reports): each call ends its pool
+    completely before it returns, so workers and the pool's threads do not pile up."""
+    def threads():  # tqdm's monitor thread lives on by design
+        return {t for t in threading.enumerate() if t.name != "tqdm_monitor"}
+
+    before = threads()
+    for _ in range(3):
+        assert list(parallel.process_imap(square_after, range(40), jobs=2, progress=False)) == [x * x for x in range(40)]
+        assert multiprocessing.active_children() == []
+        assert threads() == before

@@ -528,3 +528,29 @@ def test_failure_summary_names_no_best_group_when_every_group_is_a_lowest(tmp_pa
     text = plots.failure_summary(out, lowest=2, min_notes=20)
     assert text == ("m, test folds: 0.700 of 60 notes. Lowest dynamics: pp 0.500 (folds 0.50-0.50, 30 notes); "
                     "ff 0.900 (folds 0.90-0.90, 30 notes).")
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_failure_summary_keeps_a_group_of_exactly_min_notes(tmp_path):
+    """min_notes is the least a group needs to be named: a group of exactly that many counts."""
+    out = tmp_path / "breakdown"
+    write_json(out / "test_dynamics.json", [
+        {"series": "m", "group": "pp", "order": 0, "fold": 0, "accuracy": 0.5, "notes": 20},
+        {"series": "m", "group": "ff", "order": 1, "fold": 0, "accuracy": 0.9, "notes": 19},
+        {"series": "m", "group": "mf", "order": 2, "fold": 0, "accuracy": 0.8, "notes": 21},
+    ])
+    text = plots.failure_summary(out, lowest=1, min_notes=20)
+    assert "Lowest dynamics: pp 0.500 (folds 0.50-0.50, 20 notes); best mf 0.800." in text and "ff" not in text
+
+
+def test_the_test_folds_curves_leave_the_held_out_library_out(plot_project):
+    """The held-out library's notes have breakdowns of their own: the ROC and confusion of the test
+    folds hold the test folds' notes, every one of them and nothing else."""
+    for name in PAGE_MODELS:
+        table, _ = layout.read_predictions(plot_project / "data" / "predictions" / f"{name}.csv")
+        test = table[table["set"] == "test"]
+        assert (table["set"] == "unseen").sum() > 0
+        rows = json.loads((plot_project / "plots" / "data" / "confusion" / f"{name}.json").read_text())
+        assert sorted((r["actual"], r["predicted"]) for r in rows) == sorted(zip(test["label"], test["predicted"]))

@@ -111,3 +111,18 @@ def test_tf_is_tensorflow_imported_on_first_use_and_kept(monkeypatch):
     assert vars(runtime)["tf"] is tensorflow  # cached: the next use does not import again
     with pytest.raises(AttributeError, match=r"'instrclf\.runtime' has no attribute 'nope'"):
         runtime.nope  # noqa: B018
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_filtering_stderr_leaves_no_descriptor_open(capfd):
+    """Every stage filters stderr once per TensorFlow import; a long process doing it many times keeps its descriptors."""
+    import os
+
+    before = sorted(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with filtered_stderr():
+            print("a line", file=sys.stderr)
+    assert sorted(os.listdir("/proc/self/fd")) == before
+    assert capfd.readouterr().err == "a line\n" * 5

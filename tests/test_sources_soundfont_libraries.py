@@ -145,3 +145,15 @@ def test_a_soundfont_path_with_a_capital_suffix_is_a_library(tmp_path, name):
     font = soundfont_file(tmp_path / name)
     (lib,) = libraries.resolve([str(font)])
     assert (lib.name, lib.path) == (Path(name).stem, font)
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_a_path_from_home_is_expanded(tmp_path, monkeypatch):
+    """``~/fonts/Mine.sf2`` in params.yaml is the file under the user's home, found and checked there."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    font = soundfont_file((tmp_path / "fonts").mkdir() or tmp_path / "fonts" / "Mine.sf2")
+    (lib,) = libraries.resolve(["~/fonts/Mine.sf2"])
+    assert (lib.name, lib.path) == ("Mine", font)
+    assert libraries.problem(lib.path) is None

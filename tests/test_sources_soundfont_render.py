@@ -218,3 +218,27 @@ def test_the_string_span_setting_decides_which_strings_play_a_pitch(tmp_path, mo
         open_pitches = BY_ABBR[abbr].strings
         if open_pitches[int(string) - 1] != max(open_pitches):
             assert pitch == open_pitches[int(string) - 1], (abbr, pitch, string)
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+@pytest.mark.parametrize("cents", [-40.0, 25.0])
+def test_detune_moves_the_pitch_by_that_many_cents(synth, cents):
+    """data.soundfont's detune is in cents: a flute's A4 detuned by c cents has its fundamental at
+    440 * 2**(c / 1200) Hz (measured on the held part, an interpolated spectral peak)."""
+    s, sfid = synth
+
+    def f0(detune):
+        y = render.synthesize(s, sfid=sfid, program=BY_ABBR["Fl"].program, midi=69, velocity=80, detune_cents=detune,
+                              on_frames=44100, off_frames=0)[4410:]
+        n = 1 << 20
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), n=n))
+        lo, hi = int(300 * n / 44100), int(600 * n / 44100)
+        k = lo + int(np.argmax(spectrum[lo:hi]))
+        a, b, c = np.log(spectrum[k - 1 : k + 2])
+        return (k + 0.5 * (a - c) / (a - 2 * b + c)) * 44100 / n
+
+    base = f0(0.0)
+    assert base == pytest.approx(440.0, rel=0.01)
+    assert f0(cents) / base == pytest.approx(2 ** (cents / 1200), rel=0.002)

@@ -775,3 +775,15 @@ def test_a_mirror_folder_with_a_space_in_its_name_is_found_through_its_file_url(
     found = settings.TinysolSettings(base_url=mirror.as_uri(), md5=md5s)
     tinysol.download(tmp_path / "raw", settings=found, progressbar=False)
     assert rows_in(tmp_path / "raw") == len(ROWS)
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+@pytest.mark.parametrize("decoy", ["backup/OldBrass/Horn/x.wav", "XBrass/Horn/x.wav", "TinySOL/2Brass/Horn/x.wav"])
+def test_the_archive_root_is_a_whole_folder_not_the_end_of_a_longer_name(decoy):
+    """A member whose name merely ends with the metadata's path (``OldBrass/...`` for ``Brass/...``)
+    is not the note: the root is the folder the path starts in."""
+    names = [decoy, "TinySOL/Brass/Horn/x.wav"]
+    assert tinysol.find_root(names, path="Brass/Horn/x.wav") == "TinySOL/"
+    assert tinysol.find_root(["Brass/Horn/x.wav", decoy], path="Brass/Horn/x.wav") == ""

@@ -366,3 +366,19 @@ def test_a_refused_rename_names_both_paths(tmp_path, capsys):
         stage.run("clean", work)
     assert exit_.value.code == 1
     assert capsys.readouterr().err == f"error: clean: {source} -> {target}: Not a directory\n"
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+def test_an_os_error_that_names_no_file_keeps_its_own_traceback():
+    """A full disk met by a library that names no path: the OSError itself reaches the user, not a
+    TypeError raised while describing it."""
+    error = OSError(errno.ENOSPC, "No space left on device")
+
+    def work():
+        raise error
+
+    with pytest.raises(OSError) as info:
+        stage.run("clean", work)
+    assert info.value is error

@@ -453,3 +453,30 @@ def test_the_train_stage_keeps_the_timings_out_of_the_metrics(tmp_path, monkeypa
                        "--live", str(out / "live")])
     assert set(json.loads((out / "timings.json").read_text())) == set(train.TIMING_KEYS)
     assert json.loads((out / "metrics.json").read_text()) == {"best_val_accuracy": 0.5, "epochs_run": 2}
+
+
+# Hostile mutants, round 7 (benchmarks/hostile_mutants/round7): cases beside the tested ones.
+
+
+@pytest.mark.parametrize(("replicas", "pipelines"), [(4, 2), (6, 3), (8, 2), (2, 2)])
+def test_across_processes_every_part_of_a_batch_is_read_by_exactly_one_pipeline(monkeypatch, replicas, pipelines):
+    """Workers each run one input pipeline for their local replicas; together they read every part of
+    the global batch once: no two read the same rows, none is left out."""
+    from instrclf.runtime import tf
+
+    asked = []
+
+    def make(part):
+        asked.append(part)
+        return tf.data.Dataset.range(3)
+
+    class Strategy:
+        num_replicas_in_sync = replicas
+
+        def distribute_datasets_from_function(self, fn, options=None):
+            return [fn(tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=i,
+                                                  num_replicas_in_sync=replicas)) for i in range(pipelines)]
+
+    monkeypatch.setattr(train, "across_processes", lambda strategy: True)
+    train.distributed(Strategy(), make)
+    assert sorted(asked) == [(r, replicas) for r in range(replicas)]
