@@ -101,3 +101,17 @@ M = [
  "    return {\"features\": features.model_dump()}\n",
  "the spectrograms' provenance records the features settings only: spectrograms of windows cut at another sample rate or window length pass the readers' check"),
 ]
+
+
+#: Each mutant's module's own test files (what `rounds.py own` runs).
+TESTS = {
+ "01": ["tests/test_sources_combine.py", "tests/test_sources_local.py"],
+ "02": ["tests/test_sources_local.py"], "03": ["tests/test_sources_tinysol.py"], "04": ["tests/test_sources_tinysol.py"],
+ "05": ["tests/test_clean.py"], "06": ["tests/test_audio.py"], "07": ["tests/test_io.py"], "08": ["tests/test_parallel.py"],
+ "09": ["tests/test_stage.py"], "10": ["tests/test_runtime.py"], "11": ["tests/test_layout.py"],
+ "12": ["tests/test_export.py"], "13": ["tests/test_export.py"], "14": ["tests/test_export.py"],
+ "15": ["tests/test_compare.py"], "16": ["tests/test_compare.py"], "17": ["tests/test_report.py"], "18": ["tests/test_plots.py"],
+ "19": ["tests/test_predict.py"], "20": ["tests/test_train.py"], "21": ["tests/test_train.py", "tests/test_library_weights.py"],
+ "22": ["tests/test_export.py"], "23": ["tests/test_sources_soundfont_effects.py"], "24": ["tests/test_sources_soundfont_render.py"],
+ "25": ["tests/test_features.py", "tests/test_predict.py"],
+}

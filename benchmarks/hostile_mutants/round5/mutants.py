@@ -101,3 +101,33 @@ M = [
  "",
  "models.save no longer removes a killed save's temporary: .<model>.keras.tmp-<pid>-.keras files of dead processes pile up beside the models"),
 ]
+
+
+#: Each mutant's module's own test files (what `rounds.py own` runs).
+TESTS = {
+ "01": ["tests/test_layout.py", "tests/test_data.py"], "02": ["tests/test_layout.py", "tests/test_clean.py"],
+ "03": ["tests/test_data.py"], "04": ["tests/test_cli.py"], "05": ["tests/test_cli.py", "tests/test_cli_litert.py"],
+ "06": ["tests/test_cli.py", "tests/test_cli_litert.py"], "07": ["tests/test_parallel.py"], "08": ["tests/test_features.py"],
+ "09": ["tests/test_train.py", "tests/test_library_weights.py"], "10": ["tests/test_train.py", "tests/test_library_weights.py"],
+ "11": ["tests/test_predict.py"], "12": ["tests/test_models.py"], "13": ["tests/test_export.py", "tests/test_cli_litert.py"],
+ "14": ["tests/test_settings.py"], "15": ["tests/test_settings.py"], "16": ["tests/test_export.py"], "17": ["tests/test_clean.py"],
+ "18": ["tests/test_audio.py"], "19": ["tests/test_io.py"], "20": ["tests/test_augment.py"],
+ "21": ["tests/test_sources_combine.py"], "22": ["tests/test_sources_soundfont_plan.py"], "23": ["tests/test_stage.py"],
+ "24": ["tests/test_summary.py"], "25": ["tests/test_models.py"],
+}
+
+#: The test added for each escaped mutant (what `rounds.py check` runs).
+NEW = {
+ "01": "tests/test_data.py::test_a_shard_of_another_sample_type_is_refused_naming_it",
+ "02": "tests/test_layout.py::test_a_shard_is_filled_up_to_its_size_exactly",
+ "04": "tests/test_cli.py::test_the_window_command_writes_one_clean_window_and_prints_its_path",
+ "06": "tests/test_cli_litert.py::test_a_float16_models_export_does_not_answer_for_it_under_auto",
+ "08": "tests/test_features.py::test_the_figures_give_the_spectrogram_files_shape_and_size",
+ "09": "tests/test_library_weights.py::test_a_heavily_weighted_librarys_draws_do_not_crowd_the_end_of_the_epoch",
+ "10": "tests/test_train.py::test_data_of_one_library_records_no_held_out_library_even_when_one_is_named",
+ "12": "tests/test_models.py::test_bad_card_is_one_line_naming_the_file",
+ "13": "tests/test_export.py::test_litert_takes_a_smaller_batch_after_a_larger_one",
+ "19": "tests/test_io.py::test_a_file_that_is_not_utf8_is_one_error_naming_it",
+ "22": "tests/test_sources_soundfont_plan.py::test_any_fold_can_deal_an_instruments_first_note",
+ "23": "tests/test_stage.py::test_a_refused_rename_names_both_paths",
+}

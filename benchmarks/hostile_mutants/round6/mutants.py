@@ -101,3 +101,46 @@ M = [
  "    if path.suffix not in SUFFIXES:\n",
  "a SoundFont path ending in .SF2 or .SF3 (as Windows tools name them) is refused as 'not a known library nor a path to a .sf2/.sf3/.cfg file'"),
 ]
+
+
+#: Each mutant's module's own test files (what `rounds.py own` runs).
+TESTS = {
+ "01": ["tests/test_clean.py"], "02": ["tests/test_clean.py"], "03": ["tests/test_clean.py"],
+ "04": ["tests/test_parallel.py"], "05": ["tests/test_parallel.py"],
+ "06": ["tests/test_layout.py", "tests/test_data.py"], "07": ["tests/test_layout.py", "tests/test_data.py"],
+ "08": ["tests/test_data.py"],
+ "09": ["tests/test_train.py", "tests/test_library_weights.py"], "10": ["tests/test_train.py"], "11": ["tests/test_train.py"],
+ "12": ["tests/test_train.py", "tests/test_stage.py"], "13": ["tests/test_predict.py"], "14": ["tests/test_export.py"],
+ "15": ["tests/test_card.py", "tests/test_models.py"], "16": ["tests/test_runtime.py"], "17": ["tests/test_cli.py"],
+ "18": ["tests/test_cli.py", "tests/test_cli_litert.py"], "19": ["tests/test_settings.py"], "20": ["tests/test_models.py"],
+ "21": ["tests/test_compare.py"], "22": ["tests/test_plots.py"], "23": ["tests/test_report.py"], "24": ["tests/test_figures.py"],
+ "25": ["tests/test_sources_soundfont_libraries.py"],
+}
+
+#: The test added for each escaped mutant (what `rounds.py check` runs).
+NEW = {
+ "01": "tests/test_clean.py::test_a_library_whose_every_note_is_silent_gives_no_window_and_is_not_counted",
+ "02": "tests/test_clean.py::test_clipped_samples_are_summed_over_every_note",
+ "03": "tests/test_clean.py::test_under_the_family_target_windows_are_named_after_the_family",
+ "04": "tests/test_parallel.py::test_one_item_runs_in_this_process_whatever_the_jobs",
+ "05": "tests/test_parallel.py::test_a_few_dozen_items_keep_every_worker_busy",
+ "06": "tests/test_layout.py::test_a_fortran_order_array_is_refused_not_read_scrambled",
+ "07": "tests/test_data.py::test_reading_windows_batch_by_batch_leaves_no_file_open",
+ "08": "tests/test_data.py::test_a_window_is_a_16_bit_wav_whatever_its_files_name",
+ "09": "tests/test_augment.py::test_each_epoch_augments_its_windows_anew",
+ "10": "tests/test_train.py::test_a_warm_up_that_rounds_to_the_whole_schedule_still_leaves_a_decay",
+ "11": "tests/test_train.py::test_the_peak_memory_is_the_processs_in_megabytes",
+ "12": "tests/test_train.py::test_the_train_stage_keeps_the_timings_out_of_the_metrics",
+ "13": "tests/test_predict.py::test_models_whose_labels_are_in_another_order_are_refused",
+ "14": "tests/test_export.py::test_a_savedmodels_bytes_are_those_of_its_files",
+ "15": "tests/test_card.py::test_a_bad_card_is_one_line_naming_the_file_and_the_field",
+ "16": "tests/test_runtime.py::test_a_log_level_the_user_set_is_kept",
+ "17": "tests/test_cli.py::test_exactly_a_quarter_window_of_sound_is_not_warned",
+ "18": "tests/test_cli_litert.py::test_a_missing_keras_beside_its_export_is_one_error_line",
+ "19": "tests/test_settings.py::test_a_python_tag_in_the_params_file_is_refused_and_runs_nothing",
+ "20": "tests/test_models.py::test_a_refused_mixed_precision_back_end_leaves_the_next_model_in_float32",
+ "21": "tests/test_compare.py::test_a_readme_written_from_experiments_holds_every_column",
+ "22": "tests/test_plots.py::test_failure_summary_names_no_best_group_when_every_group_is_a_lowest",
+ "23": "tests/test_report.py::test_the_figures_count_the_media_files_written",
+ "25": "tests/test_sources_soundfont_libraries.py::test_a_soundfont_path_with_a_capital_suffix_is_a_library",
+}

@@ -101,3 +101,33 @@ M = [
  "        x = layers.AveragePooling2D((size, 1), name=\"time_pool\")(x)\n",
  "time pooling with padding 'valid': the last frames of a window that do not fill a group of time_pool (frames % time_pool of them, when time_pool does not divide the frames) are dropped from the LSTM's and Conv2D's input"),
 ]
+
+
+#: Each mutant's module's own test files (what `rounds.py own` runs).
+TESTS = {
+ "01": ["tests/test_io.py"], "02": ["tests/test_stage.py"], "03": ["tests/test_summary.py"],
+ "04": ["tests/test_layout.py", "tests/test_plots.py"], "05": ["tests/test_sources_tinysol.py"], "06": ["tests/test_audio.py"],
+ "07": ["tests/test_figures.py"], "08": ["tests/test_data.py"], "09": ["tests/test_features.py", "tests/test_export.py"],
+ "10": ["tests/test_augment.py"], "11": ["tests/test_train.py"], "12": ["tests/test_settings.py", "tests/test_library_weights.py"],
+ "13": ["tests/test_export.py"], "14": ["tests/test_plots.py"], "15": ["tests/test_parallel.py"], "16": ["tests/test_runtime.py"],
+ "17": ["tests/test_cli.py"], "18": ["tests/test_card.py", "tests/test_cli.py", "tests/test_cli_litert.py"], "19": ["tests/test_compare.py"],
+ "20": ["tests/test_sources_soundfont_libraries.py"], "21": ["tests/test_sources_soundfont_render.py"],
+ "22": ["tests/test_sources_soundfont_timidity.py"], "23": ["tests/test_sources_soundfont_plan.py"], "24": ["tests/test_plots.py"],
+ "25": ["tests/test_models.py"],
+}
+
+#: The test added for each escaped mutant (what `rounds.py check` runs).
+NEW = {
+ "01": "tests/test_io.py::test_a_file_appears_under_its_name_only_once_complete",
+ "02": "tests/test_stage.py::test_an_os_error_that_names_no_file_keeps_its_own_traceback",
+ "05": "tests/test_sources_tinysol.py::test_the_archive_root_is_a_whole_folder_not_the_end_of_a_longer_name",
+ "07": "tests/test_figures.py::test_the_threshold_figure_shows_each_note_in_seconds_whatever_its_rate",
+ "10": "tests/test_augment.py::test_the_eq_curves_three_cosines_have_amplitudes_of_their_own",
+ "11": "tests/test_train.py::test_across_processes_every_part_of_a_batch_is_read_by_exactly_one_pipeline",
+ "14": "tests/test_plots.py::test_failure_summary_keeps_a_group_of_exactly_min_notes",
+ "16": "tests/test_runtime.py::test_filtering_stderr_leaves_no_descriptor_open",
+ "17": "tests/test_cli.py::test_a_card_naming_more_folds_than_the_model_holds_is_refused",
+ "20": "tests/test_sources_soundfont_libraries.py::test_a_path_from_home_is_expanded",
+ "21": "tests/test_sources_soundfont_render.py::test_detune_moves_the_pitch_by_that_many_cents",
+ "24": "tests/test_plots.py::test_the_test_folds_curves_leave_the_held_out_library_out",
+}

@@ -101,3 +101,22 @@ M = [
  "\"epoch\": int(step),",
  "the training curves' epochs start at 0, not 1: the plot's epoch axis is one off from train's best_epoch and epochs_run"),
 ]
+
+
+#: Each mutant's module's own test files (what `rounds.py own` runs).
+TESTS = {
+ "01": ["tests/test_sources_combine.py", "tests/test_sources_local.py"], "02": ["tests/test_sources_local.py"],
+ "03": ["tests/test_io.py"], "04": ["tests/test_stage.py"], "05": ["tests/test_card.py", "tests/test_models.py"],
+ "06": ["tests/test_augment.py"], "07": ["tests/test_litert.py", "tests/test_cli_litert.py"], "08": ["tests/test_predict.py"],
+ "09": ["tests/test_evaluate.py"], "10": ["tests/test_features.py"], "11": ["tests/test_summary.py"],
+ "12": ["tests/test_data.py"], "13": ["tests/test_models.py"], "14": ["tests/test_layout.py"],
+ "15": ["tests/test_parallel.py"], "16": ["tests/test_train.py"], "17": ["tests/test_export.py"],
+ "18": ["tests/test_cli.py"], "19": ["tests/test_settings.py"], "20": ["tests/test_audio.py"],
+ "21": ["tests/test_report.py"], "22": ["tests/test_compare.py"], "23": ["tests/test_summary.py"],
+ "24": ["tests/test_clean.py"], "25": ["tests/test_plots.py"],
+}
+
+#: The test added for each escaped mutant (what `rounds.py check` runs).
+NEW = {
+ "20": "tests/test_audio.py::test_a_file_refused_for_its_rate_is_closed",
+}
