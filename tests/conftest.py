@@ -1,5 +1,6 @@
 """Fixtures shared by the test modules."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,11 @@ hypothesis_settings.load_profile("instrclf")
 # ignored signal stays ignored across exec, and Python then never raises KeyboardInterrupt:
 # give this process, and so every child it starts, the default Ctrl-C of an interactive shell.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# The tests make DVC projects of their own (`dvc init`), whose config does not turn analytics off
+# as the project's .dvc/config does: every dvc command would start a daemon trying to reach
+# analytics.dvc.org. Off for this process and everything it starts.
+os.environ["DVC_NO_ANALYTICS"] = "1"
 
 
 @pytest.fixture(autouse=True)
