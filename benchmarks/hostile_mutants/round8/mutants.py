@@ -11,7 +11,7 @@ M = [
 ("02-stage-large-counts-printed-in-exponent-notation", "instrclf/stage.py",
  "        return f\"{value:.4g}\" if isinstance(value, float) else str(value)\n",
  "        return f\"{value:.4g}\" if isinstance(value, (int, float)) else str(value)\n",
- "a stage's one-line summary formats integers to 4 significant digits too: 'windows_written=1.235e+04' for 12,345 windows (and a bool as 1), so counts of 10,000 and more are shown rounded in every stage's log"),
+ "a stage's one-line summary formats integers to 4 significant digits too: 'windows_written=1.234e+04' for 12,345 windows (and a bool as 1), so counts of 10,000 and more are shown rounded in every stage's log"),
 ("03-runtime-noise-matched-at-line-start", "instrclf/runtime.py",
  "                if not noise.search(line):\n",
  "                if not noise.match(line):\n",
