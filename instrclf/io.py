@@ -87,8 +87,9 @@ def atomic_dir(path):
     Parameters
     ----------
     path : str or Path
-        The final folder. An existing folder there is replaced once the block succeeds;
-        if the block raises, the temporary folder is removed and ``path`` is untouched.
+        The final folder. An existing folder there (or a link to one) is replaced once the
+        block succeeds; if the block or the final rename fails, the temporary folder is
+        removed and ``path`` is as it was.
 
     Yields
     ------
@@ -106,12 +107,22 @@ def atomic_dir(path):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = None
-    if path.exists():
+    if path.exists() or path.is_symlink():
         old = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
         os.rmdir(old)
         path.rename(old)
-    tmp.rename(path)
-    if old is not None:
+    try:
+        tmp.rename(path)
+    except BaseException:
+        if old is not None:
+            old.rename(path)  # the old output back in place: never no output at all
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is None:
+        return
+    if old.is_symlink():
+        old.unlink()  # a link to a folder elsewhere: the link goes, what it pointed to is not ours
+    else:
         shutil.rmtree(old, ignore_errors=True)
 
 

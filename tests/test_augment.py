@@ -223,4 +223,31 @@ def test_the_eq_curves_three_cosines_have_amplitudes_of_their_own():
     assert amps.max() <= max_db / 3 + 1e-4
     spread = amps.max(axis=1) - amps.min(axis=1)
     assert np.mean(spread > 0.1) > 0.8, spread  # not one amplitude shared by the three
-    assert 0.25 < amps.mean() / (max_db / 3) < 0.75  # |uniform(-a, a)| averages a / 2
+    # amplitudes uniform in +-max_db / 3 and phases uniform over the circle: |amplitude| is uniform
+    # on [0, max_db / 3] and the phase, known up to the amplitude's sign, uniform on [0, pi)
+    assert ks_uniform(amps.ravel(), 0.0, max_db / 3) < 0.08
+    phases = np.mod(np.arctan2(-coef[1::2], coef[0::2]), np.pi).ravel()
+    assert ks_uniform(phases, 0.0, np.pi) < 0.08
+
+
+def ks_uniform(values, low, high) -> float:
+    """Kolmogorov-Smirnov distance between ``values`` and the uniform distribution on [low, high]."""
+    u = np.sort((np.asarray(values) - low) / (high - low))
+    n = len(u)
+    return float(max((np.arange(1, n + 1) / n - u).max(), (u - np.arange(n) / n).max()))
+
+
+def test_shift_and_noise_draw_each_example_independently_over_their_ranges():
+    """One peak band at -0 dB over a -100 dB floor: the peak's new band is the shift, the new floor
+    gives the SNR. Over 2,000 examples each is uniform over its range, and the two are unrelated."""
+    n, bands = 2000, 64
+    x = np.full((n, 2, bands, 1), -100.0, np.float32)
+    x[:, :, 32, 0] = 0.0
+    out, _ = augment.batch_augmenter(settings(mel_shift=2, noise_snr_db=[10, 30]))(tf.constant(x), tf.zeros(n), SEED)
+    out = out.numpy()[:, 0, :, 0]
+    shift = out.argmax(axis=1) - 32
+    mean_db = 10 * np.log10((1 + (bands - 1) * 1e-10) / bands)
+    snr = mean_db - out.min(axis=1)  # the floor, flat over the bands
+    assert set(shift) == {-2, -1, 0, 1, 2} and max(abs(np.mean(shift == s) - 0.2) for s in range(-2, 3)) < 0.04
+    assert snr.min() >= 10 - 0.01 and snr.max() <= 30 + 0.01 and ks_uniform(snr, 10, 30) < 0.05
+    assert abs(np.corrcoef(shift, snr)[0, 1]) < 0.1

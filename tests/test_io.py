@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -344,3 +345,43 @@ def test_a_file_appears_under_its_name_only_once_complete(tmp_path, monkeypatch)
     with pytest.raises(OSError, match="No space"), atomic_file(path) as f:
         f.write("y" * 100)
     assert path.read_text() == "x" * 100 and os.listdir(tmp_path) == ["out.txt"]
+
+
+# Hostile mutants, round 8 (benchmarks/hostile_mutants/round8): cases beside the tested ones.
+
+
+def test_atomic_dir_puts_the_old_folder_back_when_the_final_rename_fails(tmp_path, monkeypatch):
+    """The new folder built but not movable into place (a full or read-only disk at the rename): the
+    old output is back under its name, whole, and no temporary is left beside it."""
+    out = tmp_path / "features"
+    out.mkdir()
+    (out / "old.npy").write_text("old")
+    real_rename = type(out).rename
+
+    def rename(self, target):
+        if Path(target) == out and self.name.startswith(".features.tmp-") and (self / "new.npy").exists():
+            raise OSError(28, "No space left on device", str(target))
+        return real_rename(self, target)
+
+    monkeypatch.setattr(type(out), "rename", rename)
+    with pytest.raises(OSError, match="No space"), atomic_dir(out) as tmp:
+        (tmp / "new.npy").write_text("new")
+    assert sorted(os.listdir(tmp_path)) == ["features"] and os.listdir(out) == ["old.npy"]
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_an_output_that_is_a_link_is_replaced_and_what_it_points_to_left_alone(tmp_path, dangling):
+    """data/features linked to another disk: the stage's new folder takes the link's place; the
+    folder the link pointed to keeps its files (it is not the stage's to delete)."""
+    elsewhere = tmp_path / "elsewhere"
+    if not dangling:
+        elsewhere.mkdir()
+        (elsewhere / "keep.txt").write_text("mine")
+    (tmp_path / "project").mkdir()
+    out = tmp_path / "project" / "features"
+    out.symlink_to(elsewhere, target_is_directory=True)
+    with atomic_dir(out) as tmp:
+        (tmp / "new.npy").write_text("new")
+    assert not out.is_symlink() and os.listdir(out) == ["new.npy"]
+    assert os.listdir(tmp_path / "project") == ["features"]  # no link left under a temporary name
+    assert dangling or (elsewhere / "keep.txt").read_text() == "mine"

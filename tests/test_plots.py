@@ -554,3 +554,17 @@ def test_the_test_folds_curves_leave_the_held_out_library_out(plot_project):
         assert (table["set"] == "unseen").sum() > 0
         rows = json.loads((plot_project / "plots" / "data" / "confusion" / f"{name}.json").read_text())
         assert sorted((r["actual"], r["predicted"]) for r in rows) == sorted(zip(test["label"], test["predicted"]))
+
+
+# Hostile mutants, round 8 (benchmarks/hostile_mutants/round8): cases beside the tested ones.
+
+
+def test_failure_summary_headline_is_the_share_of_notes_right(tmp_path):
+    """Groups of 100 notes (90 right) and 20 notes (10 right): 100 of 120 notes right, 0.833, not
+    the mean of the groups' accuracies (0.700)."""
+    out = tmp_path / "breakdown"
+    write_json(out / "test_dynamics.json", [
+        {"series": "m", "group": "ff", "order": 0, "fold": 0, "accuracy": 0.9, "notes": 100},
+        {"series": "m", "group": "pp", "order": 1, "fold": 0, "accuracy": 0.5, "notes": 20},
+    ])
+    assert plots.failure_summary(out, lowest=1, min_notes=20).startswith("m, test folds: 0.833 of 120 notes.")

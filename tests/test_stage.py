@@ -382,3 +382,12 @@ def test_an_os_error_that_names_no_file_keeps_its_own_traceback():
     with pytest.raises(OSError) as info:
         stage.run("clean", work)
     assert info.value is error
+
+
+# Hostile mutants, round 8 (benchmarks/hostile_mutants/round8): cases beside the tested ones.
+
+
+def test_counts_and_flags_are_printed_whole():
+    """Floats get four significant digits; counts keep every digit and flags stay words."""
+    line = stage.summary("clean", {"windows_written": 12345, "notes": 7497, "held_out": True, "share": 0.123456})
+    assert line == "clean: windows_written=12345, notes=7497, held_out=True, share=0.1235"

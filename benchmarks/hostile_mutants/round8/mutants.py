@@ -118,3 +118,10 @@ TESTS = {
  "21": ["tests/test_plots.py"], "22": ["tests/test_report.py"], "23": ["tests/test_compare.py"],
  "24": ["tests/test_sources_combine.py", "tests/test_sources_local.py"], "25": ["tests/test_sources_soundfont_effects.py"],
 }
+
+#: The test added for each escaped mutant (what `rounds.py check` runs).
+NEW = {
+ "01": "tests/test_io.py::test_an_output_that_is_a_link_is_replaced_and_what_it_points_to_left_alone",
+ "02": "tests/test_stage.py::test_counts_and_flags_are_printed_whole",
+ "21": "tests/test_plots.py::test_failure_summary_headline_is_the_share_of_notes_right",
+}
