@@ -16,6 +16,7 @@ mode from another checkout), ``nice``, without the slow marker.
 """
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -53,8 +54,14 @@ def pytest(tree, venv, *args, stop_first=False):
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def restore(tree):
-    subprocess.run(["git", "checkout", "--", "instrclf", "stages"], cwd=tree, check=True)
+@contextlib.contextmanager
+def applied(name, key, tree):
+    """Mutant ``key`` of round ``name`` applied to ``tree`` for the block; the tree restored after."""
+    subprocess.run(["git", "apply", patch_of(name, key)], cwd=tree, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["git", "checkout", "--", "instrclf", "stages"], cwd=tree, check=True)
 
 
 def write_patches(name, mutants, tree):
@@ -77,12 +84,9 @@ def own_files(name, mutants, tree, venv, only):
         key = mid[:2]
         if only and key not in only:
             continue
-        subprocess.run(["git", "apply", patch_of(name, key)], cwd=tree, check=True)
         start = time.time()
-        try:
+        with applied(name, key, tree):
             rc, text = pytest(tree, venv, *mutants.TESTS[key], stop_first=True)
-        finally:
-            restore(tree)
         failed = re.findall(r"^FAILED (\S+)", text, re.M) or re.findall(r"^ERROR (\S+)", text, re.M)
         tail = text.strip().splitlines()[-1] if text.strip() else ""
         results[mid] = {"rc": rc, "first_failure": failed[0] if failed else None, "tail": tail,
@@ -97,11 +101,8 @@ def check_new(name, mutants, tree, venv, only):
     rc, text = pytest(tree, venv, *[new[k] for k in keys])
     print("clean:", rc, text.strip().splitlines()[-1], flush=True)
     for key in keys:
-        subprocess.run(["git", "apply", patch_of(name, key)], cwd=tree, check=True)
-        try:
+        with applied(name, key, tree):
             rc, text = pytest(tree, venv, new[key])
-        finally:
-            restore(tree)
         print(key, rc, text.strip().splitlines()[-1], flush=True)
 
 
