@@ -101,17 +101,14 @@ def atomic_dir(path):
     remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
     _normal_mode(tmp, directory=True)
+    old = None
     try:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if path.exists() or path.is_symlink():
-        old = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
-        os.rmdir(old)
-        path.rename(old)
-    try:
+        if path.exists() or path.is_symlink():
+            aside = Path(tempfile.mkdtemp(prefix=_prefix(path), dir=path.parent))
+            os.rmdir(aside)
+            path.rename(aside)
+            old = aside  # set only once the old output is aside: a failed rename leaves it where it was
         tmp.rename(path)
     except BaseException:
         if old is not None:

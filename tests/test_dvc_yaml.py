@@ -1,6 +1,5 @@
-"""dvc.yaml hashes all the code each stage runs: its deps are its script's import closure."""
+"""dvc.yaml hashes all the code each stage runs: each stage depends on its script's fingerprint."""
 
-import ast
 import importlib.util
 import re
 from pathlib import Path
@@ -10,96 +9,46 @@ import yaml
 
 from instrclf import settings
 from instrclf.errors import ParameterError
+from instrclf.fingerprint import by_model, fingerprints
 from instrclf.settings import MODEL_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "instrclf"
-
-#: Packages that import their submodules by name (``importlib``): each model's back end is
-#: ``instrclf.backends.<name>``. A matrix stage over the models lists its own
-#: (``instrclf/backends/${item.model}.py``), so editing one model reruns that model's stages only.
-BY_NAME = {"instrclf.backends": [f"instrclf.backends.{name}" for name in MODEL_NAMES]}
 
 
 def stages() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
-def module_file(name: str) -> Path:
-    """``instrclf.sources.soundfont`` -> its file (package ``__init__.py`` or module ``.py``)."""
-    path = ROOT.joinpath(*name.split("."))
-    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+def script_of(stage: dict) -> Path:
+    return ROOT / re.search(r"python (stages/\S+\.py)", stage["cmd"]).group(1)
 
 
-def imported_modules(path: Path, *, package: str | None) -> set:
-    """Project modules a file imports anywhere in it (also inside functions)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([base] if base else []))
-            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            if name == PACKAGE or name.startswith(PACKAGE + "."):
-                # keep the longest prefix that is a module of the project
-                parts = name.split(".")
-                while parts and not module_file(".".join(parts)).is_file():
-                    parts.pop()
-                if parts:
-                    found.add(".".join(parts))
-    return found
-
-
-def closure(script: Path) -> set:
-    """Every project module a stage script runs: its imports, theirs, and each parent package."""
-    todo = imported_modules(script, package=None)
-    seen = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        todo |= {".".join(parts[:i]) for i in range(1, len(parts))}  # parents' __init__ run first
-        path = module_file(name)
-        package = name if path.name == "__init__.py" else ".".join(parts[:-1])
-        todo |= imported_modules(path, package=package) - seen
-        todo |= set(BY_NAME.get(name, ())) - seen
-    return {module_file(n).relative_to(ROOT).as_posix() for n in seen}
-
-
-def covered(path: str, deps: list) -> bool:
-    """Whether a deps entry is ``path`` or a folder above it; ``${item.model}`` stands for every model."""
-    deps = [d.replace("${item.model}", m) for d in deps for m in (MODEL_NAMES if "${item.model}" in d else [""])]
-    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
-
-
-@pytest.mark.parametrize("name", sorted(stages()))
-def test_deps_list_every_module_the_stage_imports(name):
+@pytest.mark.parametrize("name", sorted(set(stages()) - {"code"}))
+def test_a_stage_depends_on_its_fingerprint_and_lists_no_code(name):
+    """Its script's fingerprint stands for every module the script runs; a model stage has its model's."""
     stage = stages()[name]
-    script = re.search(r"python (stages/\S+\.py)", stage["cmd"]).group(1)
+    script = script_of(stage)
     deps = [d for d in stage["deps"] if isinstance(d, str)]
-    assert script in deps
-    needed = closure(ROOT / script)
-    missing = sorted(p for p in needed if not covered(p, deps))
-    assert not missing, f"dvc.yaml stage {name} runs {missing} but does not list them in deps"
-    listed = {d for d in deps if d.startswith(PACKAGE + "/")}
-    unused = sorted(d for d in listed if not any(covered(p, [d]) for p in needed))
-    assert not unused, f"dvc.yaml stage {name} lists {unused}, which its script never imports"
+    own = f"code/{script.stem}-${{item.model}}.sha256" if by_model(ROOT, script) else f"code/{script.stem}.sha256"
+    assert own in deps, f"dvc.yaml stage {name} must depend on {own}"
+    assert not by_model(ROOT, script) or "model" in stage.get("matrix", {}), f"{name} builds models: a matrix over them"
+    listed = [d for d in deps if d.startswith(("code/", "stages", PACKAGE))]
+    assert listed == [own], f"dvc.yaml stage {name} lists code {listed}: only its fingerprint"
 
 
-def test_closure_follows_imports_inside_functions_and_relative_ones():
-    needed = closure(ROOT / "stages/train.py")
-    assert "instrclf/train.py" in needed  # imported inside main()
-    assert "instrclf/instruments.py" in needed  # only through settings' relative import
-    assert "instrclf/backends/lstm.py" in needed  # imported by name (importlib)
-    assert "instrclf/__init__.py" in needed
+def test_stage_code_fingerprints_every_stage_from_the_whole_code():
+    """Stage code reads every script and module (any edit reruns it) and writes exactly the fingerprints
+    the other stages depend on, one per script or one per script and model."""
+    code = stages()["code"]
+    assert code["deps"] == ["stages", PACKAGE] and code["outs"] == ["code"]
+    assert script_of(code) == ROOT / "stages/code.py" and "--out code" in code["cmd"]
+    wanted = set()
+    for name, stage in stages().items():
+        for dep in stage["deps"]:
+            if isinstance(dep, str) and dep.startswith("code/"):
+                wanted |= {dep.replace("${item.model}", m) for m in (MODEL_NAMES if "${item.model}" in dep else [""])}
+    assert {f"code/{f}" for f in fingerprints(ROOT)} == wanted
 
 
 def test_download_deps_list_the_default_libraries():
@@ -124,8 +73,10 @@ def test_changing_the_local_folder_marks_download_changed(tmp_path):
     dvc = Path(sys.executable).parent / "dvc"
     stage = dict(stages()["download"])
     stage["cmd"] = "mkdir -p data/raw && echo made > data/raw/made && echo sums > data/raw.sha256"  # the real deps and params, a cheap command
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code/download.sha256").write_text(fingerprints(ROOT)["download.sha256"])
     for dep in stage["deps"]:
-        if not dep.startswith(("/", "$")):
+        if not dep.startswith(("/", "$", "code/")):
             (tmp_path / dep).parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if (ROOT / dep).is_dir() else shutil.copy2)(ROOT / dep, tmp_path / dep)
     stage["deps"] = [d for d in stage["deps"] if not d.startswith("/") or Path(d).is_file()]
@@ -177,16 +128,17 @@ def test_a_stage_cannot_read_a_key_it_does_not_declare(tmp_path):
         settings.load(ROOT / "params.yaml", keys=["data.nope"])
 
 
-def test_a_model_stage_lists_its_own_back_end_and_no_other():
+def test_a_model_stage_runs_its_own_back_end_and_no_other():
     """Editing one model's back end reruns that model's stages only (tests/test_pipeline.py measures it)."""
     backends = sorted(p.stem for p in (ROOT / PACKAGE / "backends").glob("*.py") if p.stem != "__init__")
     assert backends == sorted(MODEL_NAMES)  # one module per model, one model per module
-    for name, stage in stages().items():
-        listed = [d for d in stage["deps"] if isinstance(d, str) and d.startswith(f"{PACKAGE}/backends/")]
-        if name in ("train", "predict", "export"):
-            assert listed == [f"{PACKAGE}/backends/__init__.py", f"{PACKAGE}/backends/${{item.model}}.py"], name
+    for name, text in fingerprints(ROOT).items():
+        listed = [line.split("  ", 1)[1] for line in text.splitlines() if f" {PACKAGE}/backends/" in line]
+        stem, _, model = name.removesuffix(".sha256").partition("-")
+        if stem in ("train", "predict", "export"):
+            assert listed == [f"{PACKAGE}/backends/__init__.py", f"{PACKAGE}/backends/{model}.py"], name
         else:
-            assert listed == [], f"{name} depends on a back end"
+            assert listed == [] and not model, f"{name} runs a back end"
 
 
 def test_clean_reads_the_raw_folder_through_downloads_checksum_list():

@@ -17,6 +17,7 @@ import yaml
 from synthetic import TINY_PARAMS, tone
 
 from instrclf import layout, models
+from instrclf.fingerprint import fingerprints
 from instrclf.summary import FOLD_KEYS, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,24 +223,26 @@ RERUNS = [
     ("# instrclf/settings.py", EVERY - REPORT),  # the report reads no params (export does not either, but imports settings)
     ("# instrclf/layout.py", EVERY),
     ("# instrclf/cli.py", set()),
+    ("# stages/summary.py", {"summary"}),  # a stage script: its own stage
     ("# instrclf/compare.py", set()),
 ]
 
 
 def listed_by(module: str) -> set:
-    """The tiny pipeline's stages whose dvc.yaml deps name ``module`` (or a folder above it)."""
+    """The tiny pipeline's stages whose fingerprint (stage code's ``code/<script>[-<model>].sha256``) lists ``module``."""
+    prints = fingerprints(ROOT)
     found = set()
     for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
         items = [{"model": m, "fold": f} for m in MODELS for f in FOLDS] if name == "train" else [{"model": m} for m in MODELS]
         for item in items if "matrix" in stage else [{}]:
-            deps = [d.replace("${item.model}", item.get("model", "")) for d in stage["deps"]]
-            if any(module == d or module.startswith(d.rstrip("/") + "/") for d in deps):
+            own = [d.replace("${item.model}", item.get("model", "")) for d in stage["deps"] if d.startswith("code/")]
+            if any(line.endswith(f"  {module}") for dep in own for line in prints[dep.removeprefix("code/")].splitlines()):
                 found.add(f"{name}@{item['model']}-{item['fold']}" if "fold" in item else f"{name}@{item['model']}" if item else name)
     return found
 
 
-#: Every other module of the package, a comment each: exactly the stages that list it rerun
-#: (tests/test_dvc_yaml.py holds the lists to the import closures).
+#: Every other module of the package, a comment each: exactly the stages whose scripts import it
+#: rerun (tests/test_fingerprint.py holds the fingerprints to the import closures).
 RERUNS += [
     (f"# {module}", listed_by(module))
     for module in sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "instrclf").rglob("*.py"))
@@ -263,10 +266,19 @@ def changed_stages(repo) -> set:
 
 @pytest.mark.parametrize(("change", "expected"), RERUNS, ids=[change for change, _ in RERUNS])
 def test_a_change_reruns_exactly_the_stages_it_touches(repo, change, expected):
-    path = repo / (change[2:] if change.startswith("# ") else "params.yaml")
+    """A params change: `dvc status` names the stages. A code change: stage code reruns first (written
+    here as it writes them), then the stages whose fingerprint changed."""
+    code = change.startswith("# ")
+    path = repo / (change[2:] if code else "params.yaml")
     original = path.read_text()
-    if change.startswith("# "):
+
+    def write_fingerprints():
+        for name, text in fingerprints(repo).items():
+            (repo / "code" / name).write_text(text)
+
+    if code:
         path.write_text(original + "\n# a comment changes no behaviour\n")
+        write_fingerprints()
     else:
         key, value = change.split("=", 1)
         params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -281,6 +293,9 @@ def test_a_change_reruns_exactly_the_stages_it_touches(repo, change, expected):
         changed = changed_stages(repo)
     finally:
         path.write_text(original)
+        if code:
+            write_fingerprints()
+    expected = expected | {"code"} if code else expected
     assert changed == expected, f"{change}: reruns {sorted(changed - expected)} too, misses {sorted(expected - changed)}"
 
 
