@@ -218,7 +218,8 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys, code):
 
 
 def test_an_unknown_model_in_train_models_is_refused_by_dvc_and_by_the_stages(tmp_path):
-    """`dvc repro` never runs train@gru-0 (DVC: its back end's module is missing); a stage that reads train.models names it."""
+    """`dvc repro` never runs train@gru-0 (DVC: its fingerprint is missing, stage code writes one per known
+    model); a stage that reads train.models names it."""
     dvc = Path(sys.executable).parent / "dvc"
     if not dvc.is_file():
         pytest.skip("dvc is not installed beside this Python")
@@ -238,9 +239,10 @@ def test_an_unknown_model_in_train_models_is_refused_by_dvc_and_by_the_stages(tm
         return subprocess.run([dvc, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
 
     assert dvc_run("init", "--no-scm", "-q").returncode == 0
+    assert dvc_run("repro", "--single-item", "code").returncode == 0  # the fingerprints of the models the code has
     train = dvc_run("repro", "--single-item", "train@gru-0")
     assert train.returncode != 0
-    assert re.search(r"ERROR: failed to reproduce 'train@gru-0': \[Errno 2\] No such file or directory: '\S*/instrclf/backends/gru\.py'",
+    assert re.search(r"ERROR: failed to reproduce 'train@gru-0': \[Errno 2\] No such file or directory: '\S*/code/train-gru\.sha256'",
                      train.stderr), train.stderr
     assert "> python stages/train.py" not in train.stdout and not (tmp_path / "models").exists()  # the stage never ran
     summary = dvc_run("repro", "--single-item", "summary")
