@@ -125,6 +125,23 @@ def test_read_metadata_refuses_a_corrupt_csv(tmp_path, content, match):
     assert str(error.value).startswith(str(tmp_path / layout.METADATA_FILE))
 
 
+def test_read_metadata_reads_only_its_columns_and_still_names_the_whole_header(tmp_path, monkeypatch):
+    """TinySOL's ten other columns are never parsed into the table (two thirds of its memory on a large
+    set); a missing column's message still lists every column the file has."""
+    (tmp_path / layout.METADATA_FILE).write_text("Path,Pitch,Fold,Family,Dynamics\na.wav,C4,0,Winds,ff\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['Instrument \(abbr\.\)'\]; "
+                                        r"found \['Path', 'Pitch', 'Fold', 'Family', 'Dynamics'\]$"):
+        layout.read_metadata(tmp_path, check_audio=False)
+    (tmp_path / layout.METADATA_FILE).write_text("Path,Pitch,Fold,Family,Instrument (abbr.),Library,Dynamics\n"
+                                                 "a.wav,C4,0,Winds,Fl,A,ff\n")
+    parsed = []
+    read_csv = layout.pd.read_csv
+    monkeypatch.setattr(layout.pd, "read_csv", lambda *a, **k: parsed.append(read_csv(*a, **k)) or parsed[-1])
+    table = layout.read_metadata(tmp_path, check_audio=False)
+    assert table.to_dict("records") == [{"Path": "a.wav", "fold": 0, "family": "Winds", "instrument": "Fl", "library": "A"}]
+    assert [list(t.columns) for t in parsed] == [["Path", "Fold", "Family", "Instrument (abbr.)", "Library"]]
+
+
 def test_read_metadata_names_a_missing_csv(tmp_path):
     with pytest.raises(DataError, match=r"metadata file not found: .*TinySOL_metadata\.csv"):
         layout.read_metadata(tmp_path)
