@@ -11,6 +11,10 @@ points are within seed noise.
         --held-out FluidR3_GM --augment '{}' --augment '{"eq_db": 6}' --augment '{"mel_shift": 2}'
 
 Each ``--augment`` is JSON merged over ``train.augment`` with every transform off.
+``--library-mean mean`` removes each library's mean log-mel spectrum (per mel band, over all
+its windows and frames; the held-out library's from its own windows, without labels) from its
+windows before training and evaluation; ``smooth`` removes only a cubic fitted across the mel
+bands to that mean, the broad colouring of the library's recording chain.
 """
 
 import argparse
@@ -18,6 +22,7 @@ import json
 import time
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
 from instrclf import data, layout, settings
@@ -37,6 +42,22 @@ def file_accuracy(back, specs, rows, labels) -> float:
     return float((mean.drop(columns="y").values.argmax(1) == mean["y"].values).mean())
 
 
+def remove_library_colouring(specs: np.ndarray, libraries: np.ndarray, mode: str) -> np.ndarray:
+    """Spectrograms ``(n, frames, n_mels, 1)`` less their library's mean spectrum (``mode`` "mean"),
+    or a cubic over the mel bands fitted to it ("smooth"); "none" returns ``specs``."""
+    if mode == "none":
+        return specs
+    out = np.empty_like(specs)
+    for library in np.unique(libraries):
+        rows = libraries == library
+        mean = specs[rows].mean(axis=(0, 1), keepdims=True)
+        if mode == "smooth":
+            bands = np.arange(mean.shape[2])
+            mean = np.polyval(np.polyfit(bands, mean.reshape(-1), 3), bands).reshape(mean.shape).astype(specs.dtype)
+        out[rows] = specs[rows] - mean
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clean", default="data/clean")
@@ -45,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--train", nargs="+", required=True, metavar="LIBRARY", help="training (and validation) libraries")
     parser.add_argument("--held-out", nargs="+", required=True, metavar="LIBRARY", help="libraries never trained on")
     parser.add_argument("--augment", action="append", default=[], help="JSON over every transform off (repeatable)")
+    parser.add_argument("--library-mean", choices=("none", "mean", "smooth"), default="none",
+                        help="remove each library's mean spectrum (or its smooth part) first")
     parser.add_argument("--out", default="benchmarks/results/augment_effect.json")
     args = parser.parse_args(argv)
 
@@ -61,6 +84,7 @@ def main(argv=None):
     start = time.perf_counter()
     front = spectra.frontend(clean=job.clean, features=job.features)
     specs = spectra.spectrograms(front, data.load_windows(args.clean, index, n_samples=job.clean.window_length))
+    specs = remove_library_colouring(specs, index["library"].values, args.library_mean)
     print(f"spectrograms of {len(index)} windows: {time.perf_counter() - start:.1f} s", flush=True)
     val_fold, train_folds = SplitSettings.folds_of(0)
 
@@ -91,7 +115,8 @@ def main(argv=None):
         cells = [json.dumps(row["augment"]) or "none"] + [f"{row['test_fold'][lib]:.3f}" for lib in args.train]
         cells += [f"{row['held_out'][lib]:.3f}" for lib in args.held_out]
         print("| " + " | ".join(cells) + " |")
-    write_json(args.out, {"model": args.model, "train": args.train, "held_out": args.held_out, "seed": job.seed, "runs": results})
+    write_json(args.out, {"model": args.model, "train": args.train, "held_out": args.held_out, "seed": job.seed,
+                          "library_mean": args.library_mean, "runs": results})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,56 @@
+"""benchmarks/augment_effect.py's library colouring removal: each library's mean spectrum, or its smooth part."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def remove_library_colouring():
+    spec = importlib.util.spec_from_file_location("augment_effect", ROOT / "benchmarks" / "augment_effect.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.remove_library_colouring
+
+
+def notes(rng, n=40, frames=6, bands=32):
+    """Two "instruments" (a peak at band 8 or 20) in random order: ``(specs, instrument of each)``."""
+    which = rng.integers(0, 2, n)
+    specs = rng.normal(0, 0.1, (n, frames, bands, 1)).astype(np.float32)
+    specs[which == 0, :, 8] += 10
+    specs[which == 1, :, 20] += 10
+    return specs, which
+
+
+def test_the_mean_removes_each_librarys_own_colouring_and_keeps_the_instruments():
+    remove = remove_library_colouring()
+    rng = np.random.default_rng(0)
+    a, _ = notes(rng)
+    b, which = notes(rng)
+    tilt = np.linspace(-12, 12, a.shape[2], dtype=np.float32)[None, None, :, None]
+    specs = np.concatenate([a, b + tilt + 5])  # library B: another chain, tilted and louder
+    libraries = np.array(["A"] * len(a) + ["B"] * len(b))
+    out = remove(specs, libraries, "mean")
+    assert out.shape == specs.shape and out.dtype == specs.dtype
+    for library in "AB":
+        assert np.abs(out[libraries == library].mean(axis=(0, 1))).max() < 1e-4
+    # B's tilt and level are gone: its notes look like A's of the same instrument, up to the mix
+    peak = out[libraries == "B"][:, :, 8, 0].mean(axis=1)
+    assert (peak[which == 0] > 2).all() and (peak[which == 1] < -2).all()
+    assert remove(specs, libraries, "none") is specs
+
+
+def test_smooth_removes_only_a_cubic_across_the_bands():
+    remove = remove_library_colouring()
+    rng = np.random.default_rng(1)
+    specs, _ = notes(rng)
+    bands = np.arange(specs.shape[2], dtype=np.float32)
+    cubic = (0.001 * (bands - 16) ** 3 - 0.2 * bands + 3)[None, None, :, None]
+    libraries = np.array(["A"] * len(specs))
+    plain, coloured = remove(specs, libraries, "smooth"), remove(specs + cubic, libraries, "smooth")
+    np.testing.assert_allclose(coloured, plain, atol=1e-3)  # the cubic colouring is removed whole
+    # the instruments' narrow peaks stay (the full mean would take most of them out)
+    assert plain[:, :, 8].mean() > 2 and plain[:, :, 20].mean() > 2
+    assert abs(remove(specs, libraries, "mean")[:, :, 8].mean()) < 1e-4
