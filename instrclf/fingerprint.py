@@ -66,11 +66,11 @@ def imported_modules(root: Path, path: Path, *, package: str | None) -> set:
     return found
 
 
-def closure(root: Path, script: Path, *, model: str | None = None) -> list:
+def closure(root: Path, script: Path, *, model: str | None = None, memo: dict | None = None) -> list:
     """Every file ``script`` runs, relative to ``root`` and sorted: itself, the project modules it
     imports, theirs, and each parent package; ``model``'s back end where the closure reaches
-    :data:`BY_NAME`."""
-    root = Path(root)
+    :data:`BY_NAME`. ``memo`` keeps each module's imports across calls on an unchanged tree."""
+    root, memo = Path(root), {} if memo is None else memo
     todo, seen = imported_modules(root, script, package=None), set()
     while todo:
         name = todo.pop()
@@ -81,27 +81,29 @@ def closure(root: Path, script: Path, *, model: str | None = None) -> list:
         todo |= {".".join(parts[:i]) for i in range(1, len(parts))}  # parents' __init__ run first
         path = module_file(root, name)
         package = name if path.name == "__init__.py" else ".".join(parts[:-1])
-        todo |= imported_modules(root, path, package=package) - seen
+        if name not in memo:
+            memo[name] = imported_modules(root, path, package=package)
+        todo |= memo[name] - seen
         if name == BY_NAME and model is not None:
             todo.add(f"{BY_NAME}.{model}")
     files = {module_file(root, name).relative_to(root).as_posix() for name in seen}
     return sorted(files | {Path(script).resolve().relative_to(root.resolve()).as_posix()})
 
 
-def by_model(root: Path, script: Path) -> bool:
+def by_model(root: Path, script: Path, *, memo: dict | None = None) -> bool:
     """Whether ``script`` builds models by name (its closure reaches :data:`BY_NAME`)."""
-    return module_file(root, BY_NAME).relative_to(root).as_posix() in closure(root, script)
+    return module_file(root, BY_NAME).relative_to(root).as_posix() in closure(root, script, memo=memo)
 
 
 def fingerprints(root: Path) -> dict:
     """``{file name: text}`` for each stage script under ``root`` (``stages/*.py`` but stage code's own):
     ``<stem>.sha256``, or one ``<stem>-<model>.sha256`` per model of :data:`instrclf.settings.MODEL_NAMES`."""
-    root, found = Path(root), {}
+    root, found, memo = Path(root), {}, {}  # each module parsed once
     for script in sorted((root / SCRIPTS).glob("*.py")):
         if script.name == SELF:
             continue
-        for model in MODEL_NAMES if by_model(root, script) else [None]:
-            files = closure(root, script, model=model)
+        for model in MODEL_NAMES if by_model(root, script, memo=memo) else [None]:
+            files = closure(root, script, model=model, memo=memo)
             lines = [f"{hashlib.sha256((root / f).read_bytes()).hexdigest()}  {f}\n" for f in files]
             found[f"{script.stem}-{model}.sha256" if model else f"{script.stem}.sha256"] = "".join(lines)
     return found
