@@ -95,3 +95,15 @@ def test_stage_code_writes_the_fingerprints_and_one_summary_line(tree, tmp_path)
     files = len({f for text in fingerprints(tree).values() for f in listed(text)})
     assert proc.stdout == f"code: fingerprints={len(fingerprints(tree))}, files={files}\n"
     assert {p.name: p.read_text() for p in out.iterdir()} == fingerprints(tree)
+
+
+def test_fingerprints_parse_each_module_once(monkeypatch):
+    """Eighteen fingerprints share one parse of each package module (the pipeline tests call this often)."""
+    from instrclf import fingerprint
+
+    expected, parsed = fingerprints(ROOT), []
+    real = fingerprint.imported_modules
+    monkeypatch.setattr(fingerprint, "imported_modules", lambda root, path, **k: parsed.append(Path(path)) or real(root, path, **k))
+    assert fingerprint.fingerprints(ROOT) == expected
+    modules = [p for p in parsed if "instrclf" in p.parts]
+    assert modules and len(modules) == len(set(modules))
