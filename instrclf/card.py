@@ -35,12 +35,20 @@ class ModelCard(BaseModel):
     test_folds: list[int] = Field(min_length=1)
     unseen_library: str | list[str] | None  # split.unseen_library as trained: one name, a family, or none
     seed: int
+    #: ``train.library_colour`` as trained, and the colouring every library was brought to
+    #: (:mod:`instrclf.colour`; one value per mel band); both None when off.
+    colour_degree: int | None = None
+    colour_reference: list[float] | None = None
 
     @model_validator(mode="after")
     def _config_fits(self):
         MODEL_CONFIGS[self.model].from_params(self.config)
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("labels must be unique")
+        if (self.colour_degree is None) != (self.colour_reference is None):
+            raise ValueError("colour_degree and colour_reference come together")
+        if self.colour_reference is not None and len(self.colour_reference) != self.features.n_mels:
+            raise ValueError(f"colour_reference has {len(self.colour_reference)} values for {self.features.n_mels} mel bands")
         return self
 
     @property

@@ -217,6 +217,51 @@ def classify_files(model, card, items, *, batch_windows=INFERENCE_BATCH, block_f
         yield _finish(result)
 
 
+def set_model(model, card, items, *, batch_windows=INFERENCE_BATCH, block_frames=None):
+    """``model`` with the colour shift that brings the set ``items`` to the model's reference (``--as-set``).
+
+    The set's mean spectrum is taken over every window of its readable files, through the
+    model's own front end (a first pass over the files); the shift is the model card's
+    reference colouring less the set's (:mod:`instrclf.colour`). ``model`` is a Keras user
+    model trained with ``train.library_colour``.
+    """
+    from . import audio, colour
+    from .models import assemble, back_ends
+
+    if card.colour_degree is None:
+        raise DataError("--as-set: the model was trained without train.library_colour, so it has no colouring to bring the set to")
+    front = model.get_layer("frontend")
+    spectra = colour.MeanSpectra()
+    blocks = {} if block_frames is None else {"block_frames": block_frames}
+    pending = []
+
+    def flush():
+        x = np.concatenate(pending)[..., np.newaxis]
+        n = len(x)  # padded to one input shape (no retracing), the padding's spectra dropped
+        x = np.concatenate([x, np.zeros((batch_windows - n, *x.shape[1:]), x.dtype)])
+        spectra.add(np.asarray(front.predict_on_batch(x))[:n], ["set"] * n)
+        pending.clear()
+
+    for path, error in items:
+        if error is not None:
+            continue
+        try:
+            for windows in audio.stream_windows(path, **card.clean.model_dump(), **blocks):
+                for start in range(0, len(windows), batch_windows):
+                    part = windows[start : start + batch_windows]
+                    if sum(map(len, pending)) + len(part) > batch_windows:
+                        flush()
+                    pending.append(part)
+        except DataError:
+            continue  # the file is reported on its own line by the classifying pass
+    if pending:
+        flush()
+    if not spectra.counts:
+        raise DataError("--as-set: no file holds sound above the threshold: the set has no colouring to measure")
+    shift = colour.shift(spectra.means()["set"], degree=card.colour_degree, target=card.colour_reference)
+    return assemble(front, back_ends(model), name=model.name, shift=shift)
+
+
 def _file_rate(path) -> int:
     """The sample rate a file was recorded at (read from its header)."""
     import soundfile as sf
@@ -380,7 +425,8 @@ def open_export(path, *, keras_path) -> tuple:
         One line naming the export and why it does not stand for ``keras_path``.
     """
     from .card import card_path
-    from .litert import SOURCE_METADATA, sha256_of
+    from .io import sha256_of
+    from .litert import SOURCE_METADATA
 
     path, keras_path = Path(path), Path(keras_path)
     if not path.is_file():
@@ -517,6 +563,13 @@ def classify(argv=None) -> int:
              "from that very .keras file (no TensorFlow: a fast start), else Keras; keras: always Keras; litert: "
              "the LiteRT model, or an error saying why not. A .tflite model always runs with LiteRT",
     )
+    parser.add_argument(
+        "--as-set", action="store_true",
+        help="the files are one set from one recording chain (one microphone, room and converter, or one sample "
+             "library) with several instruments: measure the set's colouring over all of them and bring it to the one "
+             "the model learned on before classifying (two passes; Keras). Needs a model trained with "
+             "train.library_colour; a set of one instrument only has that instrument as its colouring",
+    )
     parser.add_argument("--top-k", type=_positive, default=3, metavar="K", help="how many labels to show per file (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per file (with an 'error' field, and a 'warning' field when the answer cannot be trusted) instead of text")
     parser.add_argument(
@@ -530,7 +583,11 @@ def classify(argv=None) -> int:
     items = find_audio(args.paths)
     from tqdm import tqdm
 
-    model, card, used = open_model(args.model, runtime=args.runtime)
+    if args.as_set and (args.runtime == "litert" or Path(args.model).suffix == ".tflite"):
+        parser.error("--as-set runs the .keras model with Keras (--runtime auto or keras)")
+    model, card, used = open_model(args.model, runtime="keras" if args.as_set else args.runtime)
+    if args.as_set:
+        model = set_model(model, card, items, batch_windows=args.batch_size or default_batch(model))
     counts = {"ok": 0, "silent": 0, "error": 0}
     bar = tqdm(total=len(items), unit="file", desc="classify", disable=None, leave=False, file=sys.stderr)
     with bar:

@@ -40,6 +40,7 @@ COLUMNS = (
     ("unseen file acc.", "unseen_file_accuracy"),
     ("unseen macro F1", "unseen_macro_f1"),
     ("ensemble unseen acc.", "ensemble_unseen_file_accuracy"),
+    ("ensemble, notes alone", "ensemble_unseen_alone_file_accuracy"),
 )
 
 #: The columns of ``--exps`` as text: one screen (100 columns) for many experiments; Markdown

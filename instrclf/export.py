@@ -46,8 +46,9 @@ import keras  # noqa: E402
 from . import data, evaluate, layout
 from .card import card_path, export_paths
 from .errors import InstrclfError, ParameterError
-from .io import atomic_dir
-from .litert import CARD_METADATA, SOURCE_METADATA, sha256_of
+from .io import atomic_dir, sha256_of
+from .litert import CARD_METADATA, SOURCE_METADATA
+from .models import back_ends
 from .settings import EXPORT_FORMATS, INFERENCE_BATCH
 
 #: Formats a user may go without: one that fails is reported in one line and left out.
@@ -185,8 +186,7 @@ def real_model(model: keras.Model, *, name: str) -> keras.Model:
     )
     inputs = keras.Input(model.input_shape[1:], name="audio")
     mel = front(inputs)
-    backs = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and layer.name != "frontend"
-             and layer.name != "mean_of_folds"]
+    backs = back_ends(model)
     outputs = [back(mel) for back in backs]
     probs = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
     return keras.Model(inputs, probs, name=model.name)

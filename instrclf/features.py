@@ -8,6 +8,8 @@ carry the same front end (:func:`instrclf.models.assemble`; tests/test_models.py
 that the two agree). No back end is imported here, so editing a model reruns no features.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -16,8 +18,9 @@ from .runtime import tf  # noqa: F401  (TensorFlow imported quietly, before kera
 import keras  # noqa: E402
 from kapre.composed import get_melspectrogram_layer
 
-from . import layout
-from .io import atomic_dir
+from . import colour, layout
+from .errors import DataError
+from .io import atomic_dir, read_text, write_json
 from .runtime import filtered_stderr
 from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
 from .settings import CleanSettings, FeatureSettings
@@ -72,6 +75,8 @@ def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, 
 
     Windows are read from the clean shards and spectrograms written to the array file
     batch by batch (:data:`INFERENCE_BATCH` windows): memory does not grow with the data.
+    Each library's mean spectrum (:class:`instrclf.colour.MeanSpectra`) is gathered on the way
+    and written beside them (:data:`instrclf.colour.SPECTRA_FILE`).
 
     Returns
     -------
@@ -85,15 +90,19 @@ def run(clean_dir, out_dir, *, clean: CleanSettings, features: FeatureSettings, 
     front = frontend(clean=clean, features=features)
     row_shape = tuple(front.output_shape[1:])
     bar = tqdm(total=len(index), unit="window", desc="features", disable=None if progress else True, mininterval=1.0)
+    spectra = colour.MeanSpectra()
 
     def batches():
         for start in range(0, len(index), INFERENCE_BATCH):
             rows = index.iloc[start : start + INFERENCE_BATCH]
-            yield spectrograms(front, windows.read(rows))
+            batch = spectrograms(front, windows.read(rows))
+            spectra.add(batch, rows["library"].to_numpy())
+            yield batch
             bar.update(len(rows))
 
     with bar, atomic_dir(out_dir) as tmp:
         layout.write_features(tmp, index, batches(), settings_of(clean, features), row_shape=row_shape)
+        write_json(tmp / colour.SPECTRA_FILE, spectra.means())
     megabytes = len(index) * int(np.prod(row_shape)) * 4 / 2**20
     return {"windows": len(index), "frames": row_shape[0], "n_mels": row_shape[1], "megabytes": round(megabytes, 1)}
 
@@ -110,9 +119,20 @@ class Features:
     """
 
     def __init__(self, features_dir, *, clean: CleanSettings, features: FeatureSettings):
+        self.directory = Path(features_dir)
         self.index, self.spectrograms = layout.read_features(features_dir, settings=settings_of(clean, features))
         self.rows = layout.NpyRows(layout.features_array(features_dir))
         self._row = pd.Series(np.arange(len(self.index)), index=self.index["window"].to_numpy())
+
+    def library_spectra(self) -> dict:
+        """Library -> its mean spectrum (one value per mel band, dB), as the features stage wrote it."""
+        path = self.directory / colour.SPECTRA_FILE
+        text = read_text(path, missing="not found (re-run the features stage: dvc repro features)", what="mean spectra")
+        spectra = layout.parse_json(text, name=path)
+        missing = sorted(set(self.index["library"]) - set(spectra))
+        if missing:
+            raise DataError(f"{path}: no mean spectrum for libraries {missing} (re-run the features stage: dvc repro features)")
+        return {lib: np.asarray(values, dtype=np.float64) for lib, values in spectra.items()}
 
     @property
     def row_shape(self) -> tuple:
@@ -123,9 +143,21 @@ class Features:
         """Row numbers in the array of index rows ``rows`` (a subset of :attr:`index`, any order)."""
         return self._row.loc[rows["window"].to_numpy()].to_numpy(dtype=np.int64)
 
-    def select(self, rows) -> "Selection":
-        """The spectrograms of index rows ``rows`` as a :class:`Selection`: read only when asked for."""
-        return Selection(self.rows, self.positions(rows))
+    def select(self, rows, *, shifts=None) -> "Selection":
+        """The spectrograms of index rows ``rows`` as a :class:`Selection`: read only when asked for.
+
+        ``shifts`` (library -> one value per mel band, :func:`instrclf.colour.shifts`) is added
+        to every frame of each row of that library as it is read; ``None`` adds nothing.
+        """
+        if shifts is None:
+            return Selection(self.rows, self.positions(rows))
+        libraries = sorted(shifts)
+        missing = sorted(set(rows["library"]) - set(libraries))
+        if missing:
+            raise DataError(f"no colour shift for libraries {missing}")
+        codes = pd.Categorical(rows["library"], categories=libraries)
+        table = np.stack([np.asarray(shifts[lib], dtype=np.float32) for lib in libraries])
+        return Selection(self.rows, self.positions(rows), codes=codes.codes.astype(np.int32), table=table)
 
     def take(self, rows) -> np.ndarray:
         """The spectrograms of index rows ``rows`` (a subset of :attr:`index`, any order), in memory."""
@@ -138,16 +170,21 @@ class Selection:
     ``len`` and ``shape`` are those of the array the rows would make; :meth:`read` reads some of them.
     """
 
-    def __init__(self, rows: "layout.NpyRows", positions: np.ndarray):
+    def __init__(self, rows: "layout.NpyRows", positions: np.ndarray, *, codes=None, table=None):
         self._rows, self.positions = rows, np.asarray(positions, dtype=np.int64)
         self.shape = (len(self.positions), *rows.row_shape)
+        self._codes, self._table = codes, table  # per row a shift's number, and the shifts (n, n_mels)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def read(self, indices) -> np.ndarray:
-        """Rows ``indices`` (positions in this selection) as float32, in that order."""
-        return self._rows.read(self.positions[np.asarray(indices, dtype=np.int64)])
+        """Rows ``indices`` (positions in this selection) as float32, in that order, shifted if asked."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = self._rows.read(self.positions[indices])
+        if self._table is not None:
+            rows = rows + self._table[self._codes[indices]][:, None, :, None]
+        return rows
 
     def batches(self, size: int):
         """The whole selection in order, ``size`` rows at a time."""

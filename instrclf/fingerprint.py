@@ -18,9 +18,9 @@ fingerprint instead of listing its modules, so
 """
 
 import ast
-import hashlib
 from pathlib import Path
 
+from .io import sha256_of
 from .settings import MODEL_NAMES
 
 #: The package whose modules a fingerprint follows (third-party imports are pinned by the set-up).
@@ -104,6 +104,6 @@ def fingerprints(root: Path) -> dict:
             continue
         for model in MODEL_NAMES if by_model(root, script, memo=memo) else [None]:
             files = closure(root, script, model=model, memo=memo)
-            lines = [f"{hashlib.sha256((root / f).read_bytes()).hexdigest()}  {f}\n" for f in files]
+            lines = [f"{sha256_of(root / f)}  {f}\n" for f in files]
             found[f"{script.stem}-{model}.sha256" if model else f"{script.stem}.sha256"] = "".join(lines)
     return found

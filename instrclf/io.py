@@ -1,6 +1,7 @@
 """Writing outputs so that a crash never leaves a half-written file or folder behind; reading a text file with one-line errors."""
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -152,6 +153,12 @@ def atomic_file(path, mode="w", **kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def sha256_of(path) -> str:
+    """The hex SHA-256 of a file's bytes, read in blocks (``sha256sum``'s digest)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _finite(obj):

@@ -12,7 +12,6 @@ SHA-256 of the ``.keras`` file it was made from (:data:`SOURCE_METADATA`), which
 the classifier whether an export still belongs to the ``.keras`` beside it.
 """
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -28,15 +27,6 @@ CARD_METADATA = "instrclf_card"
 
 #: Name of the LiteRT metadata entry that holds the hex SHA-256 of the ``.keras`` file exported.
 SOURCE_METADATA = "instrclf_keras_sha256"
-
-
-def sha256_of(path) -> str:
-    """The hex SHA-256 of a file's bytes (what :data:`SOURCE_METADATA` records of a ``.keras`` file)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(flat: bytes, key: str) -> bytes:

@@ -35,7 +35,24 @@ from .settings import CleanSettings, FeatureSettings, ModelConfig
 # --------------------------------------------------------------------------- the joined model
 
 
-def assemble(front: keras.Model, backs: list, *, name: str) -> keras.Model:
+class Shift(layers.Layer):
+    """Adds a constant to every frame of a spectrogram, one value per mel band (a colour shift, :mod:`instrclf.colour`)."""
+
+    def __init__(self, values, **kwargs):
+        super().__init__(**kwargs)
+        self.values = [float(v) for v in values]
+
+    def call(self, x):
+        return x + keras.ops.reshape(keras.ops.convert_to_tensor(self.values, dtype=x.dtype), (1, 1, -1, 1))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"values": self.values}
+
+
+def assemble(front: keras.Model, backs: list, *, name: str, shift=None) -> keras.Model:
     """One raw-audio model: the front end, then the mean of the back ends' probabilities.
 
     Parameters
@@ -46,14 +63,25 @@ def assemble(front: keras.Model, backs: list, *, name: str) -> keras.Model:
         Trained back ends on the front end's output (one per fold for an ensemble).
     name : str
         The model's name.
+    shift : array-like or None
+        One value per mel band added to the spectrogram before the back ends (a set's colour
+        shift, ``instrclf classify --as-set``); None: none.
     """
     if not backs:
         raise ParameterError("assemble needs at least one back end")
     inputs = keras.Input(front.input_shape[1:], name="audio")
     mel = front(inputs)
+    if shift is not None:
+        mel = Shift(shift, name="colour_shift")(mel)
     outputs = [back(mel) for back in backs]
     probs = outputs[0] if len(outputs) == 1 else layers.Average(name="mean_of_folds")(outputs)
     return keras.Model(inputs, probs, name=name)
+
+
+def back_ends(model: keras.Model) -> list:
+    """The trained back ends of a user model made by :func:`assemble`, in order."""
+    return [layer for layer in model.layers
+            if type(layer).__name__ != "InputLayer" and layer.name not in ("frontend", "mean_of_folds", "colour_shift")]
 
 
 def build(name: str, *, config: ModelConfig, clean: CleanSettings, features: FeatureSettings, n_classes: int, fold=0):

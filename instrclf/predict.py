@@ -9,7 +9,7 @@ here. The same back ends, averaged, are the architecture's one model for users
 import numpy as np
 import pandas as pd
 
-from . import backends, data, evaluate, models
+from . import backends, colour, data, evaluate, models
 from .errors import DataError
 from .features import Features
 from .settings import INFERENCE_BATCH  # windows per model call: memory and speed only, never results
@@ -71,6 +71,12 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     unseen_library : str or None
         ``split.unseen_library``; must match what the models were trained without.
 
+    With the models trained at a colour reference (``train.library_colour``), every library is
+    brought to it first, the unseen one from its own windows' mean spectrum (no labels): the
+    unseen figures are those of a set of recordings classified together
+    (``instrclf classify --as-set``); the ensemble's ``unseen_alone_*`` figures are those of
+    each note classified on its own.
+
     Returns
     -------
     dict
@@ -91,11 +97,16 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     if card.unseen_library != expected:
         raise DataError(f"the models were trained without library {card.unseen_library!r}, not {expected!r}: retrain")
     unseen = first.unseen
-    per_fold, rows, unseen_probs = {}, [], []
-    x_unseen = cache.select(unseen) if len(unseen) else None  # read batch by batch, by every fold model
+    shifts = None
+    if card.colour_degree is not None:  # every library at the colouring the models learned on
+        shifts = colour.shifts(cache.library_spectra(), degree=card.colour_degree, target=card.colour_reference)
+    per_fold, rows, unseen_probs, alone_probs = {}, [], [], []
+    # read batch by batch, by every fold model
+    x_unseen = cache.select(unseen, shifts=shifts) if len(unseen) else None
+    x_alone = cache.select(unseen) if len(unseen) and shifts is not None else None
     for fold, back in backs.items():
         test = sets[fold].test
-        probs = _probs(back, cache.select(test))
+        probs = _probs(back, cache.select(test, shifts=shifts))
         predictions = evaluate.aggregate(test, probs, labels=labels, subset="test")
         figures = evaluate.metrics(test, probs, predictions, labels=labels)
         rows.append(predictions)
@@ -103,11 +114,15 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
             p = _probs(back, x_unseen)
             unseen_probs.append(p)
             figures |= _prefixed("unseen_", unseen, p, labels)
+        if x_alone is not None:
+            alone_probs.append(_probs(back, x_alone))
         per_fold[str(fold)] = figures
     results = {"folds": per_fold, "unseen_library": expected}
     if x_unseen is not None:
         mean = np.mean(unseen_probs, axis=0)
         results["ensemble"] = _prefixed("unseen_", unseen, mean, labels)
+        if alone_probs:  # each note on its own, its library's colouring left in: what a single file gets
+            results["ensemble"] |= _prefixed("unseen_alone_", unseen, np.mean(alone_probs, axis=0), labels)
         rows.append(evaluate.aggregate(unseen, mean, labels=labels, subset="unseen"))
     else:
         results["unseen_note"] = first.unseen_note

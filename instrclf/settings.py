@@ -512,6 +512,9 @@ class TrainSettings(Settings):
     #: Library -> how many times more often training draws its windows (1 for a library not
     #: listed); training windows only. Names are checked against the data at train time.
     library_weights: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0, le=1000)]]
+    #: Degree of the polynomial over the mel bands that is each library's colouring
+    #: (:mod:`instrclf.colour`), replaced by the training libraries' average; None: off.
+    library_colour: Annotated[int, Field(ge=0, le=12)] | None
 
 
 def check_model(name: str) -> str:
@@ -530,7 +533,7 @@ def model_config(params: dict, name: str) -> ModelConfig:
 
 
 #: The keys of ``train`` that a training reads (not ``train.models``: which models train is the matrix's business).
-TRAIN_KEYS = ("warmup_epochs", "patience", "distribute", "threads", "augment", "library_weights")
+TRAIN_KEYS = ("warmup_epochs", "patience", "distribute", "threads", "augment", "library_weights", "library_colour")
 
 
 @dataclass(frozen=True)
@@ -558,6 +561,7 @@ class TrainingJob:
     threads: int | None
     augment: AugmentSettings
     library_weights: dict
+    library_colour: int | None
 
     @classmethod
     def from_params(cls, params: dict, *, model: str, fold: int) -> "TrainingJob":

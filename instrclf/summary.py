@@ -19,8 +19,9 @@ FOLD_KEYS = (
     "unseen_macro_f1",
 )
 
-#: Figures of the averaging ensemble (the model users get), copied as ``ensemble_<key>``.
-ENSEMBLE_KEYS = ("unseen_file_accuracy", "unseen_macro_f1")
+#: Figures of the averaging ensemble (the model users get), copied as ``ensemble_<key>``
+#: (``unseen_alone_*``: each note classified on its own, with ``train.library_colour`` on).
+ENSEMBLE_KEYS = ("unseen_file_accuracy", "unseen_macro_f1", "unseen_alone_file_accuracy")
 
 
 def mean_std(values) -> tuple:

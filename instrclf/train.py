@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import augment as augmentation
-from . import backends, data, models
+from . import backends, colour, data, models
 from .card import CARD_FORMAT, ModelCard
 from .features import Features, frontend
 from .runtime import filtered_stderr, tf
@@ -317,8 +317,11 @@ def compile_model(model: keras.Model, *, rate) -> keras.Model:
     return model
 
 
-def card(job: TrainingJob, labels: list, *, unseen_library) -> ModelCard:
-    """The card saved beside ``job``'s model (``unseen_library``: the library actually held out, or None)."""
+def card(job: TrainingJob, labels: list, *, unseen_library, colour_reference=None) -> ModelCard:
+    """The card saved beside ``job``'s model (``unseen_library``: the library actually held out, or None;
+    ``colour_reference``: the colouring every library was brought to, with ``job.library_colour`` on)."""
+    if (job.library_colour is None) != (colour_reference is None):
+        raise ValueError("train.library_colour and the colour reference come together")
     return ModelCard(
         format=CARD_FORMAT,
         model=job.model,
@@ -330,6 +333,8 @@ def card(job: TrainingJob, labels: list, *, unseen_library) -> ModelCard:
         test_folds=[job.fold],
         unseen_library=unseen_library,
         seed=job.seed,
+        colour_degree=job.library_colour,
+        colour_reference=None if colour_reference is None else [round(float(v), 6) for v in colour_reference],
     )
 
 
@@ -468,7 +473,9 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
     cache = Features(features_dir, clean=job.clean, features=job.features)
     labels = data.class_names(cache.index)
     sets = data.fold_sets(cache.index, test_fold=job.fold, unseen_library=job.unseen_library)
-    x_train, x_val = cache.select(sets.train), cache.select(sets.val)  # read batch by batch, never copied whole
+    shifts, target = colour_shifts(cache, sets, degree=job.library_colour)
+    # read batch by batch, never copied whole; each library brought to the training libraries' colouring
+    x_train, x_val = cache.select(sets.train, shifts=shifts), cache.select(sets.val, shifts=shifts)
     read_seconds = time.perf_counter() - start
     y_train = data.encode(sets.train["label"], labels)
     y_val = data.encode(sets.val["label"], labels)
@@ -498,4 +505,14 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
         # the process's peak so far: what one queued job needs (README, "Scaling out")
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
-    return model, card(job, labels, unseen_library=held_out), metrics
+    return model, card(job, labels, unseen_library=held_out, colour_reference=target), metrics
+
+
+def colour_shifts(cache: Features, sets, *, degree) -> tuple:
+    """``(shifts, target)`` for ``train.library_colour`` ``degree``: every library's shift to ``target``,
+    the average colouring of the libraries that train (:mod:`instrclf.colour`); ``(None, None)`` when off."""
+    if degree is None:
+        return None, None
+    spectra = cache.library_spectra()
+    target = colour.reference(spectra, set(sets.train["library"]), degree)
+    return colour.shifts(spectra, degree=degree, target=target), target

@@ -43,7 +43,7 @@ def main(argv=None):
         models.save(out["model"], args.ensemble, card=out["card"])
         folds = out["results"]["folds"]
         figures = {f"fold{f}_file_accuracy": v["file_accuracy"] for f, v in folds.items()}
-        return figures | {k: v for k, v in out["results"].get("ensemble", {}).items() if k == "unseen_file_accuracy"}
+        return figures | {k: v for k, v in out["results"].get("ensemble", {}).items() if k in ("unseen_file_accuracy", "unseen_alone_file_accuracy")}
 
     stage.run(f"predict@{args.model}", work)
 

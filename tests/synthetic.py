@@ -22,6 +22,7 @@ TINY_PARAMS = {
         "threads": None,
         "augment": {"eq_db": 0, "mel_shift": 0, "freq_mask": 0, "time_mask": 0, "noise_snr_db": None},
         "library_weights": {},
+        "library_colour": 3,  # on, as by default: every training and prediction test goes through it
     },
     "export": {"formats": ["tflite"]},  # the quickest format: the others are exported in tests/test_export.py
     "models": {

@@ -540,3 +540,58 @@ def test_a_card_naming_more_folds_than_the_model_holds_is_refused(model_dir, tmp
     cli.check_card_fits(model, card(test_folds=[0]), path=tmp_path / "m.keras")
     with pytest.raises(DataError, match=r"back ends \['baseline_fold0', 'baseline_fold1'\].*belongs to another model"):
         cli.check_card_fits(model, card(test_folds=[0, 1]), path=tmp_path / "m.keras")
+
+
+# --- --as-set: a set's colouring brought to the model's reference ------------------------------
+
+
+@pytest.fixture(scope="module")
+def coloured_model(tmp_path_factory):
+    """A tiny model whose card says it was trained at a colour reference."""
+    root = tmp_path_factory.mktemp("coloured")
+    features = FeatureSettings.from_params(TINY_PARAMS["features"])
+    the_card = card(colour_degree=2, colour_reference=np.linspace(-70.0, -40.0, features.n_mels).tolist())
+    model = models.build("baseline", config=BaselineConfig.from_params(TINY_PARAMS["models"]["baseline"]), clean=CLEAN,
+                         features=features, n_classes=len(LABELS))
+    models.save(model, root / "coloured.keras", card=the_card)
+    return root / "coloured.keras"
+
+
+def test_as_set_shifts_every_window_by_the_sets_colouring_to_the_models(coloured_model, inputs):
+    from instrclf import colour
+
+    model, the_card = models.load(coloured_model)
+    paths = [inputs / "note.wav", inputs / "folder" / "empty.wav", inputs / "high.wav", inputs / "folder" / "b.flac"]
+    items = [(str(p), None) for p in paths]
+    front = model.get_layer("frontend")
+    windows = np.concatenate([audio.prepare(*audio.load(p), **the_card.clean.model_dump()) for p in paths if p.stat().st_size])
+    spectra = np.asarray(front.predict(windows[..., None], verbose=0))
+    shift = colour.shift(colour.mean_spectrum(spectra), degree=2, target=the_card.colour_reference)
+    back = models.back_ends(model)[0]
+    expected = np.asarray(back(spectra + shift[None, None, :, None]))
+    for batch, block in ((3, 1000), (256, None)):  # the padding of a short call never enters the mean
+        shifted = cli.set_model(model, the_card, items, batch_windows=batch, block_frames=block)
+        np.testing.assert_allclose(shifted.predict(windows[..., None], verbose=0), expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(expected, model.predict(windows[..., None], verbose=0), atol=1e-4)  # it does move them
+    results = list(cli.classify_files(shifted, the_card, items))
+    assert [r.status for r in results] == ["ok", "error", "ok", "ok"]
+
+
+def test_as_set_on_the_command_line_and_its_refusals(coloured_model, model_dir, inputs, capsys):
+    code, out, err = classify_in_process(capsys, "--model", coloured_model, "--as-set", "--json", inputs / "note.wav",
+                                         inputs / "high.wav")
+    assert code == 0 and len(out.splitlines()) == 2, err
+    model, the_card = models.load(coloured_model)
+    items = [(str(inputs / "note.wav"), None), (str(inputs / "high.wav"), None)]
+    want = list(cli.classify_files(cli.set_model(model, the_card, items), the_card, items))
+    for line, result in zip(out.splitlines(), want, strict=True):
+        got = json.loads(line)
+        assert got["top"][0]["label"] == LABELS[int(np.argmax(result.probs))]
+        assert got["top"][0]["probability"] == pytest.approx(float(np.max(result.probs)), abs=1e-3)
+    code, out, err = classify_in_process(capsys, "--model", model_dir / "tiny.keras", "--as-set", inputs / "note.wav")
+    assert (code, out) == (1, "") and err.strip() == (
+        "error: --as-set: the model was trained without train.library_colour, so it has no colouring to bring the set to")
+    code, _, err = classify_in_process(capsys, "--model", coloured_model, "--as-set", "--runtime", "litert", inputs / "note.wav")
+    assert code == 2 and "--as-set runs the .keras model with Keras" in err
+    code, out, err = classify_in_process(capsys, "--model", coloured_model, "--as-set", inputs / "folder" / "quiet.wav")
+    assert (code, out) == (1, "") and "no file holds sound above the threshold" in err

@@ -14,7 +14,8 @@ from synthetic import CLASS_F0, TINY_PARAMS, make_clean_dir, tiny_card, tiny_set
 from instrclf import cli, export, models, settings
 from instrclf.card import card_path, export_dir, export_paths
 from instrclf.errors import DataError
-from instrclf.litert import SOURCE_METADATA, LiteRtModel, read_metadata, sha256_of
+from instrclf.io import sha256_of
+from instrclf.litert import SOURCE_METADATA, LiteRtModel, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = sorted(CLASS_F0)

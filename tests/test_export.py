@@ -13,7 +13,8 @@ from synthetic import TINY_PARAMS, make_clean_dir, tiny_card, tiny_settings, wri
 from instrclf import data, export, layout, models, settings
 from instrclf.card import export_paths, read_card
 from instrclf.export import ExportError
-from instrclf.litert import CARD_METADATA, SOURCE_METADATA, LiteRtModel, read_metadata, sha256_of
+from instrclf.io import sha256_of
+from instrclf.litert import CARD_METADATA, SOURCE_METADATA, LiteRtModel, read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["Fl", "Tbn", "Vn"]

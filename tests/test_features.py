@@ -36,7 +36,45 @@ def test_row_i_is_the_front_ends_output_for_window_i(made):
     x = data.load_windows(clean_dir, index, n_samples=CLEAN.window_length)
     np.testing.assert_array_equal(cache.spectrograms, features.spectrograms(front, x))
     assert figures["windows"] == len(index) and cache.spectrograms.shape[1:] == front.output_shape[1:]
-    assert sorted(p.name for p in features_dir.iterdir()) == ["features.json", "index.csv", "spectrograms.npy"]
+    assert sorted(p.name for p in features_dir.iterdir()) == ["features.json", "index.csv", "library_spectra.json",
+                                                               "spectrograms.npy"]
+
+
+def test_each_librarys_mean_spectrum_is_written_beside_the_spectrograms(made):
+    _, features_dir, _ = made
+    cache = features.Features(features_dir, clean=CLEAN, features=FEATURES)
+    spectra = cache.library_spectra()
+    assert sorted(spectra) == sorted(cache.index["library"].unique()) and len(spectra) >= 2
+    for library, spectrum in spectra.items():
+        rows = cache.spectrograms[(cache.index["library"] == library).to_numpy()]
+        np.testing.assert_allclose(spectrum, rows.mean(axis=(0, 1, 3), dtype=np.float64), atol=1e-5)
+    assert not np.allclose(*list(spectra.values())[:2])  # per library, not one mean for all
+
+
+def test_a_selection_with_shifts_adds_each_rows_library_shift_to_every_frame(made):
+    _, features_dir, _ = made
+    cache = features.Features(features_dir, clean=CLEAN, features=FEATURES)
+    rows = cache.index.sample(9, random_state=2)
+    libraries = sorted(cache.index["library"].unique())
+    shifts = {lib: np.linspace(k, k + 1, FEATURES.n_mels).astype(np.float32) * (k + 1) for k, lib in enumerate(libraries)}
+    picked = np.array([4, 0, 7, 7])
+    got = cache.select(rows, shifts=shifts).read(picked)
+    plain = cache.take(rows)[picked]
+    for i, row in enumerate(rows.iloc[picked].itertuples()):
+        np.testing.assert_allclose(got[i] - plain[i], np.broadcast_to(shifts[row.library][None, :, None], plain[i].shape),
+                                   atol=1e-4)
+    np.testing.assert_array_equal(cache.select(rows).read(picked), plain)  # no shifts: the file's values
+    with pytest.raises(DataError, match=rf"no colour shift for libraries \['{libraries[1]}'\]"):
+        cache.select(cache.index, shifts={lib: shifts[lib] for lib in libraries if lib != libraries[1]})
+
+
+def test_missing_library_spectra_name_the_stage_to_rerun(made, tmp_path):
+    _, features_dir, _ = made
+    copy = copy_of(features_dir, tmp_path / "f")
+    (copy / "library_spectra.json").unlink()
+    cache = features.Features(copy, clean=CLEAN, features=FEATURES)
+    with pytest.raises(DataError, match="library_spectra.json: not found .*dvc repro features"):
+        cache.library_spectra()
 
 
 def test_take_selects_by_window_in_the_rows_order(made):
@@ -51,7 +89,7 @@ def test_take_selects_by_window_in_the_rows_order(made):
 def test_the_same_windows_give_byte_identical_files(made, tmp_path):
     clean_dir, features_dir, _ = made
     features.run(clean_dir, tmp_path / "again", clean=CLEAN, features=FEATURES, progress=False)
-    for name in ("spectrograms.npy", "index.csv", "features.json"):
+    for name in ("spectrograms.npy", "index.csv", "features.json", "library_spectra.json"):
         assert (tmp_path / "again" / name).read_bytes() == (features_dir / name).read_bytes(), name
 
 

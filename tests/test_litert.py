@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from instrclf.errors import DataError
-from instrclf.litert import LiteRtModel, read_metadata, sha256_of
+from instrclf.io import sha256_of
+from instrclf.litert import LiteRtModel, read_metadata
 
 WEIGHTS = np.arange(12, dtype=np.float32).reshape(3, 4) / 10 - 0.5  # 3 classes, 4-sample windows
 

@@ -259,3 +259,42 @@ def test_a_direct_run_predicts_the_unseen_library_and_reports_both_sets_per_fold
     windows = index[index["Path"].isin(sorted(set(index.loc[index["library"] == "B", "Path"]))[:2])].reset_index(drop=True)
     for path, probs in note_probs(out["model"], clean_dir, windows).items():
         np.testing.assert_allclose(probs, np.mean([independent[f][path] for f in FOLDS], axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_models_trained_at_a_colour_reference_see_every_library_brought_to_it(tmp_path, features_dir):
+    """Test folds and the unseen library shifted to the card's reference (the unseen one from its own mean);
+    the ensemble's ``unseen_alone_*`` figures are the unshifted notes'."""
+    from instrclf import colour, evaluate
+    from instrclf.features import Features
+
+    reference = np.linspace(-60.0, -30.0, FEATURES.n_mels)
+    paths = {f: save_fold_model(tmp_path / f"baseline-{f}.keras", f, seed=10 + f, colour_degree=2,
+                                colour_reference=reference.tolist()) for f in FOLDS}
+    out = predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
+    cache = Features(features_dir, clean=CLEAN, features=FEATURES)
+    shifts = colour.shifts(cache.library_spectra(), degree=2, target=reference)
+    assert np.abs(shifts["A"] - shifts["B"]).max() > 1e-3
+    backs = {f: models.load(p)[0].get_layer(backends.backend_name("baseline", f)) for f, p in paths.items()}
+
+    def probs(fold, rows, shifted=True):
+        x = cache.take(rows)
+        if shifted:
+            x = x + np.stack([shifts[lib] for lib in rows["library"]])[:, None, :, None]
+        return np.asarray(backs[fold](x, training=False))
+
+    index = cache.index
+    test = out["predictions"].query("set == 'test' and fold == 0")
+    rows = index[(index["library"] == "A") & (index["fold"] == 0)]
+    expected = evaluate.aggregate(rows, probs(0, rows), labels=LABELS, subset="test")
+    np.testing.assert_allclose(test[P].to_numpy(float), expected[P].to_numpy(float), rtol=1e-5, atol=1e-6)
+    unseen = index[index["library"] == "B"]
+    shifted = np.mean([probs(f, unseen) for f in FOLDS], axis=0)
+    alone = np.mean([probs(f, unseen, shifted=False) for f in FOLDS], axis=0)
+    got = out["predictions"].query("set == 'unseen'")
+    want = evaluate.aggregate(unseen, shifted, labels=LABELS, subset="unseen")
+    np.testing.assert_allclose(got[P].to_numpy(float), want[P].to_numpy(float), rtol=1e-5, atol=1e-6)
+    ensemble = out["results"]["ensemble"]
+    alone_notes = evaluate.aggregate(unseen, alone, labels=LABELS, subset="unseen")
+    assert ensemble["unseen_alone_file_accuracy"] == pytest.approx(np.mean(alone_notes["label"] == alone_notes["predicted"]))
+    assert not np.allclose(shifted, alone, atol=1e-4)  # the shift changes what the models say
+    assert (out["card"].colour_degree, out["card"].colour_reference) == (2, models.load(paths[0])[1].colour_reference)

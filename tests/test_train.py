@@ -12,7 +12,7 @@ from synthetic import TINY_PARAMS, make_features_dir, tiny_settings
 
 from dataclasses import replace
 
-from instrclf import backends, layout, settings, train
+from instrclf import backends, data, layout, settings, train
 from instrclf.errors import ParameterError
 from instrclf.settings import TrainingJob
 
@@ -194,10 +194,56 @@ def test_fit_runs_the_callers_callbacks_and_counts_the_epochs_they_allow(contrar
 
 def test_the_card_records_what_shaped_the_model_and_the_library_actually_held_out():
     fitted = job("conv1d", seed=11, test_fold=3, target="family")
-    made = train.card(fitted, ["Brass", "Winds"], unseen_library=None)
+    reference = np.linspace(-50, -20, FEATURES.n_mels)
+    made = train.card(fitted, ["Brass", "Winds"], unseen_library=None, colour_reference=reference)
     assert (made.model, made.seed, made.test_folds, made.target, made.unseen_library) == ("conv1d", 11, [3], "family", None)
     assert (made.clean, made.features, made.typed_config) == (fitted.clean, fitted.features, fitted.config)
     assert made.labels == ["Brass", "Winds"]
+    assert made.colour_degree == TINY_PARAMS["train"]["library_colour"] == fitted.library_colour
+    np.testing.assert_allclose(made.colour_reference, reference, atol=1e-6)
+    off = train.card(replace(fitted, library_colour=None), ["Brass", "Winds"], unseen_library=None)
+    assert (off.colour_degree, off.colour_reference) == (None, None)
+    with pytest.raises(ValueError, match="come together"):
+        train.card(fitted, ["Brass", "Winds"], unseen_library=None)
+
+
+@pytest.mark.parametrize("degree", [None, 2])
+def test_run_brings_every_training_library_to_their_average_colouring(features_dir, monkeypatch, degree):
+    """With train.library_colour, each training window is read with its library's shift; the card keeps the target."""
+    from instrclf import colour
+    from instrclf.features import Features
+
+    received = []
+
+    class Received(Exception):
+        pass
+
+    def fit_spy(job, x_train, y_train, x_val, y_val, **kwargs):
+        received.append((x_train, x_val))
+        raise Received
+
+    monkeypatch.setattr(train, "fit", fit_spy)
+    with pytest.raises(Received):
+        run(features_dir, test_fold=4, unseen_library=None, library_colour=degree)  # A and B both train
+    (x_train, x_val), = received
+    cache = Features(features_dir, clean=CLEAN, features=FEATURES)
+    sets = data.fold_sets(cache.index, test_fold=4, unseen_library=None)
+    assert set(sets.train["library"]) == {"A", "B"}
+    plain = cache.take(sets.train)
+    got = x_train.read(np.arange(len(x_train)))
+    if degree is None:
+        np.testing.assert_array_equal(got, plain)
+        return
+    spectra = cache.library_spectra()
+    target = np.mean([colour.colouring(spectra[lib], degree) for lib in ("A", "B")], axis=0)
+    libraries = sets.train["library"].to_numpy()
+    for lib in ("A", "B"):
+        rows = libraries == lib
+        moved = (got[rows] - plain[rows]).mean(axis=(0, 1, 3))
+        np.testing.assert_allclose(moved, target - colour.colouring(spectra[lib], degree), atol=1e-4)
+        assert np.abs(moved).max() > 1e-3  # the libraries do differ: a real shift
+        # after the shift the library's colouring is the target
+        np.testing.assert_allclose(colour.colouring(spectra[lib] + moved, degree), target, atol=1e-3)
 
 
 def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():

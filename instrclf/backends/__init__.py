@@ -1,9 +1,10 @@
 """The back ends: normalised log-mel spectrogram -> class probabilities, one module per model.
 
 Each model's stack lives in ``instrclf/backends/<name>.py`` as ``stack(x, *, n_classes,
-config)``, so editing one model reruns that model's ``train@`` stages only (dvc.yaml lists
-``instrclf/backends/${item.model}.py``). The model names are those of
-:data:`instrclf.settings.MODEL_CONFIGS`; :func:`build` finds a model's module by its name.
+config)``, so editing one model reruns that model's stages only (its fingerprints, such as
+``code/train-<name>.sha256``, hold ``instrclf/backends/<name>.py`` and no other back end).
+The model names are those of :data:`instrclf.settings.MODEL_CONFIGS`; :func:`build` finds a
+model's module by its name.
 This module holds what every back end shares: the frame normalisation, the classic head,
 the time pooling and the per-frame reshape.
 """

@@ -24,7 +24,6 @@ own inside the local folder (for example ``data/own/soundfonts/mine.sf2``; the l
 reads only the audio its metadata lists) and it is tracked too.
 """
 
-import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ import pandas as pd
 
 from .. import layout
 from ..errors import DataError, ParameterError
-from ..io import atomic_dir, atomic_file
+from ..io import atomic_dir, atomic_file, sha256_of
 
 #: Library of a source's notes whose metadata has no ``Library`` column.
 DEFAULT_LIBRARY = {"tinysol": "TinySOL", "local": "own"}
@@ -89,12 +88,8 @@ def write_checksums(raw, path, *, jobs=2) -> int:
     raw = Path(raw)
     files = sorted(Path(root, name).relative_to(raw).as_posix() for root, _, names in os.walk(raw) for name in names)
 
-    def digest(relative: str) -> str:
-        with open(raw / relative, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-
     with ThreadPoolExecutor(max_workers=jobs) as pool, atomic_file(path, encoding="utf-8", newline="\n") as out:
-        for relative, hexdigest in zip(files, pool.map(digest, files), strict=True):
+        for relative, hexdigest in zip(files, pool.map(lambda f: sha256_of(raw / f), files), strict=True):
             out.write(f"{hexdigest}  {relative}\n")
     return len(files)
 
