@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from instrclf import data, layout, settings
+from instrclf import colour, data, layout, settings
 from instrclf.io import write_json
 from instrclf.settings import AugmentSettings, SplitSettings
 
@@ -50,11 +50,10 @@ def remove_library_colouring(specs: np.ndarray, libraries: np.ndarray, mode: str
     out = np.empty_like(specs)
     for library in np.unique(libraries):
         rows = libraries == library
-        mean = specs[rows].mean(axis=(0, 1), keepdims=True)
+        mean = colour.mean_spectrum(specs[rows])
         if mode == "smooth":
-            bands = np.arange(mean.shape[2])
-            mean = np.polyval(np.polyfit(bands, mean.reshape(-1), 3), bands).reshape(mean.shape).astype(specs.dtype)
-        out[rows] = specs[rows] - mean
+            mean = colour.colouring(mean, 3)
+        out[rows] = specs[rows] - mean.astype(specs.dtype)[None, None, :, None]
     return out
 
 

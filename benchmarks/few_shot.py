@@ -19,7 +19,8 @@ libraries is reported beside it (does the new library cost the others anything?)
 
 The K notes per instrument are drawn with the params' seed; the picks are nested (K=5's notes
 include K=2's). Training is the stage's own routine (:func:`instrclf.train.fit`) with the
-recipe of ``models.<name>`` and ``train.*``; K=0 is exactly the stage's fold model, so its
+recipe of ``models.<name>`` and ``train.*``, ``train.library_colour`` included (every library,
+the new one too, brought to the colouring of the libraries that train); K=0 is exactly the stage's fold model, so its
 figure equals that fold's ``unseen_file_accuracy`` in ``results/predict/<model>.json``.
 
     python benchmarks/few_shot.py --features data/features --metadata data/raw/TinySOL_metadata.csv \\
@@ -48,7 +49,7 @@ import pandas as pd
 
 from machine import cpu_model, version  # benchmarks/machine.py (the script's folder is on sys.path)
 
-from instrclf import data, layout, settings
+from instrclf import colour, data, layout, settings
 from instrclf.layout import write_json
 from instrclf.settings import CleanSettings, FeatureSettings
 
@@ -77,6 +78,16 @@ def balancing_weight(train_rows: pd.DataFrame, library: str) -> float:
     counts = train_rows["library"].value_counts()
     others = counts.drop(library)
     return float(others.mean() / counts[library])
+
+
+def coloured(cache, train_rows, *, degree):
+    """``take(rows)``: the spectrograms of ``rows``, each library at the colouring of the libraries of ``train_rows``
+    (``train.library_colour`` ``degree``, as the train stage reads them; None: as they are)."""
+    if degree is None:
+        return cache.take
+    spectra = cache.library_spectra()
+    shifts = colour.shifts(spectra, degree=degree, target=colour.reference(spectra, set(train_rows["library"]), degree))
+    return lambda rows: cache.select(rows, shifts=shifts).read(np.arange(len(rows)))
 
 
 def window_probs(back, x):
@@ -146,14 +157,15 @@ def main(argv=None):
                     rows = pd.concat([sets.train, extra], ignore_index=True)  # the new library's picked notes train
                     weights = {args.library: balancing_weight(rows, args.library)} if weighting == "balanced" else {}
                     draws = data.draws_of(rows, weights, libraries=index["library"]) if weights else None
-                    fitted = train.fit(job, cache.take(rows), data.encode(rows["label"], labels), cache.take(sets.val),
+                    take = coloured(cache, rows, degree=job.library_colour)
+                    fitted = train.fit(job, take(rows), data.encode(rows["label"], labels), take(sets.val),
                                        data.encode(sets.val["label"], labels), n_classes=len(labels), draws=draws)
-                    rest_probs.append(window_probs(fitted.back, cache.take(rest)))
-                    shared_probs.append(window_probs(fitted.back, cache.take(shared)))
+                    rest_probs.append(window_probs(fitted.back, take(rest)))
+                    shared_probs.append(window_probs(fitted.back, take(shared)))
                     per_fold[str(fold)] = {
                         "library_weight": round(weights.get(args.library, 1.0), 3),
                         "rest_accuracy": round(note_accuracy(rest_probs[-1], rest, labels), 4),
-                        "test_fold_accuracy": round(note_accuracy(window_probs(fitted.back, cache.take(sets.test)), sets.test, labels), 4),
+                        "test_fold_accuracy": round(note_accuracy(window_probs(fitted.back, take(sets.test)), sets.test, labels), 4),
                         "best_epoch": fitted.best_epoch,
                     }
                 run = {
