@@ -14,7 +14,9 @@ Each ``--augment`` is JSON merged over ``train.augment`` with every transform of
 ``--library-mean mean`` removes each library's mean log-mel spectrum (per mel band, over all
 its windows and frames; the held-out library's from its own windows, without labels) from its
 windows before training and evaluation; ``smooth`` removes only a cubic fitted across the mel
-bands to that mean, the broad colouring of the library's recording chain.
+bands to that mean, the broad colouring of the library's recording chain, and ``smooth:<d>`` a
+polynomial of degree ``d`` (:func:`instrclf.colour.colouring`; ``train.library_colour`` is the
+pipeline's version of it, and is not applied here: this option decides).
 """
 
 import argparse
@@ -44,17 +46,31 @@ def file_accuracy(back, specs, rows, labels) -> float:
 
 def remove_library_colouring(specs: np.ndarray, libraries: np.ndarray, mode: str) -> np.ndarray:
     """Spectrograms ``(n, frames, n_mels, 1)`` less their library's mean spectrum (``mode`` "mean"),
-    or a cubic over the mel bands fitted to it ("smooth"); "none" returns ``specs``."""
+    or a cubic over the mel bands fitted to it ("smooth"; "smooth:<d>": degree ``d``); "none" returns ``specs``."""
     if mode == "none":
         return specs
     out = np.empty_like(specs)
     for library in np.unique(libraries):
         rows = libraries == library
         mean = colour.mean_spectrum(specs[rows])
-        if mode == "smooth":
-            mean = colour.colouring(mean, 3)
+        if mode.startswith("smooth"):
+            mean = colour.colouring(mean, degree_of(mode))
         out[rows] = specs[rows] - mean.astype(specs.dtype)[None, None, :, None]
     return out
+
+
+def degree_of(mode: str) -> int:
+    """The polynomial degree of a ``--library-mean`` of ``smooth`` (3) or ``smooth:<d>``."""
+    return 3 if mode == "smooth" else int(mode.split(":", 1)[1])
+
+
+def library_mean(text: str) -> str:
+    """``--library-mean``'s value, checked: none, mean, smooth or smooth:<degree 0-12>."""
+    if text in ("none", "mean", "smooth"):
+        return text
+    if text.startswith("smooth:") and text[7:].isdigit() and int(text[7:]) <= 12:
+        return text
+    raise argparse.ArgumentTypeError(f"must be none, mean, smooth or smooth:<degree 0-12>, got {text!r}")
 
 
 def main(argv=None):
@@ -65,7 +81,7 @@ def main(argv=None):
     parser.add_argument("--train", nargs="+", required=True, metavar="LIBRARY", help="training (and validation) libraries")
     parser.add_argument("--held-out", nargs="+", required=True, metavar="LIBRARY", help="libraries never trained on")
     parser.add_argument("--augment", action="append", default=[], help="JSON over every transform off (repeatable)")
-    parser.add_argument("--library-mean", choices=("none", "mean", "smooth"), default="none",
+    parser.add_argument("--library-mean", type=library_mean, default="none",
                         help="remove each library's mean spectrum (or its smooth part) first")
     parser.add_argument("--out", default="benchmarks/results/augment_effect.json")
     args = parser.parse_args(argv)

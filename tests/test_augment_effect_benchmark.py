@@ -8,11 +8,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def remove_library_colouring():
+def benchmark():
     spec = importlib.util.spec_from_file_location("augment_effect", ROOT / "benchmarks" / "augment_effect.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.remove_library_colouring
+    return module
+
+
+def remove_library_colouring():
+    return benchmark().remove_library_colouring
 
 
 def notes(rng, n=40, frames=6, bands=32):
@@ -54,3 +58,25 @@ def test_smooth_removes_only_a_cubic_across_the_bands():
     # the instruments' narrow peaks stay (the full mean would take most of them out)
     assert plain[:, :, 8].mean() > 2 and plain[:, :, 20].mean() > 2
     assert abs(remove(specs, libraries, "mean")[:, :, 8].mean()) < 1e-4
+
+
+def test_smooth_of_a_degree_removes_that_polynomial_and_bad_values_are_refused():
+    import argparse
+
+    import pytest
+
+    module = benchmark()
+    rng = np.random.default_rng(2)
+    specs, _ = notes(rng)
+    bands = np.arange(specs.shape[2], dtype=np.float32)
+    quintic = (1e-5 * (bands - 16) ** 5 + 0.001 * (bands - 16) ** 3)[None, None, :, None]
+    libraries = np.array(["A"] * len(specs))
+    np.testing.assert_allclose(module.remove_library_colouring(specs + quintic, libraries, "smooth:5"),
+                               module.remove_library_colouring(specs, libraries, "smooth:5"), atol=1e-3)
+    # a cubic cannot take a quintic colouring out whole
+    assert np.abs(module.remove_library_colouring(specs + quintic, libraries, "smooth")
+                  - module.remove_library_colouring(specs, libraries, "smooth")).max() > 0.1
+    assert [module.library_mean(v) for v in ("none", "mean", "smooth", "smooth:5")] == ["none", "mean", "smooth", "smooth:5"]
+    for bad in ("smooth:", "smooth:13", "smooth:x", "cubic"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be none, mean, smooth or smooth:<degree 0-12>"):
+            module.library_mean(bad)
