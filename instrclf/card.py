@@ -8,9 +8,9 @@ reads all of this before it decides whether it needs Keras at all, so nothing he
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
 
 from .errors import DataError, ParameterError
 from .io import read_text
@@ -37,8 +37,8 @@ class ModelCard(BaseModel):
     seed: int
     #: ``train.library_colour`` as trained, and the colouring every library was brought to
     #: (:mod:`instrclf.colour`; one value per mel band); both None when off.
-    colour_degree: int | None = None
-    colour_reference: list[float] | None = None
+    colour_degree: Annotated[int, Field(ge=0, le=12)] | None = None
+    colour_reference: list[FiniteFloat] | None = None
 
     @model_validator(mode="after")
     def _config_fits(self):
@@ -49,6 +49,9 @@ class ModelCard(BaseModel):
             raise ValueError("colour_degree and colour_reference come together")
         if self.colour_reference is not None and len(self.colour_reference) != self.features.n_mels:
             raise ValueError(f"colour_reference has {len(self.colour_reference)} values for {self.features.n_mels} mel bands")
+        if self.colour_degree is not None and self.colour_degree >= self.features.n_mels:
+            raise ValueError(f"colour_degree {self.colour_degree} needs more than {self.colour_degree} mel bands, "
+                             f"the features have {self.features.n_mels}")
         return self
 
     @property

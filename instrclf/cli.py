@@ -217,47 +217,44 @@ def classify_files(model, card, items, *, batch_windows=INFERENCE_BATCH, block_f
         yield _finish(result)
 
 
-def set_model(model, card, items, *, batch_windows=INFERENCE_BATCH, block_frames=None):
+def set_model(model, card, items, *, name="the model", batch_windows=INFERENCE_BATCH, block_frames=None):
     """``model`` with the colour shift that brings the set ``items`` to the model's reference (``--as-set``).
 
-    The set's mean spectrum is taken over every window of its readable files, through the
-    model's own front end (a first pass over the files); the shift is the model card's
-    reference colouring less the set's (:mod:`instrclf.colour`). ``model`` is a Keras user
-    model trained with ``train.library_colour``.
+    The set's mean spectrum is taken over every window of the files that read whole (a file
+    that fails is left out, as the classifying pass reports it), through the model's own front
+    end, in a first pass over the files; the shift is the model card's reference colouring less
+    the set's (:mod:`instrclf.colour`). ``model`` is a Keras user model trained with
+    ``train.library_colour``; ``name`` (its file) names it in errors.
     """
     from . import audio, colour
     from .models import assemble, back_ends
 
     if card.colour_degree is None:
-        raise DataError("--as-set: the model was trained without train.library_colour, so it has no colouring to bring the set to")
+        raise DataError(f"{name}: --as-set: the model was trained without train.library_colour, "
+                        "so it has no colouring to bring the set to")
     front = model.get_layer("frontend")
     spectra = colour.MeanSpectra()
     blocks = {} if block_frames is None else {"block_frames": block_frames}
-    pending = []
 
-    def flush():
-        x = np.concatenate(pending)[..., np.newaxis]
-        n = len(x)  # padded to one input shape (no retracing), the padding's spectra dropped
-        x = np.concatenate([x, np.zeros((batch_windows - n, *x.shape[1:]), x.dtype)])
-        spectra.add(np.asarray(front.predict_on_batch(x))[:n], ["set"] * n)
-        pending.clear()
+    def add(into, windows):
+        for start in range(0, len(windows), batch_windows):
+            x = windows[start : start + batch_windows][..., np.newaxis]
+            n = len(x)  # padded to one input shape (no retracing), the padding's spectra dropped
+            x = np.concatenate([x, np.zeros((batch_windows - n, *x.shape[1:]), x.dtype)])
+            into.add(np.asarray(front.predict_on_batch(x))[:n], ["set"] * n)
 
     for path, error in items:
         if error is not None:
             continue
+        mine = colour.MeanSpectra()  # block by block: memory does not grow with the file
         try:
             for windows in audio.stream_windows(path, **card.clean.model_dump(), **blocks):
-                for start in range(0, len(windows), batch_windows):
-                    part = windows[start : start + batch_windows]
-                    if sum(map(len, pending)) + len(part) > batch_windows:
-                        flush()
-                    pending.append(part)
+                add(mine, windows)
         except DataError:
-            continue  # the file is reported on its own line by the classifying pass
-    if pending:
-        flush()
+            continue  # left out of the set, as the classifying pass leaves it out (and reports it)
+        spectra.update(mine)
     if not spectra.counts:
-        raise DataError("--as-set: no file holds sound above the threshold: the set has no colouring to measure")
+        raise DataError(f"{name}: --as-set: no file holds sound above the threshold: the set has no colouring to measure")
     shift = colour.shift(spectra.means()["set"], degree=card.colour_degree, target=card.colour_reference)
     return assemble(front, back_ends(model), name=model.name, shift=shift)
 
@@ -587,7 +584,7 @@ def classify(argv=None) -> int:
         parser.error("--as-set runs the .keras model with Keras (--runtime auto or keras)")
     model, card, used = open_model(args.model, runtime="keras" if args.as_set else args.runtime)
     if args.as_set:
-        model = set_model(model, card, items, batch_windows=args.batch_size or default_batch(model))
+        model = set_model(model, card, items, name=used, batch_windows=args.batch_size or default_batch(model))
     counts = {"ok": 0, "silent": 0, "error": 0}
     bar = tqdm(total=len(items), unit="file", desc="classify", disable=None, leave=False, file=sys.stderr)
     with bar:

@@ -34,6 +34,12 @@ class MeanSpectra:
             self.sums[library] = self.sums.get(library, 0.0) + total
             self.counts[library] = self.counts.get(library, 0) + rows.shape[0] * rows.shape[1]
 
+    def update(self, other: "MeanSpectra") -> None:
+        """Add everything ``other`` has gathered."""
+        for library, total in other.sums.items():
+            self.sums[library] = self.sums.get(library, 0.0) + total
+            self.counts[library] = self.counts.get(library, 0) + other.counts[library]
+
     def means(self) -> dict:
         """Library -> mean spectrum, one float per mel band (dB), libraries sorted."""
         return {str(lib): [round(float(v), 6) for v in self.sums[lib] / self.counts[lib]] for lib in sorted(self.sums)}

@@ -132,6 +132,11 @@ class Features:
         missing = sorted(set(self.index["library"]) - set(spectra))
         if missing:
             raise DataError(f"{path}: no mean spectrum for libraries {missing} (re-run the features stage: dvc repro features)")
+        n_mels = self.row_shape[1]
+        for lib, values in spectra.items():
+            if not isinstance(values, list) or len(values) != n_mels or not np.isfinite(np.asarray(values, dtype=float)).all():
+                raise DataError(f"{path}: library {lib!r}: expected {n_mels} finite values, one per mel band "
+                                "(re-run the features stage: dvc repro features)")
         return {lib: np.asarray(values, dtype=np.float64) for lib, values in spectra.items()}
 
     @property

@@ -35,6 +35,7 @@ from .settings import CleanSettings, FeatureSettings, ModelConfig
 # --------------------------------------------------------------------------- the joined model
 
 
+@keras.saving.register_keras_serializable(package="instrclf")
 class Shift(layers.Layer):
     """Adds a constant to every frame of a spectrogram, one value per mel band (a colour shift, :mod:`instrclf.colour`)."""
 

@@ -567,6 +567,10 @@ class TrainingJob:
     def from_params(cls, params: dict, *, model: str, fold: int) -> "TrainingJob":
         """The job of ``train@<model>-<fold>``; a bad key or fold is a one-line ParameterError."""
         SplitSettings.folds_of(fold)
+        degree, n_mels = TrainSettings.key(params, "library_colour"), section(params, FeatureSettings).n_mels
+        if degree is not None and degree >= n_mels:
+            raise ParameterError(f"train.library_colour ({degree}) must be < features.n_mels ({n_mels}): "
+                                 "a polynomial of that degree needs more mel bands")
         return cls(
             model=model,
             fold=fold,

@@ -473,7 +473,7 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
     cache = Features(features_dir, clean=job.clean, features=job.features)
     labels = data.class_names(cache.index)
     sets = data.fold_sets(cache.index, test_fold=job.fold, unseen_library=job.unseen_library)
-    shifts, target = colour_shifts(cache, sets, degree=job.library_colour)
+    shifts, target = colour_shifts(cache, degree=job.library_colour, unseen_library=job.unseen_library)
     # read batch by batch, never copied whole; each library brought to the training libraries' colouring
     x_train, x_val = cache.select(sets.train, shifts=shifts), cache.select(sets.val, shifts=shifts)
     read_seconds = time.perf_counter() - start
@@ -508,11 +508,17 @@ def run(job: TrainingJob, *, features_dir, live_dir=None) -> tuple:
     return model, card(job, labels, unseen_library=held_out, colour_reference=target), metrics
 
 
-def colour_shifts(cache: Features, sets, *, degree) -> tuple:
+def colour_shifts(cache: Features, *, degree, unseen_library) -> tuple:
     """``(shifts, target)`` for ``train.library_colour`` ``degree``: every library's shift to ``target``,
-    the average colouring of the libraries that train (:mod:`instrclf.colour`); ``(None, None)`` when off."""
+    the average colouring of the libraries that train (:mod:`instrclf.colour`); ``(None, None)`` when off.
+
+    The libraries that train are every library of the data but the held-out ones, whichever
+    folds their notes are in: every fold model learns at the same reference, even when a small
+    library (a few notes of your own) has no note in some fold's training folds.
+    """
     if degree is None:
         return None, None
     spectra = cache.library_spectra()
-    target = colour.reference(spectra, set(sets.train["library"]), degree)
+    libraries = set(cache.index["library"]) - set(data.held_out(unseen_library))
+    target = colour.reference(spectra, libraries, degree)
     return colour.shifts(spectra, degree=degree, target=target), target

@@ -56,6 +56,10 @@ def test_an_unreadable_card_says_it_is_the_model_card(tmp_path):
     (card_json(seed="seven"), "seed: Input should be a valid integer"),
     (card_json(model="resnet"), "model: Input should be"),
     (card_json(clean={"sample_rate": "fast"}), "clean.sample_rate: "),
+    (card_json(colour_degree=-1, colour_reference=[0.0] * 32), "colour_degree: Input should be greater than or equal to 0"),
+    (card_json(colour_degree=3, colour_reference=[0.0] * 31 + [float("nan")]), "colour_reference.31: Input should be a finite number"),
+    (card_json(colour_degree=3, colour_reference=[0.0] * 5), "(document): Value error, colour_reference has 5 values for 32 mel bands"),
+    (card_json(colour_degree=12, colour_reference=None), "(document): Value error, colour_degree and colour_reference come together"),
     ("[1, 2]", "(document): Input should be an object"),
     ("not json", "(document): Invalid JSON"),
 ])
@@ -66,6 +70,17 @@ def test_a_bad_card_is_one_line_naming_the_file_and_the_field(tmp_path, text, ex
         read_card(path)
     assert message(excinfo).startswith(f"{path}: bad model card: {expected}")
     assert "\n" not in message(excinfo)
+
+
+def test_a_colour_degree_needs_more_mel_bands_than_its_degree():
+    from synthetic import TINY_PARAMS
+
+    few = {**TINY_PARAMS, "features": {**TINY_PARAMS["features"], "n_mels": 8}}
+    text = json.dumps(json.loads(tiny_card("baseline", labels=LABELS, test_folds=[0], params=few).model_dump_json())
+                      | {"colour_degree": 8, "colour_reference": [0.0] * 8})
+    with pytest.raises(DataError, match=r"bad model card: \(document\): Value error, colour_degree 8 needs more than 8 mel "
+                                        r"bands, the features have 8$"):
+        parse_card(text, name="m.json")
 
 
 def test_a_card_whose_config_does_not_fit_its_model_names_the_key():

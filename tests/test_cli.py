@@ -590,8 +590,24 @@ def test_as_set_on_the_command_line_and_its_refusals(coloured_model, model_dir, 
         assert got["top"][0]["probability"] == pytest.approx(float(np.max(result.probs)), abs=1e-3)
     code, out, err = classify_in_process(capsys, "--model", model_dir / "tiny.keras", "--as-set", inputs / "note.wav")
     assert (code, out) == (1, "") and err.strip() == (
-        "error: --as-set: the model was trained without train.library_colour, so it has no colouring to bring the set to")
+        f"error: {model_dir / 'tiny.keras'}: --as-set: the model was trained without train.library_colour, "
+        "so it has no colouring to bring the set to")
     code, _, err = classify_in_process(capsys, "--model", coloured_model, "--as-set", "--runtime", "litert", inputs / "note.wav")
     assert code == 2 and "--as-set runs the .keras model with Keras" in err
     code, out, err = classify_in_process(capsys, "--model", coloured_model, "--as-set", inputs / "folder" / "quiet.wav")
-    assert (code, out) == (1, "") and "no file holds sound above the threshold" in err
+    assert (code, out) == (1, "") and err.startswith(f"error: {coloured_model}: --as-set: no file holds sound")
+
+
+def test_as_set_leaves_a_file_that_fails_midway_out_of_the_sets_colouring(coloured_model, tmp_path):
+    model, the_card = models.load(coloured_model)
+    y = tone(CLASS_F0["Tbn"], sample_rate=8000, seconds=3.0, rng=np.random.default_rng(0))
+    y[-100] = np.nan  # found only in the last block: its first windows were read
+    sf.write(tmp_path / "nan.wav", y, 8000, subtype="FLOAT")
+    good = write_tone(tmp_path / "good.wav", sample_rate=8000, seconds=1.0)
+    x = audio.prepare(*audio.load(good), **the_card.clean.model_dump())[..., None]
+    without = cli.set_model(model, the_card, [(str(good), None)], batch_windows=4, block_frames=2000)
+    with_bad = cli.set_model(model, the_card, [(str(tmp_path / "nan.wav"), None), (str(good), None)],
+                             batch_windows=4, block_frames=2000)
+    np.testing.assert_array_equal(with_bad.predict(x, verbose=0), without.predict(x, verbose=0))
+    shift = with_bad.get_layer("colour_shift")
+    assert type(shift).from_config(shift.get_config()).values == shift.values  # registered, serialisable

@@ -68,6 +68,19 @@ def test_a_selection_with_shifts_adds_each_rows_library_shift_to_every_frame(mad
         cache.select(cache.index, shifts={lib: shifts[lib] for lib in libraries if lib != libraries[1]})
 
 
+@pytest.mark.parametrize("damage", [lambda v: v[:-1], lambda v: v[:-1] + [float("nan")], lambda v: "loud"])
+def test_a_library_spectrum_of_the_wrong_length_or_not_finite_is_refused_naming_the_file(made, tmp_path, damage):
+    _, features_dir, _ = made
+    copy = copy_of(features_dir, tmp_path / "f")
+    spectra = json.loads((copy / "library_spectra.json").read_text())
+    library = sorted(spectra)[0]
+    (copy / "library_spectra.json").write_text(json.dumps(spectra | {library: damage(spectra[library])}))
+    cache = features.Features(copy, clean=CLEAN, features=FEATURES)
+    with pytest.raises(DataError, match=rf"library_spectra.json: library '{library}': expected {FEATURES.n_mels} finite "
+                                        r"values, one per mel band \(re-run the features stage"):
+        cache.library_spectra()
+
+
 def test_missing_library_spectra_name_the_stage_to_rerun(made, tmp_path):
     _, features_dir, _ = made
     copy = copy_of(features_dir, tmp_path / "f")

@@ -501,3 +501,18 @@ def test_a_python_tag_in_the_params_file_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(ParameterError, match=r"params\.yaml is not valid YAML"):
         settings.load(tmp_path / "params.yaml")
     assert not made.exists()
+
+
+def test_a_library_colour_of_as_many_degrees_as_mel_bands_is_refused_naming_both_keys():
+    from synthetic import TINY_PARAMS
+
+    params = copy.deepcopy(TINY_PARAMS)
+    params["features"] |= {"n_mels": 8}
+    params["train"]["library_colour"] = 8
+    with pytest.raises(ParameterError, match=r"^train.library_colour \(8\) must be < features.n_mels \(8\): "):
+        settings.TrainingJob.from_params(params, model="baseline", fold=0)
+    params["train"]["library_colour"] = 7
+    assert settings.TrainingJob.from_params(params, model="baseline", fold=0).library_colour == 7
+    params["train"]["library_colour"] = 13
+    with pytest.raises(ParameterError, match=r"train.library_colour = 13: Input should be less than or equal to 12"):
+        settings.TrainingJob.from_params(params, model="baseline", fold=0)

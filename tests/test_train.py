@@ -207,12 +207,8 @@ def test_the_card_records_what_shaped_the_model_and_the_library_actually_held_ou
         train.card(fitted, ["Brass", "Winds"], unseen_library=None)
 
 
-@pytest.mark.parametrize("degree", [None, 2])
-def test_run_brings_every_training_library_to_their_average_colouring(features_dir, monkeypatch, degree):
-    """With train.library_colour, each training window is read with its library's shift; the card keeps the target."""
-    from instrclf import colour
-    from instrclf.features import Features
-
+def received_by_fit(monkeypatch, features_dir, **changes):
+    """What ``train.run`` hands to ``fit`` (training and validation rows), without fitting."""
     received = []
 
     class Received(Exception):
@@ -224,26 +220,61 @@ def test_run_brings_every_training_library_to_their_average_colouring(features_d
 
     monkeypatch.setattr(train, "fit", fit_spy)
     with pytest.raises(Received):
-        run(features_dir, test_fold=4, unseen_library=None, library_colour=degree)  # A and B both train
-    (x_train, x_val), = received
+        run(features_dir, **changes)
+    return received[0]
+
+
+@pytest.mark.parametrize("degree, unseen", [(None, None), (2, None), (2, "B")])
+def test_run_brings_every_training_library_to_their_average_colouring(features_dir, monkeypatch, degree, unseen):
+    """With train.library_colour, each training and validation window is read with its library's shift to the
+    average colouring of the libraries that train; a held-out library has no part in that average."""
+    from instrclf import colour
+    from instrclf.features import Features
+
+    x_train, x_val = received_by_fit(monkeypatch, features_dir, test_fold=4, unseen_library=unseen, library_colour=degree)
     cache = Features(features_dir, clean=CLEAN, features=FEATURES)
-    sets = data.fold_sets(cache.index, test_fold=4, unseen_library=None)
-    assert set(sets.train["library"]) == {"A", "B"}
-    plain = cache.take(sets.train)
-    got = x_train.read(np.arange(len(x_train)))
-    if degree is None:
-        np.testing.assert_array_equal(got, plain)
-        return
-    spectra = cache.library_spectra()
-    target = np.mean([colour.colouring(spectra[lib], degree) for lib in ("A", "B")], axis=0)
-    libraries = sets.train["library"].to_numpy()
-    for lib in ("A", "B"):
-        rows = libraries == lib
-        moved = (got[rows] - plain[rows]).mean(axis=(0, 1, 3))
-        np.testing.assert_allclose(moved, target - colour.colouring(spectra[lib], degree), atol=1e-4)
-        assert np.abs(moved).max() > 1e-3  # the libraries do differ: a real shift
-        # after the shift the library's colouring is the target
-        np.testing.assert_allclose(colour.colouring(spectra[lib] + moved, degree), target, atol=1e-3)
+    sets = data.fold_sets(cache.index, test_fold=4, unseen_library=unseen)
+    training = sorted(set(sets.train["library"]))
+    assert training == (["A", "B"] if unseen is None else ["A"])
+    for x, rows in ((x_train, sets.train), (x_val, sets.val)):
+        plain = cache.take(rows)
+        got = x.read(np.arange(len(x)))
+        if degree is None:
+            np.testing.assert_array_equal(got, plain)
+            continue
+        spectra = cache.library_spectra()
+        target = np.mean([colour.colouring(spectra[lib], degree) for lib in training], axis=0)
+        libraries = rows["library"].to_numpy()
+        for lib in training:
+            moved = (got[libraries == lib] - plain[libraries == lib]).mean(axis=(0, 1, 3))
+            np.testing.assert_allclose(moved, target - colour.colouring(spectra[lib], degree), atol=1e-4)
+            # after the shift the library's colouring is the target
+            np.testing.assert_allclose(colour.colouring(spectra[lib] + moved, degree), target, atol=1e-3)
+        if unseen is None:  # the two libraries differ: real shifts, in opposite directions
+            assert np.abs(target - colour.colouring(spectra["A"], degree)).max() > 1e-3
+
+
+def test_every_fold_model_learns_at_one_reference_when_a_library_misses_some_folds(tmp_path):
+    """A small library with notes in folds 0-1 only still counts in every fold's reference: the fold cards agree."""
+    from synthetic import make_clean_dir
+
+    from instrclf import colour, features
+
+    clean_dir = make_clean_dir(tmp_path / "clean", libraries=("A", "B", "own"))
+    index = layout.read_index(clean_dir)
+    layout.write_index(clean_dir, index[(index["library"] != "own") | index["fold"].isin([0, 1])])
+    features.run(clean_dir, tmp_path / "features", clean=CLEAN, features=FEATURES, progress=False)
+    cache = features.Features(tmp_path / "features", clean=CLEAN, features=FEATURES)
+    targets = []
+    for fold in (0, 2):  # fold 0 trains on folds 2-4 (no note of own), fold 2 on folds 4, 0 and 1
+        sets = data.fold_sets(cache.index, test_fold=fold, unseen_library="B")
+        assert ("own" in set(sets.train["library"])) == (fold == 2)
+        shifts, target = train.colour_shifts(cache, degree=2, unseen_library="B")
+        assert set(shifts) == {"A", "B", "own"}
+        targets.append(target)
+    np.testing.assert_array_equal(targets[0], targets[1])
+    np.testing.assert_allclose(targets[0], colour.reference(cache.library_spectra(), {"A", "own"}, 2))
+    assert train.colour_shifts(cache, degree=None, unseen_library="B") == (None, None)
 
 
 def test_a_warm_up_as_long_as_the_schedule_is_refused_naming_both_keys():
