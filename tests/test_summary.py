@@ -177,3 +177,12 @@ def test_an_ensemble_figure_that_is_not_a_number_is_named():
     with pytest.raises(DataError) as info:
         summary.summarise(results, TRAINING, folds=[0, 1, 2])
     assert str(info.value) == "unseen_file_accuracy of fold ensemble is 'high', not a number: run dvc repro"
+
+
+def test_the_ensembles_notes_alone_figure_is_copied_beside_the_set_one():
+    """With library colouring the ensemble also reports each held-out note on its own (``unseen_alone_*``)."""
+    results = {**RESULTS, "ensemble": {**RESULTS["ensemble"], "unseen_alone_file_accuracy": 0.61119,
+                                       "unseen_alone_macro_f1": 0.5}}
+    got = summary.summarise(results, TRAINING, folds=[0, 1, 2])
+    assert got["ensemble_unseen_alone_file_accuracy"] == 0.6112 and got["ensemble_unseen_file_accuracy"] == 0.6667
+    assert "ensemble_unseen_alone_macro_f1" not in got  # only the figures of the table
