@@ -110,6 +110,13 @@ def find_audio(paths) -> list:
     return found
 
 
+def padded(x: np.ndarray, size: int) -> np.ndarray:
+    """``x`` with zero rows up to ``size``: one input shape for every model call, so no retracing."""
+    if len(x) >= size:
+        return x
+    return np.concatenate([x, np.zeros((size - len(x), *x.shape[1:]), x.dtype)])
+
+
 class _Batcher:
     """Gathers windows of many files into model calls of at most ``size`` windows.
 
@@ -140,8 +147,8 @@ class _Batcher:
         if not self.count:
             return
         x = np.concatenate(self.windows)[..., np.newaxis]
-        if self.pad and len(x) < self.size:  # one input shape for every call: no retracing
-            x = np.concatenate([x, np.zeros((self.size - len(x), *x.shape[1:]), x.dtype)])
+        if self.pad:
+            x = padded(x, self.size)
         try:
             probs = np.asarray(self.model.predict_on_batch(x), dtype=np.float64)
         except Exception as exc:  # whatever the model raises is the model's failure, never a file's
@@ -238,9 +245,8 @@ def set_model(model, card, items, *, name="the model", batch_windows=INFERENCE_B
 
     def add(into, windows):
         for start in range(0, len(windows), batch_windows):
-            x = windows[start : start + batch_windows][..., np.newaxis]
-            n = len(x)  # padded to one input shape (no retracing), the padding's spectra dropped
-            x = np.concatenate([x, np.zeros((batch_windows - n, *x.shape[1:]), x.dtype)])
+            n = len(windows[start : start + batch_windows])  # the padding's spectra dropped
+            x = padded(windows[start : start + batch_windows][..., np.newaxis], batch_windows)
             into.add(np.asarray(front.predict_on_batch(x))[:n], ["set"] * n)
 
     for path, error in items:

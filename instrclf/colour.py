@@ -30,15 +30,16 @@ class MeanSpectra:
         libraries = np.asarray(libraries, dtype=object)
         for library in np.unique(libraries):
             rows = spectrograms[libraries == library]
-            total = rows.sum(axis=(0, 1, 3), dtype=np.float64)
-            self.sums[library] = self.sums.get(library, 0.0) + total
-            self.counts[library] = self.counts.get(library, 0) + rows.shape[0] * rows.shape[1]
+            self._accumulate(library, rows.sum(axis=(0, 1, 3), dtype=np.float64), rows.shape[0] * rows.shape[1])
 
     def update(self, other: "MeanSpectra") -> None:
         """Add everything ``other`` has gathered."""
         for library, total in other.sums.items():
-            self.sums[library] = self.sums.get(library, 0.0) + total
-            self.counts[library] = self.counts.get(library, 0) + other.counts[library]
+            self._accumulate(library, total, other.counts[library])
+
+    def _accumulate(self, library, total, count: int) -> None:
+        self.sums[library] = self.sums.get(library, 0.0) + total
+        self.counts[library] = self.counts.get(library, 0) + count
 
     def means(self) -> dict:
         """Library -> mean spectrum, one float per mel band (dB), libraries sorted."""

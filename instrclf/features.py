@@ -186,12 +186,22 @@ class Selection:
     def read(self, indices) -> np.ndarray:
         """Rows ``indices`` (positions in this selection) as float32, in that order, shifted if asked."""
         indices = np.asarray(indices, dtype=np.int64)
-        rows = self._rows.read(self.positions[indices])
-        if self._table is not None:
-            rows = rows + self._table[self._codes[indices]][:, None, :, None]
-        return rows
+        return self._shifted(self._rows.read(self.positions[indices]), indices)
 
-    def batches(self, size: int):
-        """The whole selection in order, ``size`` rows at a time."""
+    def _shifted(self, rows: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        if self._table is None:
+            return rows
+        return rows + self._table[self._codes[indices]][:, None, :, None]
+
+    def batches(self, size: int, *, with_stored: bool = False):
+        """The whole selection in order, ``size`` rows at a time.
+
+        With ``with_stored`` each batch is a pair read once: (the rows shifted, the rows as stored).
+        """
         for start in range(0, len(self), size):
-            yield self.read(np.arange(start, min(start + size, len(self))))
+            indices = np.arange(start, min(start + size, len(self)))
+            if with_stored:
+                stored = self._rows.read(self.positions[indices])
+                yield self._shifted(stored, indices), stored
+            else:
+                yield self.read(indices)

@@ -57,6 +57,13 @@ def _probs(back, x) -> np.ndarray:
     return np.concatenate([np.asarray(back(batch, training=False)) for batch in batches])
 
 
+def _probs_shifted_and_stored(back, x) -> tuple:
+    """The back end's probabilities for a shifted :class:`~instrclf.features.Selection` and for its
+    rows as stored (their library's colouring left in), each batch read once."""
+    pairs = [[np.asarray(back(b, training=False)) for b in batch] for batch in x.batches(INFERENCE_BATCH, with_stored=True)]
+    return np.concatenate([p for p, _ in pairs]), np.concatenate([q for _, q in pairs])
+
+
 def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     """Evaluate each fold model of architecture ``name`` and build its averaging ensemble.
 
@@ -103,7 +110,6 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     per_fold, rows, unseen_probs, alone_probs = {}, [], [], []
     # read batch by batch, by every fold model
     x_unseen = cache.select(unseen, shifts=shifts) if len(unseen) else None
-    x_alone = cache.select(unseen) if len(unseen) and shifts is not None else None
     for fold, back in backs.items():
         test = sets[fold].test
         probs = _probs(back, cache.select(test, shifts=shifts))
@@ -111,11 +117,13 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
         figures = evaluate.metrics(test, probs, predictions, labels=labels)
         rows.append(predictions)
         if x_unseen is not None:
-            p = _probs(back, x_unseen)
+            if shifts is None:
+                p = _probs(back, x_unseen)
+            else:  # also each note alone, its colouring left in
+                p, alone = _probs_shifted_and_stored(back, x_unseen)
+                alone_probs.append(alone)
             unseen_probs.append(p)
             figures |= _prefixed("unseen_", unseen, p, labels)
-        if x_alone is not None:
-            alone_probs.append(_probs(back, x_alone))
         per_fold[str(fold)] = figures
     results = {"folds": per_fold, "unseen_library": expected}
     if x_unseen is not None:
