@@ -73,7 +73,8 @@ def call(model, x):
     # its LayerNormalization: conv1d 52,966, conv2d 135,486, lstm 95,118.
     # baseline: 256 (LayerNormalization) + 128 x 14 + 14 (softmax) = 2,062.
     # The classic LSTM and Conv2D keep every frame (time_pool 1); the defaults average frames
-    # (LSTM by 8, conv2d by 2), which shrinks only their flattened heads.
+    # (LSTM by 8, conv2d by 2), which shrinks only their flattened heads, and the default conv2d
+    # has twice the classic widths.
     [("conv1d", 53_222), ("conv2d", 135_742), ("lstm", 95_374), ("baseline", 2_062)],
 )
 def test_classic_parameter_counts(name, expected):
@@ -87,6 +88,10 @@ def test_classic_parameter_counts(name, expected):
     if name in ("lstm", "conv2d"):
         assert config.time_pool == {"lstm": 8, "conv2d": 2}[name]
         config = config.model_copy(update={"time_pool": 1})
+    if name == "conv2d":
+        classic = [8, 16, 16, 32, 32]
+        assert list(config.filters) == [2 * width for width in classic]
+        config = config.model_copy(update={"filters": classic})
     back = backends.build(name, config=config, input_shape=front.output_shape[1:], n_classes=14, fold=0)
     assert back.count_params() == expected
     assert back.get_layer("mel_norm").count_params() == 2 * 128
