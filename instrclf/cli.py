@@ -245,9 +245,9 @@ def set_model(model, card, items, *, name="the model", batch_windows=INFERENCE_B
 
     def add(into, windows):
         for start in range(0, len(windows), batch_windows):
-            n = len(windows[start : start + batch_windows])  # the padding's spectra dropped
-            x = padded(windows[start : start + batch_windows][..., np.newaxis], batch_windows)
-            into.add(np.asarray(front.predict_on_batch(x))[:n], ["set"] * n)
+            batch = windows[start : start + batch_windows]
+            spectra = front.predict_on_batch(padded(batch[..., np.newaxis], batch_windows))
+            into.add(np.asarray(spectra)[: len(batch)], ["set"] * len(batch))  # the padding's dropped
 
     for path, error in items:
         if error is not None:

@@ -192,3 +192,25 @@ def test_the_figures_give_the_spectrogram_files_shape_and_size(made):
     array = np.load(layout.features_array(features_dir), mmap_mode="r")
     assert (figures["windows"], figures["frames"], figures["n_mels"]) == array.shape[:3]
     assert figures["megabytes"] == round(array.nbytes / 2**20, 1) > 0
+
+
+def test_batches_with_stored_give_each_batch_shifted_and_as_stored_from_one_read(tmp_path):
+    from instrclf.features import Selection
+
+    class Rows:
+        row_shape = (2, 3, 1)
+        reads = 0
+
+        def read(self, positions):
+            Rows.reads += 1
+            return np.stack([np.full(self.row_shape, float(p), np.float32) for p in positions])
+
+    table = np.array([[0.0, 1.0, 2.0], [10.0, 20.0, 30.0]], np.float32)
+    sel = Selection(Rows(), [4, 1, 3], codes=np.array([1, 0, 1], np.int32), table=table)
+    pairs = list(sel.batches(2, with_stored=True))
+    assert Rows.reads == 2 and [len(s) for s, _ in pairs] == [2, 1]
+    shifted = np.concatenate([s for s, _ in pairs])
+    stored = np.concatenate([t for _, t in pairs])
+    np.testing.assert_array_equal(stored[:, 0, :, 0], [[4, 4, 4], [1, 1, 1], [3, 3, 3]])
+    np.testing.assert_array_equal(shifted, stored + table[[1, 0, 1]][:, None, :, None])
+    np.testing.assert_array_equal(shifted, np.concatenate(list(sel.batches(2))))
