@@ -11,7 +11,9 @@ other libraries plus those K x 14 notes, with two weightings:
   draws per epoch equal the mean of the other libraries' (its windows are drawn that many
   times more often).
 
-Accuracy is measured per note (mean of its window probabilities) on the rest of the library:
+Accuracy is measured per note (mean of its window probabilities, each window scored as the
+user model scores it: ``predict.shift_average``; ``rest_accuracy_one_view`` is the rest scored
+without that averaging, by the same fold models) on the rest of the library:
 every note of it whose instrument and pitch are not among the K picked ones (a picked note's
 other dynamics are left out too), and on one common set, the notes left by the largest K, so
 that the points of the curve are measured on the same notes. The test fold of the training
@@ -51,7 +53,7 @@ from machine import cpu_model, version  # benchmarks/machine.py (the script's fo
 
 from instrclf import colour, data, layout, settings
 from instrclf.layout import write_json
-from instrclf.settings import CleanSettings, FeatureSettings
+from instrclf.settings import CleanSettings, FeatureSettings, PredictSettings
 
 WEIGHTINGS = ("weight 1", "balanced")
 
@@ -90,9 +92,9 @@ def coloured(cache, train_rows, *, degree):
     return lambda rows: cache.select(rows, shifts=shifts).read(np.arange(len(rows)))
 
 
-def window_probs(back, x):
-    """The back end's probabilities of spectrograms ``x``."""
-    return back.predict(x, batch_size=settings.INFERENCE_BATCH, verbose=0)
+def window_probs(score, x):
+    """The probabilities of spectrograms ``x`` by ``score`` (:func:`instrclf.models.scorer`)."""
+    return score.predict(x, batch_size=settings.INFERENCE_BATCH, verbose=0)
 
 
 def note_accuracy(probs, rows, labels) -> float:
@@ -123,11 +125,12 @@ def main(argv=None):
     if any(k < 0 for k in args.shots):
         parser.error("--shots must be >= 0")
 
-    from instrclf import train  # TensorFlow after the arguments
+    from instrclf import models, train  # TensorFlow after the arguments
     from instrclf.features import Features
 
     params = settings.load(args.params)
     seed = settings.seed(params)
+    shift_average = settings.section(params, PredictSettings).shift_average
     cache = Features(args.features, clean=settings.section(params, CleanSettings), features=settings.section(params, FeatureSettings))
     index = cache.index
     if args.library not in set(index["library"]):
@@ -151,7 +154,7 @@ def main(argv=None):
             rest = new[new["Path"].isin(rest_of(notes, picked)["Path"])].drop(columns="pitch")
             shared = new[new["Path"].isin(common["Path"])].drop(columns="pitch")
             for weighting in args.weightings if shots else WEIGHTINGS[:1]:
-                start, rest_probs, shared_probs, per_fold = time.perf_counter(), [], [], {}
+                start, rest_probs, shared_probs, one_view, per_fold = time.perf_counter(), [], [], [], {}
                 for fold, sets in folds.items():
                     job = replace(settings.TrainingJob.from_params(params, model=model, fold=fold), unseen_library=None)
                     rows = pd.concat([sets.train, extra], ignore_index=True)  # the new library's picked notes train
@@ -160,12 +163,14 @@ def main(argv=None):
                     take = coloured(cache, rows, degree=job.library_colour)
                     fitted = train.fit(job, take(rows), data.encode(rows["label"], labels), take(sets.val),
                                        data.encode(sets.val["label"], labels), n_classes=len(labels), draws=draws)
-                    rest_probs.append(window_probs(fitted.back, take(rest)))
-                    shared_probs.append(window_probs(fitted.back, take(shared)))
+                    score = models.scorer(fitted.back, shift_average=shift_average)  # as models/<model>.keras scores
+                    rest_probs.append(window_probs(score, take(rest)))
+                    shared_probs.append(window_probs(score, take(shared)))
+                    one_view.append(window_probs(fitted.back, take(rest)) if shift_average else rest_probs[-1])
                     per_fold[str(fold)] = {
                         "library_weight": round(weights.get(args.library, 1.0), 3),
                         "rest_accuracy": round(note_accuracy(rest_probs[-1], rest, labels), 4),
-                        "test_fold_accuracy": round(note_accuracy(window_probs(fitted.back, take(sets.test)), sets.test, labels), 4),
+                        "test_fold_accuracy": round(note_accuracy(window_probs(score, take(sets.test)), sets.test, labels), 4),
                         "best_epoch": fitted.best_epoch,
                     }
                 run = {
@@ -179,6 +184,8 @@ def main(argv=None):
                     # one fold: that fold model's figures; several: the mean of their probabilities
                     "rest_accuracy": round(note_accuracy(np.mean(rest_probs, axis=0), rest, labels), 4),
                     "common_accuracy": round(note_accuracy(np.mean(shared_probs, axis=0), shared, labels), 4),
+                    "shift_average": shift_average,  # predict.shift_average; the rest scored without it:
+                    "rest_accuracy_one_view": round(note_accuracy(np.mean(one_view, axis=0), rest, labels), 4),
                     "test_fold_accuracy": float(np.mean([f["test_fold_accuracy"] for f in per_fold.values()]).round(4)),
                     "best_epoch": per_fold[str(args.folds[0])]["best_epoch"],
                     "seconds": round(time.perf_counter() - start, 1),

@@ -234,7 +234,7 @@ def set_model(model, card, items, *, name="the model", batch_windows=INFERENCE_B
     ``train.library_colour``; ``name`` (its file) names it in errors.
     """
     from . import audio, colour
-    from .models import assemble, back_ends
+    from .models import assemble, back_ends, shift_average_of
 
     if card.colour_degree is None:
         raise DataError(f"{name}: --as-set: the model was trained without train.library_colour, "
@@ -262,7 +262,7 @@ def set_model(model, card, items, *, name="the model", batch_windows=INFERENCE_B
     if not spectra.counts:
         raise DataError(f"{name}: --as-set: no file holds sound above the threshold: the set has no colouring to measure")
     shift = colour.shift(spectra.means()["set"], degree=card.colour_degree, target=card.colour_reference)
-    return assemble(front, back_ends(model), name=model.name, shift=shift)
+    return assemble(front, back_ends(model), name=model.name, shift=shift, shift_average=shift_average_of(model))
 
 
 def _file_rate(path) -> int:

@@ -48,7 +48,7 @@ from .card import card_path, export_paths
 from .errors import InstrclfError, ParameterError
 from .io import atomic_dir, sha256_of
 from .litert import CARD_METADATA, SOURCE_METADATA
-from .models import back_ends
+from .models import back_ends, scores, shift_average_of
 from .settings import EXPORT_FORMATS, INFERENCE_BATCH
 
 #: Formats a user may go without: one that fails is reported in one line and left out.
@@ -173,7 +173,8 @@ def real_model(model: keras.Model, *, name: str) -> keras.Model:
     Parameters
     ----------
     model : keras.Model
-        A user model (:func:`instrclf.models.assemble`): front end, back ends, their mean.
+        A user model (:func:`instrclf.models.assemble`): front end, back ends (over shifted
+        views of the spectrum, if it was built so), their mean.
     name : str
         Its name, for error messages.
     """
@@ -185,10 +186,7 @@ def real_model(model: keras.Model, *, name: str) -> keras.Model:
         amin=db["amin"], ref_value=db["ref_value"], dynamic_range=db["dynamic_range"], name="real_melspectrogram",
     )
     inputs = keras.Input(model.input_shape[1:], name="audio")
-    mel = front(inputs)
-    backs = back_ends(model)
-    outputs = [back(mel) for back in backs]
-    probs = outputs[0] if len(outputs) == 1 else keras.layers.Average(name="mean_of_folds")(outputs)
+    probs = scores(front(inputs), back_ends(model), shift_average=shift_average_of(model))
     return keras.Model(inputs, probs, name=model.name)
 
 

@@ -185,13 +185,14 @@ class Selection:
 
     def read(self, indices) -> np.ndarray:
         """Rows ``indices`` (positions in this selection) as float32, in that order, shifted if asked."""
-        indices = np.asarray(indices, dtype=np.int64)
-        return self._shifted(self._rows.read(self.positions[indices]), indices)
+        return self._read(np.asarray(indices, dtype=np.int64))[0]
 
-    def _shifted(self, rows: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    def _read(self, indices: np.ndarray) -> tuple:
+        """Rows ``indices`` read once: (shifted if asked, as stored)."""
+        stored = self._rows.read(self.positions[indices])
         if self._table is None:
-            return rows
-        return rows + self._table[self._codes[indices]][:, None, :, None]
+            return stored, stored
+        return stored + self._table[self._codes[indices]][:, None, :, None], stored
 
     def batches(self, size: int, *, with_stored: bool = False):
         """The whole selection in order, ``size`` rows at a time.
@@ -199,9 +200,5 @@ class Selection:
         With ``with_stored`` each batch is a pair read once: (the rows shifted, the rows as stored).
         """
         for start in range(0, len(self), size):
-            indices = np.arange(start, min(start + size, len(self)))
-            if with_stored:
-                stored = self._rows.read(self.positions[indices])
-                yield self._shifted(stored, indices), stored
-            else:
-                yield self.read(indices)
+            shifted, stored = self._read(np.arange(start, min(start + size, len(self))))
+            yield (shifted, stored) if with_stored else shifted

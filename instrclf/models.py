@@ -53,7 +53,46 @@ class Shift(layers.Layer):
         return super().get_config() | {"values": self.values}
 
 
-def assemble(front: keras.Model, backs: list, *, name: str, shift=None) -> keras.Model:
+@keras.saving.register_keras_serializable(package="instrclf")
+class BandShift(layers.Layer):
+    """Moves a spectrogram ``bands`` mel bands up (down if negative), repeating the edge band.
+
+    The same move as :func:`instrclf.augment.mel_shift` with its shift fixed: the test-time
+    views of ``predict.shift_average``.
+    """
+
+    def __init__(self, bands, **kwargs):
+        super().__init__(**kwargs)
+        self.bands = int(bands)
+
+    def call(self, x):
+        n_mels = x.shape[2]
+        index = [min(max(m - self.bands, 0), n_mels - 1) for m in range(n_mels)]
+        return keras.ops.take(x, keras.ops.convert_to_tensor(index, dtype="int32"), axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {"bands": self.bands}
+
+
+def scores(mel, backs: list, *, shift_average: int = 0):
+    """The mean of the back ends' probabilities for the spectrogram tensor ``mel``.
+
+    With ``shift_average`` = r > 0 each back end sees the spectrum shifted by every whole
+    number of bands in -r..r (:class:`BandShift`) and all their probabilities are averaged
+    (``predict.shift_average``); 0: each back end sees ``mel`` as it is.
+    """
+    if not backs:
+        raise ParameterError("a model needs at least one back end")
+    views = [mel] if not shift_average else [
+        BandShift(k, name=f"band_shift_{'m' if k < 0 else 'p'}{abs(k)}")(mel) for k in range(-shift_average, shift_average + 1)]
+    outputs = [back(view) for back in backs for view in views]
+    return outputs[0] if len(outputs) == 1 else layers.Average(name="mean_of_folds")(outputs)
+
+
+def assemble(front: keras.Model, backs: list, *, name: str, shift=None, shift_average: int = 0) -> keras.Model:
     """One raw-audio model: the front end, then the mean of the back ends' probabilities.
 
     Parameters
@@ -67,22 +106,35 @@ def assemble(front: keras.Model, backs: list, *, name: str, shift=None) -> keras
     shift : array-like or None
         One value per mel band added to the spectrogram before the back ends (a set's colour
         shift, ``instrclf classify --as-set``); None: none.
+    shift_average : int
+        Each back end's probabilities averaged over the spectrum shifted by -r..r bands
+        (:func:`scores`, ``predict.shift_average``); 0: none.
     """
-    if not backs:
-        raise ParameterError("assemble needs at least one back end")
     inputs = keras.Input(front.input_shape[1:], name="audio")
     mel = front(inputs)
     if shift is not None:
         mel = Shift(shift, name="colour_shift")(mel)
-    outputs = [back(mel) for back in backs]
-    probs = outputs[0] if len(outputs) == 1 else layers.Average(name="mean_of_folds")(outputs)
-    return keras.Model(inputs, probs, name=name)
+    return keras.Model(inputs, scores(mel, backs, shift_average=shift_average), name=name)
+
+
+def scorer(back: keras.Model, *, shift_average: int) -> keras.Model:
+    """Back end ``back`` as the user model scores with it: spectrogram -> probabilities (:func:`scores`)."""
+    if not shift_average:
+        return back
+    mel = keras.Input(back.input_shape[1:], name="spectrogram")
+    return keras.Model(mel, scores(mel, [back], shift_average=shift_average), name=f"{back.name}_scorer")
 
 
 def back_ends(model: keras.Model) -> list:
     """The trained back ends of a user model made by :func:`assemble`, in order."""
     return [layer for layer in model.layers
-            if type(layer).__name__ != "InputLayer" and layer.name not in ("frontend", "mean_of_folds", "colour_shift")]
+            if type(layer).__name__ not in ("InputLayer", "BandShift")
+            and layer.name not in ("frontend", "mean_of_folds", "colour_shift")]
+
+
+def shift_average_of(model: keras.Model) -> int:
+    """The ``shift_average`` a user model made by :func:`assemble` was built with (0: none)."""
+    return max((abs(layer.bands) for layer in model.layers if isinstance(layer, BandShift)), default=0)
 
 
 def build(name: str, *, config: ModelConfig, clean: CleanSettings, features: FeatureSettings, n_classes: int, fold=0):

@@ -47,24 +47,21 @@ def load_fold_models(paths: dict) -> tuple:
     return front, backs, first
 
 
-def _probs(back, x) -> np.ndarray:
-    """The back end's probabilities, batch by batch (eager: no graph retraced per fold model).
+def _probs(score, x, *, with_stored: bool = False):
+    """The probabilities of ``score`` (spectrograms -> probabilities) for every row of the
+    :class:`~instrclf.features.Selection` ``x``, :data:`INFERENCE_BATCH` rows at a time (eager:
+    no graph retraced per fold model).
 
-    ``x``: spectrograms in memory, or a :class:`instrclf.features.Selection` of the features file,
-    read :data:`INFERENCE_BATCH` rows at a time.
+    With ``with_stored``, a pair from one read of each batch: (for the rows shifted, for the
+    rows as stored, their library's colouring left in).
     """
-    batches = x.batches(INFERENCE_BATCH) if hasattr(x, "batches") else (x[i : i + INFERENCE_BATCH] for i in range(0, len(x), INFERENCE_BATCH))
-    return np.concatenate([np.asarray(back(batch, training=False)) for batch in batches])
+    runs = [[np.asarray(score(b, training=False)) for b in (batch if with_stored else (batch,))]
+            for batch in x.batches(INFERENCE_BATCH, with_stored=with_stored)]
+    probs = [np.concatenate(column) for column in zip(*runs)]
+    return tuple(probs) if with_stored else probs[0]
 
 
-def _probs_shifted_and_stored(back, x) -> tuple:
-    """The back end's probabilities for a shifted :class:`~instrclf.features.Selection` and for its
-    rows as stored (their library's colouring left in), each batch read once."""
-    pairs = [[np.asarray(back(b, training=False)) for b in batch] for batch in x.batches(INFERENCE_BATCH, with_stored=True)]
-    return np.concatenate([p for p, _ in pairs]), np.concatenate([q for _, q in pairs])
-
-
-def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
+def run(name: str, *, paths: dict, features_dir, unseen_library, shift_average: int = 0) -> dict:
     """Evaluate each fold model of architecture ``name`` and build its averaging ensemble.
 
     Parameters
@@ -77,6 +74,10 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
         The ``features`` stage's output: every window's spectrogram and index.csv.
     unseen_library : str or None
         ``split.unseen_library``; must match what the models were trained without.
+    shift_average : int
+        ``predict.shift_average``: every window scored as the mean over its spectrum shifted
+        by -r..r mel bands, by the fold models here and by the ensemble saved for users
+        (:func:`instrclf.models.scores`).
 
     With the models trained at a colour reference (``train.library_colour``), every library is
     brought to it first, the unseen one from its own windows' mean spectrum (no labels): the
@@ -112,15 +113,16 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
     x_unseen = cache.select(unseen, shifts=shifts) if len(unseen) else None
     for fold, back in backs.items():
         test = sets[fold].test
-        probs = _probs(back, cache.select(test, shifts=shifts))
+        score = models.scorer(back, shift_average=shift_average)
+        probs = _probs(score, cache.select(test, shifts=shifts))
         predictions = evaluate.aggregate(test, probs, labels=labels, subset="test")
         figures = evaluate.metrics(test, probs, predictions, labels=labels)
         rows.append(predictions)
         if x_unseen is not None:
             if shifts is None:
-                p = _probs(back, x_unseen)
+                p = _probs(score, x_unseen)
             else:  # also each note alone, its colouring left in
-                p, alone = _probs_shifted_and_stored(back, x_unseen)
+                p, alone = _probs(score, x_unseen, with_stored=True)
                 alone_probs.append(alone)
             unseen_probs.append(p)
             figures |= _prefixed("unseen_", unseen, p, labels)
@@ -134,7 +136,7 @@ def run(name: str, *, paths: dict, features_dir, unseen_library) -> dict:
         rows.append(evaluate.aggregate(unseen, mean, labels=labels, subset="unseen"))
     else:
         results["unseen_note"] = first.unseen_note
-    ensemble = models.assemble(front, [backs[f] for f in sorted(backs)], name=name)
+    ensemble = models.assemble(front, [backs[f] for f in sorted(backs)], name=name, shift_average=shift_average)
     ensemble_card = card.model_copy(update={"test_folds": sorted(backs)})
     return {
         "predictions": pd.concat(rows, ignore_index=True),

@@ -367,6 +367,24 @@ class SplitSettings(Settings):
         return val, tuple(f for f in range(N_FOLDS) if f not in (test_fold, val))
 
 
+# --------------------------------------------------------------------------- predict
+
+
+class PredictSettings(Settings):
+    """``predict``: how the fold models and the user models score a window.
+
+    ``shift_average`` = r: a window's probabilities are the mean over its spectrum shifted by
+    -r..r mel bands (the edge band repeated, as ``train.augment.mel_shift`` shifts training
+    windows); 0 scores the window as it is. The averaging is part of the saved user model
+    (:func:`instrclf.models.assemble`), so every export and ``instrclf classify`` carry it;
+    it costs 2r + 1 back-end passes per window.
+    """
+
+    KEY: ClassVar[str] = "predict"
+
+    shift_average: Annotated[int, Field(ge=0, le=16)]
+
+
 # --------------------------------------------------------------------------- export
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from instrclf import settings, stage
 from instrclf.layout import write_json
-from instrclf.settings import SplitSettings
+from instrclf.settings import PredictSettings, SplitSettings
 
 #: The params this stage reads: dvc.yaml lists exactly these.
-PARAMS = ("split",)
+PARAMS = ("split", "predict")
 
 
 def parse_args(argv=None):
@@ -33,11 +33,13 @@ def main(argv=None):
     args = parse_args(argv)
 
     def work():
-        split = settings.section(settings.load(args.params, keys=PARAMS), SplitSettings)
+        params = settings.load(args.params, keys=PARAMS)
+        split, predicting = settings.section(params, SplitSettings), settings.section(params, PredictSettings)
         from instrclf import layout, models, predict  # TensorFlow loads only once the params are good
 
         paths = {fold: Path(args.folds) / f"{fold}.keras" for fold in split.test_folds}
-        out = predict.run(args.model, paths=paths, features_dir=args.features, unseen_library=split.unseen_library)
+        out = predict.run(args.model, paths=paths, features_dir=args.features, unseen_library=split.unseen_library,
+                          shift_average=predicting.shift_average)
         layout.write_predictions(args.out, out["predictions"])
         write_json(args.results, out["results"])
         models.save(out["model"], args.ensemble, card=out["card"])

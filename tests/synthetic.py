@@ -24,6 +24,7 @@ TINY_PARAMS = {
         "library_weights": {},
         "library_colour": 3,  # on, as by default: every training and prediction test goes through it
     },
+    "predict": {"shift_average": 1},  # on, as by default: every prediction test goes through it
     "export": {"formats": ["tflite"]},  # the quickest format: the others are exported in tests/test_export.py
     "models": {
         "conv1d": {"epochs": 2, "batch_size": 16, "learning_rate": 0.003, "precision": "float32", "filters": [4, 8, 16], "kernel_size": 3, "dense": 16, "dropout": 0.1, "l2": 0.001},

@@ -547,12 +547,14 @@ def test_a_card_naming_more_folds_than_the_model_holds_is_refused(model_dir, tmp
 
 @pytest.fixture(scope="module")
 def coloured_model(tmp_path_factory):
-    """A tiny model whose card says it was trained at a colour reference."""
+    """A tiny model whose card says it was trained at a colour reference, averaged over spectra moved by
+    -1..1 bands (predict.shift_average, as the user models are)."""
     root = tmp_path_factory.mktemp("coloured")
     features = FeatureSettings.from_params(TINY_PARAMS["features"])
     the_card = card(colour_degree=2, colour_reference=np.linspace(-70.0, -40.0, features.n_mels).tolist())
     model = models.build("baseline", config=BaselineConfig.from_params(TINY_PARAMS["models"]["baseline"]), clean=CLEAN,
                          features=features, n_classes=len(LABELS))
+    model = models.assemble(model.get_layer("frontend"), models.back_ends(model), name="baseline", shift_average=1)
     models.save(model, root / "coloured.keras", card=the_card)
     return root / "coloured.keras"
 
@@ -567,8 +569,9 @@ def test_as_set_shifts_every_window_by_the_sets_colouring_to_the_models(coloured
     windows = np.concatenate([audio.prepare(*audio.load(p), **the_card.clean.model_dump()) for p in paths if p.stat().st_size])
     spectra = np.asarray(front.predict(windows[..., None], verbose=0))
     shift = colour.shift(colour.mean_spectrum(spectra), degree=2, target=the_card.colour_reference)
-    back = models.back_ends(model)[0]
-    expected = np.asarray(back(spectra + shift[None, None, :, None]))
+    back, moved = models.back_ends(model)[0], spectra + shift[None, None, :, None]
+    n = moved.shape[2]  # then the views of the model's shift averaging, which the set's model keeps
+    expected = np.mean([np.asarray(back(moved[:, :, np.clip(np.arange(n) - k, 0, n - 1), :])) for k in (-1, 0, 1)], axis=0)
     for batch, block in ((3, 1000), (256, None)):  # the padding of a short call never enters the mean
         shifted = cli.set_model(model, the_card, items, batch_windows=batch, block_frames=block)
         np.testing.assert_allclose(shifted.predict(windows[..., None], verbose=0), expected, rtol=1e-4, atol=1e-6)

@@ -23,14 +23,17 @@ CLEAN, FEATURES = tiny_settings()
 PARAMS = TINY_PARAMS
 
 
-def save_model(path, name="conv1d", *, params=PARAMS, seed=3):
-    """An untrained tiny model (its own random weights) of ``name`` saved with its card."""
+def save_model(path, name="conv1d", *, params=PARAMS, seed=3, shift_average=0):
+    """An untrained tiny model (its own random weights) of ``name`` saved with its card (``shift_average``:
+    built as predict.shift_average builds the user model)."""
     import keras
 
     keras.utils.set_random_seed(seed)
     clean, features = tiny_settings(params)
     model = models.build(name, config=settings.model_config(params, name), clean=clean, features=features,
                          n_classes=len(LABELS))
+    if shift_average:
+        model = models.assemble(model.get_layer("frontend"), models.back_ends(model), name=name, shift_average=shift_average)
     models.save(model, path, card=tiny_card(name, labels=LABELS, test_folds=[0], params=params))
     return path
 
@@ -47,10 +50,11 @@ def run_stage(model_path, clean_dir, out_dir, results):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """The stage run on a tiny conv1d and 60 clean windows: ``(root, model path, out folder, results)``."""
+    """The stage run on a tiny conv1d averaged over shifted views (the default user model's shape) and
+    60 clean windows: ``(root, model path, out folder, results)``."""
     root = tmp_path_factory.mktemp("export")
     make_clean_dir(root / "clean", notes_per_fold=1)
-    model_path = save_model(root / "conv1d.keras")
+    model_path = save_model(root / "conv1d.keras", shift_average=1)
     out, _ = run_stage(model_path, root / "clean", root / "export" / "conv1d", root / "results" / "conv1d.json")
     assert out.startswith("export@conv1d: ") and "tflite_max_abs_diff=" in out
     return root, model_path, root / "export" / "conv1d", json.loads((root / "results" / "conv1d.json").read_text())

@@ -169,6 +169,43 @@ def test_ensemble_is_the_mean_of_its_back_ends(front, spec_shape, audio):
     np.testing.assert_allclose(call(ensemble, audio), np.mean(outputs, axis=0), rtol=1e-5, atol=1e-7)
 
 
+def shifted_views(spec, radius):
+    """``spec`` moved by every whole number of mel bands in -radius..radius, the edge band repeated (numpy)."""
+    n = spec.shape[2]
+    return [spec[:, :, np.clip(np.arange(n) - k, 0, n - 1), :] for k in range(-radius, radius + 1)]
+
+
+def test_a_shift_averaged_model_is_the_mean_over_shifted_spectra_of_every_back_end(tmp_path, front, spec_shape, audio):
+    """predict.shift_average: each back end on the spectrum moved by -r..r bands, every probability averaged;
+    saved and reloaded it is the same model, its back ends and its radius found again."""
+    backs = [tiny_back("conv2d", spec_shape, fold=0, seed=1), tiny_back("conv2d", spec_shape, fold=1, seed=2)]
+    model = models.assemble(front, backs, name="conv2d", shift_average=2)
+    spec = features.spectrograms(front, audio)
+    expected = np.mean([call(b, v) for b in backs for v in shifted_views(spec, 2)], axis=0)
+    assert not np.allclose(expected, np.mean([call(b, spec) for b in backs], axis=0), atol=1e-4)  # the views matter
+    np.testing.assert_allclose(call(model, audio), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(call(models.scorer(backs[0], shift_average=2), spec),
+                               np.mean([call(backs[0], v) for v in shifted_views(spec, 2)], axis=0), rtol=1e-5, atol=1e-7)
+    assert models.scorer(backs[0], shift_average=0) is backs[0]
+    models.save(model, tmp_path / "m.keras", card=tiny_card("conv2d", labels=LABELS, test_folds=[0, 1]))
+    loaded, _ = models.load(tmp_path / "m.keras")
+    np.testing.assert_allclose(call(loaded, audio), expected, rtol=1e-5, atol=1e-7)
+    assert models.shift_average_of(loaded) == 2 and [b.name for b in models.back_ends(loaded)] == [b.name for b in backs]
+    assert models.shift_average_of(models.assemble(front, backs, name="plain")) == 0
+
+
+def test_the_test_time_views_are_the_moves_training_augments_with(spec_shape):
+    """BandShift(k) is augment.mel_shift with its draw fixed at k: each augmented example is one of the views."""
+    from instrclf import augment
+    from instrclf.runtime import tf
+
+    x = np.random.default_rng(0).normal(size=(16, *spec_shape)).astype("float32")
+    moved = np.asarray(augment.mel_shift(tf.constant(x), tf.constant([1, 2]), 2))
+    views = {k: np.asarray(models.BandShift(k)(x)) for k in range(-2, 3)}
+    found = [[k for k, v in views.items() if np.array_equal(moved[i], v[i])] for i in range(len(x))]
+    assert all(len(ks) == 1 for ks in found) and len({ks[0] for ks in found}) > 2, found
+
+
 def test_the_same_model_saved_twice_is_the_same_bytes(tmp_path, spec_shape, audio):
     """A DVC output must hash the same for the same weights: no save date, no memory addresses, no zip times."""
     card = tiny_card("conv1d", labels=LABELS, test_folds=[0, 1])
@@ -276,7 +313,7 @@ def test_backend_refuses_bad_arguments(name, config, n_classes, match, spec_shap
 def test_assemble_needs_a_back_end(front):
     with pytest.raises(ParameterError) as error:
         models.assemble(front, [], name="x")
-    assert str(error.value) == "assemble needs at least one back end"
+    assert str(error.value) == "a model needs at least one back end"
 
 
 def test_an_assembled_model_is_named_takes_audio_and_averages_folds_in_one_named_layer(front, spec_shape):

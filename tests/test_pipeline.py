@@ -198,6 +198,7 @@ RERUNS = [
     ("clean.envelope_ms=40", {"clean", "features", *TRAIN}),
     ("features.n_mels=24", {"features", *TRAIN}),
     ("split.unseen_library=TimGM6mb", {*TRAIN, *PREDICT}),
+    ("predict.shift_average=0", PREDICT),
     ("train.patience=1", TRAIN),
     ("train.augment.eq_db=3", TRAIN),
     ("models.lstm.units=12", {f"train@lstm-{f}" for f in FOLDS}),

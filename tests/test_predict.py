@@ -96,6 +96,32 @@ def test_unseen_library_is_predicted_by_the_mean_of_the_fold_models(clean_dir, r
     assert result["card"].test_folds == list(FOLDS)
 
 
+def test_shift_average_scores_each_window_over_its_shifted_spectra_in_every_fold_and_the_ensemble(
+        features_dir, clean_dir, fold_paths, independent):
+    """predict.shift_average = 1: the fold figures and the user model both average each window over its
+    spectrum moved by -1..1 bands (the test notes are not those of the plain run, so the knob is not ignored)."""
+    shifted = predict.run("baseline", paths=fold_paths, features_dir=features_dir, unseen_library="B", shift_average=1)
+    assert models.shift_average_of(shifted["model"]) == 1
+    index = layout.read_index(clean_dir)
+    own = {}
+    for fold, path in fold_paths.items():
+        loaded = keras.models.load_model(path)
+        viewed = models.assemble(loaded.get_layer("frontend"), models.back_ends(loaded), name="viewed", shift_average=1)
+        own[fold] = note_probs(viewed, clean_dir, index)
+    test = shifted["predictions"].query("set == 'test'")
+    differs = 0
+    for row in test.itertuples():
+        np.testing.assert_allclose(test.loc[row.Index, P].to_numpy(float), own[row.fold][row.Path], rtol=1e-5, atol=1e-6)
+        differs += not np.allclose(own[row.fold][row.Path], independent[row.fold][row.Path], rtol=1e-3)
+    assert differs > len(test) // 2
+    unseen = shifted["predictions"].query("set == 'unseen'")
+    by_model = note_probs(shifted["model"], clean_dir, index[index["library"] == "B"].reset_index(drop=True))
+    for row in unseen.itertuples():
+        mean = np.mean([own[f][row.Path] for f in FOLDS], axis=0)
+        np.testing.assert_allclose(unseen.loc[row.Index, P].to_numpy(float), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(by_model[row.Path], mean, rtol=1e-5, atol=1e-6)
+
+
 def test_the_ensemble_saves_and_reloads(tmp_path, clean_dir, result):
     path = tmp_path / "baseline.keras"
     models.save(result["model"], path, card=result["card"])
