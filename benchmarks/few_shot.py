@@ -164,9 +164,10 @@ def main(argv=None):
                     fitted = train.fit(job, take(rows), data.encode(rows["label"], labels), take(sets.val),
                                        data.encode(sets.val["label"], labels), n_classes=len(labels), draws=draws)
                     score = models.scorer(fitted.back, shift_average=shift_average)  # as models/<model>.keras scores
-                    rest_probs.append(window_probs(score, take(rest)))
+                    x_rest = take(rest)  # read and coloured once for both scorings
+                    rest_probs.append(window_probs(score, x_rest))
                     shared_probs.append(window_probs(score, take(shared)))
-                    one_view.append(window_probs(fitted.back, take(rest)) if shift_average else rest_probs[-1])
+                    one_view.append(window_probs(fitted.back, x_rest) if shift_average else rest_probs[-1])
                     per_fold[str(fold)] = {
                         "library_weight": round(weights.get(args.library, 1.0), 3),
                         "rest_accuracy": round(note_accuracy(rest_probs[-1], rest, labels), 4),

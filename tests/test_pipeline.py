@@ -135,6 +135,7 @@ def test_every_seen_note_is_tested_once_and_unseen_notes_by_the_ensemble(repo):
         assert sorted(table.loc[table["set"] == "unseen", "Path"]) == sorted(unseen["Path"])
         model, card = models.load(repo / f"models/{name}.keras")
         assert card.test_folds == FOLDS and card.unseen_library == LIBRARIES[-1]
+        assert models.shift_average_of(model) == tiny_params()["predict"]["shift_average"] > 0  # the stage passes the knob on
         assert model.output_shape[-1] == len(labels)
 
 

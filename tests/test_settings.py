@@ -18,6 +18,7 @@ from instrclf.settings import (
     FeatureSettings,
     LocalSettings,
     LstmConfig,
+    PredictSettings,
     SoundfontSettings,
     SplitSettings,
     TinysolSettings,
@@ -29,7 +30,7 @@ PARAMS = settings.load(ROOT / "params.yaml")
 
 CLASSES = (
     DataSettings, TinysolSettings, SoundfontSettings, LocalSettings, CleanSettings, FeatureSettings,
-    SplitSettings, TrainSettings, ExportSettings, Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig,
+    SplitSettings, PredictSettings, TrainSettings, ExportSettings, Conv1dConfig, Conv2dConfig, LstmConfig, BaselineConfig,
 )
 
 # (class, location inside its section, bad value, the path shown, what the message says is allowed)
@@ -44,6 +45,7 @@ UNKNOWN = [
     (SplitSettings, ("test_fold",), [0], "split.test_fold", "'test_folds'"),
     (TrainSettings, ("patienc",), 2, "train.patienc", "'patience'"),
     (ExportSettings, ("format",), ["tflite"], "export.format", "'formats'"),
+    (PredictSettings, ("shift_averages",), 1, "predict.shift_averages", "'shift_average'"),
     (Conv1dConfig, ("epoch",), 12, "models.conv1d.epoch", "'epochs'"),
     (Conv1dConfig, ("kernel_sizes",), 4, "models.conv1d.kernel_sizes", "'kernel_size'"),
     (Conv2dConfig, ("kernel_size",), 3, "models.conv2d.kernel_size", "'kernel_sizes'"),
@@ -61,6 +63,7 @@ WRONG_TYPE = [
     (SplitSettings, ("test_folds",), 0, "split.test_folds", "valid list"),
     (TrainSettings, ("models",), "conv1d", "train.models", "valid list"),
     (ExportSettings, ("formats",), "tflite", "export.formats", "valid list"),
+    (PredictSettings, ("shift_average",), "1", "predict.shift_average", "valid integer"),
     (Conv1dConfig, ("filters",), 8, "models.conv1d.filters", "valid list"),
     (Conv2dConfig, ("dense",), "64", "models.conv2d.dense", "valid integer"),
     (LstmConfig, ("dense",), 64, "models.lstm.dense", "valid list"),
@@ -86,6 +89,8 @@ OUT_OF_RANGE = [
     (ExportSettings, ("formats",), ["tflite", "tfjs"], "export.formats[1]", "'tflite', 'tflite_int8', 'savedmodel' or 'onnx'"),
     (ExportSettings, ("formats",), ["onnx", "onnx"], "export.formats", "unique"),
     (ExportSettings, ("formats",), [], "export.formats", "at least 1 item"),
+    (PredictSettings, ("shift_average",), -1, "predict.shift_average", "greater than or equal to 0"),
+    (PredictSettings, ("shift_average",), 17, "predict.shift_average", "less than or equal to 16"),
     (Conv1dConfig, ("dropout",), 1.0, "models.conv1d.dropout", "less than 1"),
     (Conv2dConfig, ("l2",), -0.1, "models.conv2d.l2", "greater than or equal to 0"),
     (LstmConfig, ("dense",), [64], "models.lstm.dense", "at least 2 items"),
@@ -99,6 +104,7 @@ BOOL_FOR_INT = [
     (ExportSettings, ("formats",), [True], "export.formats[0]", "'tflite', 'tflite_int8', 'savedmodel' or 'onnx'"),
     (BaselineConfig, ("epochs",), True, "models.baseline.epochs", "valid integer"),
     (TrainSettings, ("patience",), True, "train.patience", "valid integer"),
+    (PredictSettings, ("shift_average",), True, "predict.shift_average", "valid integer"),
     (Conv1dConfig, ("kernel_size",), True, "models.conv1d.kernel_size", "valid integer"),
     (Conv2dConfig, ("filters",), [8, True, 16, 32, 32], "models.conv2d.filters[1]", "valid integer"),
     (LstmConfig, ("units",), True, "models.lstm.units", "valid integer"),
