@@ -475,13 +475,20 @@ def predictor(fmt: str, path):
     raise ParameterError(f"export format must be one of {list(EXPORT_FORMATS)}, got {fmt!r}")
 
 
-def window_probabilities(predictors: dict, clean_dir, index, *, n_samples: int) -> dict:
-    """Every predictor's probabilities of every window of ``index``, the windows read once: ``{name: (n, classes)}``."""
+def window_probabilities(predictors: dict, clean_dir, index, *, n_samples: int, desc: str = "parity") -> dict:
+    """Every predictor's probabilities of every window of ``index``, the windows read once: ``{name: (n, classes)}``.
+
+    A progress bar (``desc``, windows; on stderr, shown on a terminal only) counts the windows.
+    """
+    from tqdm import tqdm
+
     out = {name: [] for name in predictors}
-    for start in range(0, len(index), INFERENCE_BATCH):
-        x = data.load_windows(clean_dir, index.iloc[start : start + INFERENCE_BATCH], n_samples=n_samples)
-        for name, predict in predictors.items():
-            out[name].append(np.asarray(predict(x), dtype=np.float64))
+    with tqdm(total=len(index), unit="window", desc=desc, disable=None, mininterval=1.0) as bar:
+        for start in range(0, len(index), INFERENCE_BATCH):
+            x = data.load_windows(clean_dir, index.iloc[start : start + INFERENCE_BATCH], n_samples=n_samples)
+            for name, predict in predictors.items():
+                out[name].append(np.asarray(predict(x), dtype=np.float64))
+            bar.update(len(x))
     return {name: np.concatenate(parts) for name, parts in out.items()}
 
 
@@ -580,6 +587,7 @@ def run(model_path, *, clean_dir, out_dir, formats=EXPORT_FORMATS) -> dict:
         card_path(paths["tflite"]).write_text(card_json, encoding="utf-8")
         made = {}
         for fmt in formats:
+            print(f"{name}: making {fmt}", file=sys.stderr, flush=True)  # a conversion can take minutes
             try:
                 write_format(fmt, twin, paths, name=name, card_json=card_json, keras_sha256=keras_sha256)
             except ExportError as exc:
@@ -592,7 +600,7 @@ def run(model_path, *, clean_dir, out_dir, formats=EXPORT_FORMATS) -> dict:
                 made[fmt] = predictor(fmt, paths[fmt])
         mixed = {} if twin is model else {"keras_mixed": model.predict_on_batch}
         probs = window_probabilities({"keras": twin.predict_on_batch, **mixed, **made}, clean_dir, index,
-                                     n_samples=card.clean.window_length)
+                                     n_samples=card.clean.window_length, desc=f"{name}: {', '.join(['keras', *made])}")
         keras_accuracy = file_accuracy(probs["keras"], index, labels=card.labels)
         results |= {"windows": len(index), "files": int(index["Path"].nunique()), "keras_file_accuracy": keras_accuracy}
         if mixed:  # the trained policy's own figures beside its float32 twin's

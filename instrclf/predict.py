@@ -38,7 +38,7 @@ def load_fold_models(paths: dict) -> tuple:
         if card.test_folds != [fold]:
             raise DataError(f"{path}: its card says test fold(s) {card.test_folds}, expected [{fold}]")
         cards[fold] = card
-        backs[fold] = model.get_layer(backends.backend_name(card.model, fold))
+        backs[fold] = models.for_inference(model.get_layer(backends.backend_name(card.model, fold)))
         front = front or model.get_layer("frontend")
     first_fold, first = next(iter(cards.items()))
     for fold, card in cards.items():

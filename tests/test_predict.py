@@ -131,6 +131,39 @@ def test_the_ensemble_saves_and_reloads(tmp_path, clean_dir, result):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), result["model"].predict(x, verbose=0), rtol=1e-6)
 
 
+def saved_optimizer_state(path) -> list:
+    """The names in a saved .keras archive's weights file that hold optimizer state (at any depth)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    names = []
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+        weights.visit(names.append)
+    return [name for name in names if "optimizer" in name.split("/")]
+
+
+def test_the_ensemble_leaves_the_fold_models_optimizer_state_behind(tmp_path, features_dir):
+    """Training compiles each back end and saves it inside its fold model with Adam's moments;
+    the user model made of those back ends is for inference and carries none of it."""
+    paths = {}
+    for fold in FOLDS:
+        keras.utils.set_random_seed(30 + fold)
+        front = frontend(clean=CLEAN, features=FEATURES)
+        back = backends.build("baseline", config=settings.model_config(TINY_PARAMS, "baseline"),
+                              input_shape=front.output_shape[1:], n_classes=len(LABELS), fold=fold)
+        back.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        back.optimizer.build(back.trainable_variables)
+        paths[fold] = tmp_path / f"fold-{fold}.keras"
+        models.save(models.assemble(front, [back], name="baseline"), paths[fold],
+                    card=tiny_card("baseline", labels=LABELS, test_folds=[fold]))
+        assert saved_optimizer_state(paths[fold])
+    out = predict.run("baseline", paths=paths, features_dir=features_dir, unseen_library="B")
+    models.save(out["model"], tmp_path / "user.keras", card=out["card"])
+    assert saved_optimizer_state(tmp_path / "user.keras") == []
+
+
 def test_figures_per_fold_and_for_the_ensemble(result):
     predictions, results = result["predictions"], result["results"]
     assert set(results["folds"]) == {"0", "1"} and results["unseen_library"] == "B"
