@@ -334,6 +334,30 @@ def test_only_the_formats_asked_for_are_written_and_reported(exported, tmp_path)
     assert not [key for key in out["results"] if key.startswith(("tflite_int8", "savedmodel", "onnx"))]
     assert out["results"]["tflite_kept"] == 1 and out["skipped"] == []
 
+
+def test_the_exporter_names_each_format_as_it_makes_it_and_counts_every_window(exported, tmp_path, monkeypatch, capsys):
+    """A conversion can take minutes: one stderr line per format, in ``formats``'s order, then one bar
+    over every window naming the predictors it compares (forced on here: off the terminal it hides)."""
+    import io
+
+    import tqdm
+
+    bars = []
+
+    class Shown(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs | {"disable": False, "file": io.StringIO()})
+            bars.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Shown)
+    root, model_path, _, _ = exported
+    out = export.run(model_path, clean_dir=root / "clean", out_dir=tmp_path / "conv1d", formats=("onnx", "tflite"))
+    made = [line for line in capsys.readouterr().err.splitlines() if " making " in line]
+    assert made == ["conv1d: making onnx", "conv1d: making tflite"]
+    windows = out["results"]["windows"]
+    assert windows == len(layout.read_index(root / "clean"))
+    assert [(bar.desc, bar.total, bar.n) for bar in bars] == [("conv1d: keras, onnx, tflite", windows, windows)]
+
 # Hostile mutants, round 5 (benchmarks/hostile_mutants/round5): cases beside the tested ones.
 
 
