@@ -73,7 +73,7 @@ def split_accuracy(predictions: pd.DataFrame, own: dict) -> dict:
         return {"accuracy": round(float(right[mask].mean()), 4) if mask.any() else None, "notes": int(mask.sum())}
 
     per = {name: share(held["label"] == name) for name in sorted(held["label"].unique())}
-    return {"all": share(right == right), "own_samples": share(sampled), "borrowed": share(~sampled), "instruments": per}
+    return {"all": share(pd.Series(True, index=held.index)), "own_samples": share(sampled), "borrowed": share(~sampled), "instruments": per}
 
 
 def table(results: dict, own: dict) -> str:
