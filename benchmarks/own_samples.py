@@ -79,7 +79,7 @@ def split_accuracy(predictions: pd.DataFrame, own: dict) -> dict:
 def table(results: dict, own: dict) -> str:
     """Markdown: one row per model, then one per instrument."""
     borrowed = sorted(name for name, libs in own.items() if not libs)
-    lines = [f"| model | held out, all | instruments some training library samples | without ({', '.join(borrowed) or 'none'}) |",
+    lines = [f"| model | held out, all | instruments some training library samples | instruments none samples ({', '.join(borrowed) or '-'}) |",
              "|:--|--:|--:|--:|"]
     for model, r in results.items():
         cells = [f"{r[k]['accuracy']:.3f} ({r[k]['notes']})" if r[k]["accuracy"] is not None else "-"
