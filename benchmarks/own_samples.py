@@ -66,6 +66,9 @@ def split_accuracy(predictions: pd.DataFrame, own: dict) -> dict:
     held = predictions[predictions["set"] == "unseen"]
     if held.empty:
         raise DataError("the predictions have no held-out notes (set 'unseen'): was split.unseen_library null?")
+    unknown = sorted(set(held["label"]) - set(own))
+    if unknown:
+        raise DataError(f"labels {unknown} are not instruments: the split needs a run with data.target: instrument")
     right = held["label"] == held["predicted"]
     sampled = held["label"].map(lambda name: bool(own.get(name)))
 

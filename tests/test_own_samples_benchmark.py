@@ -58,6 +58,9 @@ def test_the_held_out_accuracy_splits_between_sampled_and_borrowed_instruments()
     assert split["instruments"]["Cb"] == {"accuracy": 0.0, "notes": 1}
     with pytest.raises(DataError, match="no held-out notes"):
         module.split_accuracy(predictions[predictions["set"] == "test"], own)
+    families = predictions.assign(label="Strings", predicted="Strings")
+    with pytest.raises(DataError, match=r"labels \['Strings'\] are not instruments"):
+        module.split_accuracy(families, own)
 
 
 def test_the_script_reads_a_runs_predictions_and_names_the_training_libraries(tmp_path, capsys):
