@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from library_overlap import INSTRUMENTS  # benchmarks/library_overlap.py (the script's folder is on sys.path)
+
 from instrclf import settings
 from instrclf.errors import DataError
 from instrclf.layout import write_json
@@ -52,7 +54,7 @@ def own_samples(overlap: dict, libraries: list) -> dict:
         shared = {name for pair in _value(entry, "programs_sharing_samples") for name in pair.split("=")}
         missing = set(_value(entry, "missing_programs"))
         silent = _value(entry, "silent_keys")
-        for name, (_, low, high) in _INSTRUMENTS.items():
+        for name, (_, low, high) in INSTRUMENTS.items():
             if len(silent.get(name, [])) >= high - low + 1:
                 missing.add(name)
             instruments.setdefault(name, [])
@@ -95,18 +97,6 @@ def table(results: dict, own: dict) -> str:
         lines.append(f"| {name} | {', '.join(own[name]) or 'none'} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-
-def _instruments():
-    """abbr -> (program, lowest key, highest key), as library_overlap.py examines them."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("library_overlap", Path(__file__).with_name("library_overlap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.INSTRUMENTS
-
-
-_INSTRUMENTS = _instruments()
 
 
 def main(argv=None):

@@ -1,5 +1,7 @@
 """Tiny synthetic data in the project's own formats, shared by the tests."""
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +207,16 @@ def chromium():
     import shutil
 
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module, loaded as when run as a script (its folder on ``sys.path``)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module

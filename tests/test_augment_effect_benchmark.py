@@ -1,18 +1,11 @@
 """benchmarks/augment_effect.py's library colouring removal: each library's mean spectrum, or its smooth part."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
+from synthetic import load_benchmark
 
 
 def benchmark():
-    spec = importlib.util.spec_from_file_location("augment_effect", ROOT / "benchmarks" / "augment_effect.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("augment_effect")
 
 
 def remove_library_colouring():

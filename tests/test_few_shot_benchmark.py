@@ -1,28 +1,16 @@
 """benchmarks/few_shot.py reads the spectrograms as the train stage does: each library at the training libraries' colouring."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
-from synthetic import make_features_dir, tiny_settings
+from synthetic import load_benchmark, make_features_dir, tiny_settings
 
 from instrclf import colour
 from instrclf.features import Features
 
-ROOT = Path(__file__).resolve().parents[1]
 CLEAN, FEATURES = tiny_settings()
 
 
 def few_shot():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # its sibling module machine.py
-    try:
-        spec = importlib.util.spec_from_file_location("few_shot", ROOT / "benchmarks" / "few_shot.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load_benchmark("few_shot")  # it imports its sibling module machine.py
 
 
 def test_coloured_takes_every_library_to_the_colouring_of_the_training_rows(tmp_path):

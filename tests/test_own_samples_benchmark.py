@@ -1,22 +1,16 @@
 """benchmarks/own_samples.py: which instruments a library samples itself, and the held-out figure split by it."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from synthetic import load_benchmark
 
 from instrclf.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def own_samples_module():
-    spec = importlib.util.spec_from_file_location("own_samples", ROOT / "benchmarks" / "own_samples.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("own_samples")
 
 
 def overlap_file():
@@ -36,7 +30,7 @@ def test_an_instrument_has_samples_of_its_own_where_a_library_plays_it_and_share
     assert own["Hn"] == own["Tbn"] == ["B"]
     assert own["Cb"] == ["A"]  # silent on every key of B: B does not play it
     assert own["Vc"] == ["A", "B"]  # one silent key is not a missing instrument
-    assert set(own) == set(own_samples_module()._INSTRUMENTS)
+    assert set(own) == set(own_samples_module().INSTRUMENTS)
 
 
 def test_a_training_library_missing_from_the_overlap_file_is_named():

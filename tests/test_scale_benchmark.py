@@ -1,22 +1,17 @@
 """benchmarks/scale.py's grown raw sets: ``f`` instances of every note, the first the note itself, the others varied."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from synthetic import make_raw_dir
+from synthetic import load_benchmark, make_raw_dir
 
 from instrclf import layout
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def scale_module():
-    spec = importlib.util.spec_from_file_location("scale", ROOT / "benchmarks" / "scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("scale")
 
 
 def test_a_grown_raw_set_holds_every_note_factor_times_in_its_fold(tmp_path):
